@@ -1,0 +1,52 @@
+# One command per habit (STYLE.md 11). `make test` is what the README gives and .ci/run runs.
+CARGO ?= cargo
+RELEASE_BIN := target/release
+.PHONY: all build release run test fmt lint bench bench-checker bench-node bench-harness nightly clean
+
+all: build
+
+build:
+	$(CARGO) build --workspace --bins
+
+release:
+	$(CARGO) build --release --workspace --bins
+
+# The main job on an embedded default: a short fault run of a 5-node `strict` cluster under
+# partitions and kills, checked, report written. Exits 0 whatever the verdict (it is printed);
+# fails only when quorate itself fails (exit code 3).
+run: release
+	@$(RELEASE_BIN)/quorate run --nodes 5 --preset strict --nemesis partition,kill --time-limit 30; \
+	rc=$$?; if [ $$rc -ge 3 ]; then echo "make run: quorate failed (exit $$rc)" >&2; exit $$rc; fi
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# fmt check + clippy -D warnings + every test. The node binary is built first because the
+# harness's tests start real `quorate-node` processes.
+test: lint
+	$(CARGO) build --workspace --bins
+	$(CARGO) test --workspace
+
+# Speed targets live here, not in tests; each writes its figures into its own section of
+# BENCHMARKS.md.
+bench: bench-checker bench-node bench-harness
+
+bench-checker:
+	@echo "bench-checker: not written yet"
+
+bench-node:
+	@echo "bench-node: not written yet"
+
+bench-harness:
+	@echo "bench-harness: not written yet"
+
+# The CI nightly fault job: longer runs of every preset under every fault, JUnit written.
+nightly: release
+	@echo "nightly: not written yet"
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,168 @@
+//! One line of a history (HISTORY.md, v1): the [`Event`] and its parts.
+//!
+//! Serialising an `Event` with serde_json gives exactly one JSONL line of the format; unknown
+//! fields read from a file are kept in [`Event::extra`] and written back out, so a history that
+//! passes through quorate loses nothing.
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::ser::Serializer;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// Who issued an event: a logical client, the nemesis (faults) or the harness (observations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Process {
+    Client(u64),
+    Nemesis,
+    Harness,
+}
+
+impl Process {
+    /// The client number, or `None` for the nemesis and the harness.
+    pub fn client(self) -> Option<u64> {
+        match self {
+            Process::Client(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Process {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Process::Client(p) => write!(f, "{p}"),
+            Process::Nemesis => f.write_str("nemesis"),
+            Process::Harness => f.write_str("harness"),
+        }
+    }
+}
+
+impl Serialize for Process {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Process::Client(p) => s.serialize_u64(*p),
+            Process::Nemesis => s.serialize_str("nemesis"),
+            Process::Harness => s.serialize_str("harness"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Process {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Process;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(r#"an integer >= 0, "nemesis" or "harness""#)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Process, E> {
+                Ok(Process::Client(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Process, E> {
+                u64::try_from(v)
+                    .map(Process::Client)
+                    .map_err(|_| E::custom(format!("process {v} is negative; expected an integer >= 0, \"nemesis\" or \"harness\"")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Process, E> {
+                match v {
+                    "nemesis" => Ok(Process::Nemesis),
+                    "harness" => Ok(Process::Harness),
+                    other => Err(E::custom(format!(
+                        "process {other:?} is not an integer >= 0, \"nemesis\" or \"harness\""
+                    ))),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `invoke` starts an op; `ok`, `fail` and `info` complete it (HISTORY.md, Semantics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventType {
+    Invoke,
+    Ok,
+    Fail,
+    Info,
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EventType::Invoke => "invoke",
+            EventType::Ok => "ok",
+            EventType::Fail => "fail",
+            EventType::Info => "info",
+        })
+    }
+}
+
+/// One line of a history. Field order here is the order written out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the file; a reader assigns it when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<u64>,
+    /// Nanoseconds since the run started (monotonic); optional on input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<i64>,
+    pub process: Process,
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    pub f: String,
+    /// Absent means the history is one object, reported as key `""`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub value: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Unknown fields, kept and written back, ignored by checkers.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Event {
+    /// A bare event with no optional fields set.
+    pub fn new(process: Process, kind: EventType, f: impl Into<String>, value: Value) -> Event {
+        Event {
+            index: None,
+            time: None,
+            process,
+            kind,
+            f: f.into(),
+            key: None,
+            value,
+            node: None,
+            version: None,
+            error: None,
+            extra: Map::new(),
+        }
+    }
+
+    pub fn with_key(mut self, key: impl Into<String>) -> Event {
+        self.key = Some(key.into());
+        self
+    }
+
+    pub fn with_error(mut self, error: impl Into<String>) -> Event {
+        self.error = Some(error.into());
+        self
+    }
+
+    /// The key as reported: `""` when absent.
+    pub fn key_str(&self) -> &str {
+        self.key.as_deref().unwrap_or("")
+    }
+
+    /// Whether this is a client op event (not a nemesis fault or harness observation).
+    pub fn is_client(&self) -> bool {
+        matches!(self.process, Process::Client(_))
+    }
+}

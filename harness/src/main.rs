@@ -1,0 +1,39 @@
+//! `quorate`: one binary — `run`, `check` (and later `compare`, `serve`).
+//!
+//! Exit codes (INTERFACES.md): 0 valid, 1 invalid, 2 unknown, 3 error (bad flags included:
+//! clap's own exit code 2 is overridden, since 2 means "unknown" here).
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "quorate", version, about = "Jepsen-style fault testing for leaderless replication")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Start a cluster, inject faults while clients record a history, check it, store the run.
+    Run(quorate::cmd::run::RunArgs),
+    /// Check histories offline (quorate JSONL, Jepsen EDN, Porcupine logs).
+    Check(quorate::cmd::check::CheckArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are not errors.
+            let code = if e.use_stderr() { 3 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let code = match cli.cmd {
+        Command::Run(args) => quorate::cmd::run::main(args),
+        Command::Check(args) => quorate::cmd::check::main(args),
+    };
+    ExitCode::from(code)
+}

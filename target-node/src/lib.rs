@@ -1,0 +1,1 @@
+//! quorate-node: the reference leaderless (Dynamo-style) node.

@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("quorate-node: not built yet");
+    std::process::exit(3);
+}

@@ -1,0 +1,1 @@
+//! quorate-workloads: what clients do (op generators) and which checks each history gets.
