@@ -1,9 +1,22 @@
-//! Reading histories: quorate's JSONL and the imports (Jepsen EDN, Porcupine logs).
+//! Reading history files: quorate's JSONL and the imports (Jepsen EDN, Porcupine logs).
 //!
-//! STUB written by the lead: `Format` and `read_path` are the seam the I/O side fills in and
-//! the search side's tests call. Keep their signatures.
+//! - [`edn`]: a small EDN reader (Clojure's data notation), used by the EDN-based formats.
+//! - [`jepsen`]: Jepsen's and Knossos's `history.edn`.
+//! - [`porcupine_etcd`]: Porcupine's Jepsen etcd logs.
+//! - [`porcupine_kv`]: Porcupine's key-value logs.
+//! - JSONL itself lives in [`crate::history::jsonl`]; this module picks the reader
+//!   ([`Format`], [`detect`]) and puts the file's name on every error ([`read_path`]).
+//!
+//! Every reader returns events in line order with `index` assigned, or an error naming the line
+//! and what was expected; none panics on any input (see `tests/io_fuzz.rs`).
 
-use crate::history::{Event, HistoryError};
+pub mod edn;
+pub mod jepsen;
+pub mod porcupine_etcd;
+pub mod porcupine_kv;
+
+use crate::history::{jsonl, Event, HistoryError};
+use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
 
@@ -15,6 +28,33 @@ pub enum Format {
     JepsenEdn,
     PorcupineEtcd,
     PorcupineKv,
+}
+
+impl Format {
+    /// Every format, as `--format` names them.
+    pub const ALL: [Format; 5] = [
+        Format::Auto,
+        Format::Jsonl,
+        Format::JepsenEdn,
+        Format::PorcupineEtcd,
+        Format::PorcupineKv,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Auto => "auto",
+            Format::Jsonl => "jsonl",
+            Format::JepsenEdn => "jepsen-edn",
+            Format::PorcupineEtcd => "porcupine-etcd",
+            Format::PorcupineKv => "porcupine-kv",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl FromStr for Format {
@@ -33,11 +73,102 @@ impl FromStr for Format {
     }
 }
 
-/// Read a history file into events, in line order.
+/// Read a history file into events, in line order. Errors start with the file's path.
 pub fn read_path(path: &Path, format: Format) -> Result<Vec<Event>, HistoryError> {
-    let _ = format;
-    Err(HistoryError::Io {
-        path: path.display().to_string(),
-        source: std::io::Error::other("importers not written yet"),
+    read_path_as(path, format).map(|(events, _)| events)
+}
+
+/// Like [`read_path`], and also says which format was read (what `auto` recognised).
+pub fn read_path_as(path: &Path, format: Format) -> Result<(Vec<Event>, Format), HistoryError> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| HistoryError::Io {
+        path: name.clone(),
+        source,
+    })?;
+    read_bytes(&bytes, format).map_err(|e| e.in_file(name))
+}
+
+/// Read a history held in memory. Returns the events and the format read.
+pub fn read_bytes(bytes: &[u8], format: Format) -> Result<(Vec<Event>, Format), HistoryError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let (line, column) = edn::locate(
+            // The valid prefix is text; locate within it.
+            std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+            e.valid_up_to(),
+        );
+        HistoryError::Syntax {
+            line,
+            column,
+            message: "bytes that are not UTF-8; expected a text file".into(),
+        }
+    })?;
+    read_str(text, format)
+}
+
+/// Read a history held as text. Returns the events and the format read.
+pub fn read_str(text: &str, format: Format) -> Result<(Vec<Event>, Format), HistoryError> {
+    let format = match format {
+        Format::Auto => detect(text)?,
+        f => f,
+    };
+    let events = match format {
+        Format::Jsonl => jsonl::read(text)?,
+        Format::JepsenEdn => jepsen::read(text)?,
+        Format::PorcupineEtcd => porcupine_etcd::read(text)?,
+        Format::PorcupineKv => porcupine_kv::read(text)?,
+        Format::Auto => unreachable!("auto was resolved above"),
+    };
+    Ok((events, format))
+}
+
+/// Recognise a history's format from its first meaningful line:
+/// - `{"…` → JSONL;
+/// - `… jepsen.util - …` → a Porcupine etcd log;
+/// - `{:…` with a `:key` and an `:f` of `:get`, `:put` or `:append` → a Porcupine kv log;
+/// - any other EDN map, vector or list (`{:`, `[`, `(`, `#`) → Jepsen EDN.
+///
+/// An empty file is an empty JSONL history.
+pub fn detect(text: &str) -> Result<Format, HistoryError> {
+    let mut first = None;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim_start_matches(|c: char| c.is_whitespace() || c == ',' || c == '\u{feff}');
+        if t.is_empty() || t.starts_with(';') {
+            continue;
+        }
+        first = Some((i + 1, t));
+        break;
+    }
+    let Some((line, t)) = first else {
+        return Ok(Format::Jsonl);
+    };
+    if t.contains("jepsen.util") {
+        return Ok(Format::PorcupineEtcd);
+    }
+    if let Some(after) = t.strip_prefix('{') {
+        let after = after.trim_start();
+        if after.starts_with('"') || after.starts_with('}') {
+            return Ok(Format::Jsonl);
+        }
+        if after.starts_with(':') {
+            let kv = t.contains(":key ")
+                && porcupine_kv::KV_OPS
+                    .iter()
+                    .any(|op| t.contains(&format!(":f :{op}")));
+            return Ok(if kv {
+                Format::PorcupineKv
+            } else {
+                Format::JepsenEdn
+            });
+        }
+    }
+    if t.starts_with(['[', '(', '#', '{']) {
+        return Ok(Format::JepsenEdn);
+    }
+    let quote: String = t.chars().take(30).collect();
+    Err(HistoryError::Parse {
+        line,
+        message: format!(
+            "cannot tell the format from {quote:?}; expected JSONL ({{\"process\": …}}), Jepsen EDN ({{:process …}} or [{{…}} …]), a Porcupine etcd log (INFO jepsen.util - …) or a Porcupine kv log; or give --format"
+        ),
     })
 }
