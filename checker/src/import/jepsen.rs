@@ -134,7 +134,9 @@ pub(crate) fn event_from_map(entries: &[(Edn<'_>, Edn<'_>)]) -> Result<Event, St
     let mut extra = Map::new();
     for (k, v) in entries {
         let Edn::Keyword(name) = k else {
-            extra.insert(k.key_string(), v.to_json());
+            // Written as EDN ("\"type\"", "1"), so that a string key can never collide with
+            // a field of the format.
+            extra.insert(k.to_string(), v.to_json());
             continue;
         };
         match *name {
@@ -204,6 +206,7 @@ pub(crate) fn event_from_map(entries: &[(Edn<'_>, Edn<'_>)]) -> Result<Event, St
                     other => Some(other.key_string()),
                 }
             }
+            "version" => ev.version = Some(v.to_json()),
             "node" => {
                 ev.node = match v {
                     Edn::Nil => None,
