@@ -1,0 +1,412 @@
+//! The `local` backend: nodes as child processes on loopback, every link through the proxy.
+//!
+//! Each node listens on its own free loopback port. The proxy opens one listener per directed
+//! link: node `a`'s `--peers` entry for `b` is the `a→b` listener, and clients dial the
+//! `client→b` listener, so every byte between two parties can be cut, held or delayed.
+//!
+//! Children can never outlive the harness: each is spawned with `PR_SET_PDEATHSIG = SIGKILL`
+//! and in its own process group (so a terminal Ctrl-C reaches only the harness, which then
+//! heals, kills and reaps them in order), and [`LocalCluster`]'s `Drop` kills whatever is left.
+//! `PR_SET_PDEATHSIG` fires when the *thread* that forked exits, so every spawn happens on one
+//! dedicated thread that lives as long as the cluster — never on a tokio blocking thread,
+//! which the runtime retires after a few idle seconds.
+
+use super::{BackendError, Cluster, ClusterSpec, Result, Snapshot};
+use crate::proxy::{Proxy, CLIENT};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a node gets to answer `/health` after it is started.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+type SpawnReq = (Command, mpsc::Sender<std::io::Result<Child>>);
+
+/// The one thread that forks nodes (see the module note on `PR_SET_PDEATHSIG`).
+struct Spawner {
+    tx: Mutex<Option<mpsc::Sender<SpawnReq>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Spawner {
+    fn new() -> Spawner {
+        let (tx, rx) = mpsc::channel::<SpawnReq>();
+        let thread = std::thread::Builder::new()
+            .name("node-spawner".into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .expect("spawn the node-spawner thread");
+        Spawner {
+            tx: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+        }
+    }
+
+    fn spawn(&self, cmd: Command) -> std::io::Result<Child> {
+        let (rtx, rrx) = mpsc::channel();
+        let tx = self.tx.lock().unwrap();
+        let Some(tx) = tx.as_ref() else {
+            return Err(std::io::Error::other("cluster is shut down"));
+        };
+        tx.send((cmd, rtx))
+            .map_err(|_| std::io::Error::other("node-spawner thread is gone"))?;
+        rrx.recv()
+            .map_err(|_| std::io::Error::other("node-spawner thread is gone"))?
+    }
+
+    fn stop(&self) {
+        self.tx.lock().unwrap().take();
+        if let Some(t) = self.thread.lock().unwrap().take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A cluster of local `quorate-node` processes behind the fault proxy.
+pub struct LocalCluster {
+    spec: ClusterSpec,
+    addrs: BTreeMap<String, SocketAddr>,
+    client_addrs: BTreeMap<String, SocketAddr>,
+    children: Mutex<BTreeMap<String, Child>>,
+    proxy: Mutex<Proxy>,
+    spawner: Spawner,
+    snapshots: AtomicU64,
+}
+
+impl LocalCluster {
+    /// Start the proxy and every node, and wait until each answers `/health`.
+    pub async fn start(spec: ClusterSpec) -> Result<LocalCluster> {
+        let mut addrs = BTreeMap::new();
+        for id in &spec.nodes {
+            addrs.insert(id.clone(), free_port()?);
+        }
+        let mut links = Vec::new();
+        for a in &spec.nodes {
+            for b in &spec.nodes {
+                if a != b {
+                    links.push((a.clone(), b.clone(), addrs[b]));
+                }
+            }
+            links.push((CLIENT.to_string(), a.clone(), addrs[a]));
+        }
+        let proxy = Proxy::start(links)
+            .await
+            .map_err(|e| BackendError::io("start the fault proxy", e))?;
+        let client_addrs = spec
+            .nodes
+            .iter()
+            .map(|id| {
+                let addr = if spec.direct_clients {
+                    addrs[id]
+                } else {
+                    proxy.addr(CLIENT, id).expect("client link exists")
+                };
+                (id.clone(), addr)
+            })
+            .collect();
+        for dir in ["nodes", "data"] {
+            let p = spec.run_dir.join(dir);
+            fs::create_dir_all(&p).map_err(|e| BackendError::io(p.display().to_string(), e))?;
+        }
+        let cluster = LocalCluster {
+            spec,
+            addrs,
+            client_addrs,
+            children: Mutex::new(BTreeMap::new()),
+            proxy: Mutex::new(proxy),
+            spawner: Spawner::new(),
+            snapshots: AtomicU64::new(0),
+        };
+        let nodes = cluster.spec.nodes.clone();
+        for id in &nodes {
+            cluster.spawn_node(id)?;
+        }
+        // Wait for health off the async workers: the check is a blocking connect loop.
+        let deadline = Instant::now() + START_TIMEOUT;
+        for id in &nodes {
+            let addr = cluster.addrs[id];
+            let id2 = id.clone();
+            let ok = tokio::task::spawn_blocking(move || wait_healthy(addr, deadline))
+                .await
+                .unwrap_or(false);
+            if !ok {
+                let log = cluster.log_path(&id2);
+                cluster.shutdown();
+                return Err(BackendError::node(
+                    &id2,
+                    format!(
+                        "did not answer GET /health at {addr} within {} s; see {}{}",
+                        START_TIMEOUT.as_secs(),
+                        log.display(),
+                        tail(&log)
+                    ),
+                ));
+            }
+        }
+        Ok(cluster)
+    }
+
+    pub fn data_dir(&self, node: &str) -> PathBuf {
+        self.spec.run_dir.join("data").join(node)
+    }
+
+    pub fn log_path(&self, node: &str) -> PathBuf {
+        self.spec.run_dir.join("nodes").join(format!("{node}.log"))
+    }
+
+    /// The pid of a running node (tests use it to check nothing is left behind).
+    pub fn pid(&self, node: &str) -> Option<u32> {
+        self.children.lock().unwrap().get(node).map(|c| c.id())
+    }
+
+    fn spawn_node(&self, id: &str) -> Result<()> {
+        let peers: Vec<String> = self
+            .spec
+            .nodes
+            .iter()
+            .filter(|p| p.as_str() != id)
+            .map(|p| {
+                let addr = self.proxy.lock().unwrap().addr(id, p).expect("peer link");
+                format!("{p}={addr}")
+            })
+            .collect();
+        let data = self.data_dir(id);
+        fs::create_dir_all(&data).map_err(|e| BackendError::io(data.display().to_string(), e))?;
+        let log_path = self.log_path(id);
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| BackendError::io(log_path.display().to_string(), e))?;
+        let log2 = log
+            .try_clone()
+            .map_err(|e| BackendError::io(log_path.display().to_string(), e))?;
+        let mut cmd = Command::new(&self.spec.node_bin);
+        cmd.arg("--id")
+            .arg(id)
+            .arg("--listen")
+            .arg(self.addrs[id].to_string())
+            .arg("--peers")
+            .arg(peers.join(","))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(&self.spec.node_args)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        let parent = std::process::id();
+        // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
+        // system calls (prctl, setpgid, getppid).
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+                // The harness may have died between fork and prctl: then nobody will reap us.
+                if nix::unistd::getppid().as_raw() as u32 != parent {
+                    return Err(std::io::Error::other("harness exited during spawn"));
+                }
+                nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
+                Ok(())
+            });
+        }
+        let child = self.spawner.spawn(cmd).map_err(|e| {
+            BackendError::node(
+                id,
+                format!("could not start {}: {e}", self.spec.node_bin.display()),
+            )
+        })?;
+        self.children.lock().unwrap().insert(id.to_string(), child);
+        Ok(())
+    }
+
+    fn signal(&self, node: &str, sig: Signal) -> Result<()> {
+        let children = self.children.lock().unwrap();
+        let child = children
+            .get(node)
+            .ok_or_else(|| BackendError::node(node, "is not running"))?;
+        kill(Pid::from_raw(child.id() as i32), sig)
+            .map_err(|e| BackendError::node(node, format!("{sig}: {e}")))
+    }
+}
+
+impl Cluster for LocalCluster {
+    fn nodes(&self) -> &[String] {
+        &self.spec.nodes
+    }
+
+    fn client_addr(&self, node: &str) -> SocketAddr {
+        self.client_addrs[node]
+    }
+
+    fn admin_addr(&self, node: &str) -> SocketAddr {
+        self.addrs[node]
+    }
+
+    fn kill(&self, node: &str) -> Result<()> {
+        let child = self.children.lock().unwrap().remove(node);
+        let Some(mut child) = child else {
+            return Err(BackendError::node(node, "is not running"));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        Ok(())
+    }
+
+    fn restart(&self, node: &str) -> Result<()> {
+        if self.children.lock().unwrap().contains_key(node) {
+            return Err(BackendError::node(node, "is already running"));
+        }
+        self.spawn_node(node)?;
+        if !wait_healthy(self.addrs[node], Instant::now() + START_TIMEOUT) {
+            return Err(BackendError::node(
+                node,
+                format!(
+                    "did not answer GET /health after restart; see {}",
+                    self.log_path(node).display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn pause(&self, node: &str) -> Result<()> {
+        self.signal(node, Signal::SIGSTOP)
+    }
+
+    fn resume(&self, node: &str) -> Result<()> {
+        self.signal(node, Signal::SIGCONT)
+    }
+
+    fn snapshot(&self, node: &str) -> Result<Snapshot> {
+        let k = self.snapshots.fetch_add(1, Ordering::Relaxed);
+        let path = self
+            .spec
+            .run_dir
+            .join("snapshots")
+            .join(format!("{node}-{k}"));
+        copy_dir(&self.data_dir(node), &path)
+            .map_err(|e| BackendError::io(format!("snapshot of {node}"), e))?;
+        Ok(Snapshot {
+            node: node.to_string(),
+            path,
+            taken: Instant::now(),
+        })
+    }
+
+    fn restore(&self, snap: &Snapshot) -> Result<()> {
+        if self.children.lock().unwrap().contains_key(&snap.node) {
+            return Err(BackendError::node(
+                &snap.node,
+                "restore needs the node stopped",
+            ));
+        }
+        let data = self.data_dir(&snap.node);
+        let _ = fs::remove_dir_all(&data);
+        copy_dir(&snap.path, &data)
+            .map_err(|e| BackendError::io(format!("restore of {}", snap.node), e))
+    }
+
+    fn drop_traffic(&self, from: &str, to: &str) -> Result<()> {
+        self.proxy.lock().unwrap().drop_traffic(from, to);
+        Ok(())
+    }
+
+    fn heal(&self) -> Result<()> {
+        self.proxy.lock().unwrap().heal_all();
+        Ok(())
+    }
+
+    fn shutdown(&self) {
+        let mut children = self.children.lock().unwrap();
+        for (_, child) in children.iter_mut() {
+            // A stopped process does not die of SIGKILL until continued on some kernels'
+            // accounting; continue first so wait() returns promptly.
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);
+            let _ = child.kill();
+        }
+        for (_, mut child) in std::mem::take(&mut *children) {
+            let _ = child.wait();
+        }
+        drop(children);
+        self.proxy.lock().unwrap().shutdown();
+        self.spawner.stop();
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// A free loopback port. Another process could take it before the node binds it; on this
+/// single-user test machine that window is small enough, and start-up fails loudly if it hits.
+fn free_port() -> Result<SocketAddr> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| BackendError::io("bind a loopback port", e))?;
+    l.local_addr()
+        .map_err(|e| BackendError::io("bind a loopback port", e))
+}
+
+/// Poll `GET /health` with a bare HTTP/1.0 request (no runtime needed) until 200 or deadline.
+pub fn wait_healthy(addr: SocketAddr, deadline: Instant) -> bool {
+    while Instant::now() < deadline {
+        if health(addr) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+fn health(addr: SocketAddr) -> bool {
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    if s.write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 32];
+    let n = s.read(&mut buf).unwrap_or(0);
+    let head = String::from_utf8_lossy(&buf[..n]);
+    head.starts_with("HTTP/1.") && head.get(9..12) == Some("200")
+}
+
+fn tail(log: &Path) -> String {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(5);
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!("; last lines:\n{}", lines[start..].join("\n"))
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}

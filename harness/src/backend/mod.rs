@@ -1,0 +1,142 @@
+//! Cluster backends: how nodes are run and how faults reach them, behind one trait.
+//!
+//! - [`local`]: nodes as child processes on loopback, every link through the harness's own
+//!   TCP fault proxy ([`crate::proxy`]); no privileges.
+//! - [`netns`]: one network namespace per node, partitions as firewall drops; needs root.
+//!
+//! The nemesis only ever talks to a [`Cluster`], so another backend (ssh) or another target
+//! (etcd) plugs in by implementing it. Methods are synchronous on purpose: signals, directory
+//! copies and proxy rule changes are all quick, and a sync trait stays object-safe.
+
+pub mod local;
+pub mod netns;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// A backend error: always names the node or the tool involved.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("node binary not found: {0}")]
+    NodeBinary(String),
+    #[error("node {node}: {message}")]
+    Node { node: String, message: String },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl BackendError {
+    pub fn node(node: &str, message: impl Into<String>) -> BackendError {
+        BackendError::Node {
+            node: node.to_string(),
+            message: message.into(),
+        }
+    }
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> BackendError {
+        BackendError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, BackendError>;
+
+/// What the backend needs to start a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    /// Node ids, in ring order as the nemesis sees them (`n1`, `n2`, …).
+    pub nodes: Vec<String>,
+    /// The node program.
+    pub node_bin: PathBuf,
+    /// Flags passed to every node after `--id --listen --peers --data-dir`.
+    pub node_args: Vec<String>,
+    /// The run folder: `nodes/<id>.log` and `data/<id>/` live under it.
+    pub run_dir: PathBuf,
+    /// Clients dial nodes directly instead of through the proxy (benchmarks only: client
+    /// links then cannot be faulted).
+    pub direct_clients: bool,
+}
+
+/// A saved copy of a node's data directory (for stale-restore).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub node: String,
+    pub path: PathBuf,
+    pub taken: Instant,
+}
+
+/// A running cluster. Every fault the nemesis knows is a method here.
+pub trait Cluster: Send + Sync {
+    fn nodes(&self) -> &[String];
+    /// Where clients send a node's ops (through the proxy unless `direct_clients`).
+    fn client_addr(&self, node: &str) -> SocketAddr;
+    /// The node's own address, for admin calls that must not be partitioned away
+    /// (`/admin/clock-offset`, `/digest`, `/health`).
+    fn admin_addr(&self, node: &str) -> SocketAddr;
+
+    /// SIGKILL; the data directory stays.
+    fn kill(&self, node: &str) -> Result<()>;
+    /// Start a killed node again on the same address and data directory, and wait until it
+    /// answers `/health`.
+    fn restart(&self, node: &str) -> Result<()>;
+    /// SIGSTOP.
+    fn pause(&self, node: &str) -> Result<()>;
+    /// SIGCONT.
+    fn resume(&self, node: &str) -> Result<()>;
+    /// Copy the node's data directory (call while it is paused, so the copy is consistent).
+    fn snapshot(&self, node: &str) -> Result<Snapshot>;
+    /// Replace a killed node's data directory with a snapshot.
+    fn restore(&self, snap: &Snapshot) -> Result<()>;
+
+    /// Drop all traffic from `from` to `to` (one direction).
+    fn drop_traffic(&self, from: &str, to: &str) -> Result<()>;
+    /// Restore every link; the cluster is whole again.
+    fn heal(&self) -> Result<()>;
+
+    /// Stop everything, kill and reap every process, remove every rule. Idempotent.
+    fn shutdown(&self);
+}
+
+/// Node ids for a cluster of `n`: `n1` … `nN`.
+pub fn node_ids(n: usize) -> Vec<String> {
+    (1..=n).map(|i| format!("n{i}")).collect()
+}
+
+/// Find the `quorate-node` binary: `--node-bin`/`QUORATE_NODE_BIN` first, then beside the
+/// running executable, then its parent (integration tests run from `target/<profile>/deps`).
+pub fn find_node_bin(explicit: Option<&std::path::Path>) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return if p.is_file() {
+            Ok(p.to_path_buf())
+        } else {
+            Err(BackendError::NodeBinary(format!(
+                "{} (from --node-bin / QUORATE_NODE_BIN) is not a file",
+                p.display()
+            )))
+        };
+    }
+    let exe = std::env::current_exe().map_err(|e| BackendError::io("current_exe", e))?;
+    let mut tried = Vec::new();
+    let mut dir = exe.parent();
+    for _ in 0..2 {
+        let Some(d) = dir else { break };
+        let cand = d.join("quorate-node");
+        if cand.is_file() {
+            return Ok(cand);
+        }
+        tried.push(cand.display().to_string());
+        dir = d.parent();
+    }
+    Err(BackendError::NodeBinary(format!(
+        "looked in {}; build it with `cargo build -p quorate-node` or pass --node-bin PATH",
+        tried.join(", ")
+    )))
+}
