@@ -1,10 +1,29 @@
 //! quorate (the harness): the CLI and everything a run needs.
 //!
 //! - [`cmd`]: one module per subcommand (`run`, `check`), each `main(args) -> exit code`.
+//! - [`runner`]: the phases of a run — cluster up, clients + nemesis, heal, quiet, final
+//!   reads, convergence, cluster down.
 //! - [`backend`]: the [`backend::Cluster`] trait and its backends (`local`: child processes
 //!   behind the fault proxy; `netns`: namespaces and firewall rules).
 //! - [`proxy`]: the TCP fault proxy, one listener per directed link (drop, blackhole, delay,
 //!   reset, heal).
+//! - [`nemesis`]: the seeded fault schedule and one file per fault.
+//! - [`client`]: logical client processes and how a response becomes a history line.
+//! - [`recorder`]: appends every event to `history.jsonl` as it happens.
+//! - [`ring`]: the node's consistent-hash ring, so faults can aim at a key's home nodes.
+//! - [`judge`]: reads the history back, checks it, shapes `results.json`, picks the exit code.
+//! - [`store`]: the results folder layout and `results/latest`.
+//! - [`junit`]: JUnit XML, one testcase per check.
+//! - [`progress`]: the progress line on stderr.
 pub mod backend;
+pub mod client;
 pub mod cmd;
+pub mod judge;
+pub mod junit;
+pub mod nemesis;
+pub mod progress;
 pub mod proxy;
+pub mod recorder;
+pub mod ring;
+pub mod runner;
+pub mod store;

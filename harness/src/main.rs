@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "quorate", version, about = "Jepsen-style fault testing for leaderless replication")]
+#[command(
+    name = "quorate",
+    version,
+    about = "Jepsen-style fault testing for leaderless replication"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Command,

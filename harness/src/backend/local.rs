@@ -172,13 +172,17 @@ impl LocalCluster {
     }
 
     fn spawn_node(&self, id: &str) -> Result<()> {
+        // The node wants the whole cluster in --peers, itself included (its own real address).
         let peers: Vec<String> = self
             .spec
             .nodes
             .iter()
-            .filter(|p| p.as_str() != id)
             .map(|p| {
-                let addr = self.proxy.lock().unwrap().addr(id, p).expect("peer link");
+                let addr = if p == id {
+                    self.addrs[id]
+                } else {
+                    self.proxy.lock().unwrap().addr(id, p).expect("peer link")
+                };
                 format!("{p}={addr}")
             })
             .collect();

@@ -1,10 +1,374 @@
-//! `quorate run`: placeholder until the harness lands.
-use clap::Args;
+//! `quorate run`: flags (INTERFACES.md's table, exactly), validation, the results folder, and
+//! the exit code. The phases themselves live in [`crate::runner`].
 
-#[derive(Args, Debug)]
-pub struct RunArgs {}
+use crate::backend::{self, node_ids};
+use crate::nemesis::{self, Fault};
+use crate::runner::{self, RunConfig};
+use crate::{judge, junit, store};
+use clap::{Args, ValueEnum};
+use quorate_workloads::RegisterWorkload;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-pub fn main(_args: RunArgs) -> u8 {
-    eprintln!("quorate run: not built yet");
-    3
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    Node,
+    Etcd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendKind {
+    Local,
+    Netns,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    Register,
+    Set,
+}
+
+/// The node's presets (target-node's `--preset`).
+pub const PRESETS: [&str; 5] = ["abd", "lww", "strict", "dynamo", "weak"];
+
+#[derive(Args, Debug, Clone, Serialize)]
+pub struct RunArgs {
+    /// The system under test.
+    #[arg(long, value_enum, default_value = "node")]
+    pub target: Target,
+    /// How nodes are run and faults injected.
+    #[arg(long, value_enum, default_value = "local")]
+    pub backend: BackendKind,
+    /// Cluster size.
+    #[arg(long, default_value_t = 5)]
+    pub nodes: usize,
+    /// Node preset: abd, lww, strict, dynamo, weak (passed to every node).
+    #[arg(long, default_value = "strict")]
+    pub preset: String,
+    /// Replicas per key (passed to every node).
+    #[arg(long)]
+    pub n: Option<usize>,
+    /// Read quorum (passed to every node).
+    #[arg(long)]
+    pub r: Option<usize>,
+    /// Write quorum (passed to every node).
+    #[arg(long)]
+    pub w: Option<usize>,
+    /// Read repair: off, async, blocking (passed to every node).
+    #[arg(long)]
+    pub read_repair: Option<String>,
+    /// Write mode: lww, two-phase (passed to every node).
+    #[arg(long)]
+    pub write_mode: Option<String>,
+    /// Sloppy quorum with hinted handoff: true/false (passed to every node).
+    #[arg(long)]
+    pub sloppy_quorum: Option<bool>,
+    /// Fsync policy: always, never (passed to every node).
+    #[arg(long)]
+    pub fsync: Option<String>,
+    /// Anti-entropy period in ms (passed to every node; the node's default is 1000).
+    #[arg(long)]
+    pub anti_entropy_interval_ms: Option<u64>,
+    /// Coordinator quorum deadline in ms (passed to every node; default 1000).
+    #[arg(long)]
+    pub request_timeout_ms: Option<u64>,
+    /// Per-replica call deadline in ms (passed to every node; default 300).
+    #[arg(long)]
+    pub replica_timeout_ms: Option<u64>,
+    /// Virtual nodes per node (passed to every node; default 64).
+    #[arg(long)]
+    pub vnodes: Option<usize>,
+    /// Any other node flag, passed through verbatim: `--node-arg=--handoff-interval-ms=200`.
+    #[arg(long = "node-arg", allow_hyphen_values = true)]
+    pub node_args: Vec<String>,
+    /// What clients do.
+    #[arg(long, value_enum, default_value = "register")]
+    pub workload: Workload,
+    /// Register op mix: read,write[,cas].
+    #[arg(long, default_value = "read,write")]
+    pub ops: String,
+    /// Logical client processes.
+    #[arg(long, default_value_t = 10)]
+    pub concurrency: u64,
+    /// Ops per second over all clients (default: unlimited).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Register keys rotate after this many ops.
+    #[arg(long, default_value_t = 200)]
+    pub ops_per_key: u64,
+    /// Length of the fault phase, in seconds.
+    #[arg(long, default_value_t = 60.0)]
+    pub time_limit: f64,
+    /// Checking budget per key, in seconds.
+    #[arg(long, default_value_t = 60.0)]
+    pub check_time_limit: f64,
+    /// Faults: partition,kill,pause,stale-restore,clock-skew, or none.
+    #[arg(long, default_value = "partition,kill")]
+    pub nemesis: String,
+    /// Seconds between fault starts (each lasts about as long).
+    #[arg(long, default_value_t = 5.0)]
+    pub nemesis_interval: f64,
+    /// The seed of the workload and the fault schedule (default: random, printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Root of the results store.
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+    /// The run's folder name (default `<target>-<preset>-<workload>`).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Write JUnit XML here, one testcase per check.
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// The quorate-node binary (default: beside this executable).
+    #[arg(long, env = "QUORATE_NODE_BIN")]
+    pub node_bin: Option<PathBuf>,
+    /// Clients dial nodes directly, bypassing the fault proxy (benchmarks; client links then
+    /// cannot be faulted).
+    #[arg(long)]
+    pub direct_clients: bool,
+    /// Client op timeout in ms (a timeout is recorded as info).
+    #[arg(long, default_value_t = 2500)]
+    pub op_timeout_ms: u64,
+    /// Quiet period after healing, in seconds (default: 3 anti-entropy intervals + 2 s).
+    #[arg(long)]
+    pub quiet: Option<f64>,
+}
+
+fn positive(name: &str, v: f64) -> Result<Duration, String> {
+    if v.is_finite() && v > 0.0 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(format!("{name} {v}: expected a number of seconds > 0"))
+    }
+}
+
+/// The flags passed to every node, in a fixed order.
+pub fn node_args(a: &RunArgs) -> Vec<String> {
+    let mut v = vec!["--preset".to_string(), a.preset.clone()];
+    let mut push = |flag: &str, val: Option<String>| {
+        if let Some(val) = val {
+            v.push(format!("--{flag}"));
+            v.push(val);
+        }
+    };
+    push("n", a.n.map(|x| x.to_string()));
+    push("r", a.r.map(|x| x.to_string()));
+    push("w", a.w.map(|x| x.to_string()));
+    push("read-repair", a.read_repair.clone());
+    push("write-mode", a.write_mode.clone());
+    push("sloppy-quorum", a.sloppy_quorum.map(|x| x.to_string()));
+    push("fsync", a.fsync.clone());
+    push(
+        "anti-entropy-interval-ms",
+        a.anti_entropy_interval_ms.map(|x| x.to_string()),
+    );
+    push(
+        "request-timeout-ms",
+        a.request_timeout_ms.map(|x| x.to_string()),
+    );
+    push(
+        "replica-timeout-ms",
+        a.replica_timeout_ms.map(|x| x.to_string()),
+    );
+    push("vnodes", a.vnodes.map(|x| x.to_string()));
+    v.extend(a.node_args.iter().cloned());
+    v
+}
+
+/// Check every flag and build the run's configuration. Errors name the flag.
+pub fn validate(a: &RunArgs, seed: u64) -> Result<(RunConfig, Vec<Fault>), String> {
+    if a.target == Target::Etcd {
+        return Err("--target etcd: not available yet; expected --target node".into());
+    }
+    if a.workload == Workload::Set {
+        return Err("--workload set: not available yet; expected --workload register".into());
+    }
+    if a.backend == BackendKind::Netns {
+        backend::netns::preflight().map_err(|e| e.to_string())?;
+    }
+    if !PRESETS.contains(&a.preset.as_str()) {
+        return Err(format!(
+            "--preset {:?}: expected one of {}",
+            a.preset,
+            PRESETS.join(", ")
+        ));
+    }
+    if !(1..=64).contains(&a.nodes) {
+        return Err(format!("--nodes {}: expected 1 to 64", a.nodes));
+    }
+    if a.concurrency == 0 || a.concurrency > 1000 {
+        return Err(format!(
+            "--concurrency {}: expected 1 to 1000",
+            a.concurrency
+        ));
+    }
+    if let Some(r) = a.rate {
+        if !(r.is_finite() && r > 0.0) {
+            return Err(format!("--rate {r}: expected ops per second > 0"));
+        }
+    }
+    let n = a.n.unwrap_or(3);
+    if n > a.nodes {
+        return Err(format!(
+            "--n {n} is larger than --nodes {}: a key cannot have more replicas than the cluster has nodes",
+            a.nodes
+        ));
+    }
+    let time_limit = positive("--time-limit", a.time_limit)?;
+    positive("--check-time-limit", a.check_time_limit)?;
+    let interval = positive("--nemesis-interval", a.nemesis_interval)?;
+    let faults = nemesis::parse_list(&a.nemesis)?;
+    if let Some(name) = &a.name {
+        store::validate_name(name)?;
+    }
+    let workload = RegisterWorkload::new(&a.ops, a.ops_per_key, a.concurrency, seed)
+        .map_err(|e| e.to_string())?;
+    let ae_ms = a.anti_entropy_interval_ms.unwrap_or(1000);
+    let quiet = match a.quiet {
+        Some(q) if q >= 0.0 && q.is_finite() => Duration::from_secs_f64(q),
+        Some(q) => return Err(format!("--quiet {q}: expected seconds >= 0")),
+        // Outlast three anti-entropy rounds, plus slack for a busy machine.
+        None => Duration::from_millis(3 * ae_ms + 2000),
+    };
+    if a.op_timeout_ms == 0 {
+        return Err("--op-timeout-ms 0: expected a timeout > 0".into());
+    }
+    Ok((
+        RunConfig {
+            nodes: node_ids(a.nodes),
+            node_args: node_args(a),
+            ring_n: n,
+            vnodes: a.vnodes.unwrap_or(64),
+            workload,
+            time_limit,
+            interval,
+            quiet,
+            op_timeout: Duration::from_millis(a.op_timeout_ms),
+            rate: a.rate,
+            direct_clients: a.direct_clients,
+            seed,
+        },
+        faults,
+    ))
+}
+
+fn node_version(bin: &Path) -> Value {
+    std::process::Command::new(bin)
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| json!(String::from_utf8_lossy(&o.stdout).trim().to_string()))
+        .unwrap_or(Value::Null)
+}
+
+pub fn main(args: RunArgs) -> u8 {
+    match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("quorate run: error: {e:#}");
+            3
+        }
+    }
+}
+
+fn run(args: RunArgs) -> anyhow::Result<u8> {
+    use anyhow::Context;
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let (cfg, faults) = match validate(&args, seed) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("quorate run: {e}");
+            return Ok(3);
+        }
+    };
+    let node_bin = match backend::find_node_bin(args.node_bin.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("quorate run: {e}");
+            return Ok(3);
+        }
+    };
+    let name = args.name.clone().unwrap_or_else(|| {
+        let target = match args.target {
+            Target::Node => "node",
+            Target::Etcd => "etcd",
+        };
+        format!("{target}-{}-register", args.preset)
+    });
+    eprintln!("quorate run: seed {seed}");
+    let run_dir = store::create_run_dir(&args.results, &name)
+        .with_context(|| format!("create a run folder under {}", args.results.display()))?;
+    let started = store::now_stamp();
+    let test = json!({
+        "name": name,
+        "started": started,
+        "seed": seed,
+        "args": args,
+        "node_args": cfg.node_args,
+        "nodes": cfg.nodes,
+        "model": cfg.workload.model().to_string(),
+        "quiet_ms": cfg.quiet.as_millis() as u64,
+        "versions": {
+            "quorate": env!("CARGO_PKG_VERSION"),
+            "quorate-node": node_version(&node_bin),
+        },
+    });
+    let test_path = run_dir.join("test.json");
+    std::fs::write(&test_path, serde_json::to_vec_pretty(&test)?)
+        .with_context(|| format!("write {}", test_path.display()))?;
+    let _ = store::update_latest(&args.results, &run_dir);
+
+    let t0 = Instant::now();
+    let outcome = runner::run(&cfg, &faults, &node_bin, &run_dir);
+    let (interrupted, run_error) = match &outcome {
+        Ok(o) => (o.interrupted, None),
+        Err(e) => (false, Some(format!("{e:#}"))),
+    };
+    // Even a failed run keeps what it recorded: check whatever history there is.
+    let history = run_dir.join("history.jsonl");
+    let budget = if interrupted {
+        // Ctrl-C must end the run within 30 s: a short checking budget per key.
+        Duration::from_secs(2)
+    } else {
+        Duration::from_secs_f64(args.check_time_limit)
+    };
+    let mut results = if history.exists() {
+        judge::check(&history, cfg.workload.model(), budget, &run_dir)
+    } else {
+        json!({"file": "history.jsonl", "error": "no history recorded"})
+    };
+    if let Some(e) = &run_error {
+        results["error"] = json!(e);
+    }
+    if interrupted {
+        results["interrupted"] = json!(true);
+    }
+    let results_path = run_dir.join("results.json");
+    std::fs::write(&results_path, serde_json::to_vec_pretty(&results)?)
+        .with_context(|| format!("write {}", results_path.display()))?;
+    if let Some(j) = &args.junit {
+        std::fs::write(
+            j,
+            junit::render(&name, &results, t0.elapsed().as_secs_f64()),
+        )
+        .with_context(|| format!("write --junit {}", j.display()))?;
+    }
+    let code = if run_error.is_some() {
+        3
+    } else {
+        judge::exit_code(&results)
+    };
+    eprintln!("{}", judge::summary(&results, outcome.as_ref().ok()));
+    if let Some(e) = run_error {
+        eprintln!("quorate run: error: {e}");
+    }
+    println!("{}", run_dir.display());
+    Ok(code)
 }

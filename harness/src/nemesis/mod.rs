@@ -1,0 +1,220 @@
+//! The nemesis: a seeded schedule of faults, started and stopped while clients run.
+//!
+//! - [`partition`]: one / halves / majorities-ring / bridge / one-way / home-nodes cuts.
+//! - [`kill`]: SIGKILL a minority, restart it later (same data directory).
+//! - [`pause`]: SIGSTOP a minority, SIGCONT it later.
+//! - [`stale_restore`]: a home node of the busy key comes back from a copy taken before the
+//!   writes it acknowledged.
+//! - [`clock_skew`]: LWW clock offsets seconds apart.
+//!
+//! The schedule is one fault at a time: every `interval` a fault starts, holds for 70% of the
+//! interval, then stops, leaving the cluster whole for the rest. Which fault, and its targets,
+//! come from one ChaCha stream seeded by the run's seed, so the seed replays the schedule
+//! (the home-nodes target follows the busy key, which depends on how fast clients went).
+//! Every start and stop is a nemesis event in the history; [`Nemesis::run`] heals everything
+//! before it returns, also when told to stop early.
+
+pub mod clock_skew;
+pub mod kill;
+pub mod partition;
+pub mod pause;
+pub mod stale_restore;
+
+use crate::backend::Cluster;
+use crate::recorder::Recorder;
+use crate::ring::Ring;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// The faults `--nemesis` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fault {
+    Partition,
+    Kill,
+    Pause,
+    StaleRestore,
+    ClockSkew,
+}
+
+impl FromStr for Fault {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Fault, String> {
+        match s.trim() {
+            "partition" => Ok(Fault::Partition),
+            "kill" => Ok(Fault::Kill),
+            "pause" => Ok(Fault::Pause),
+            "stale-restore" => Ok(Fault::StaleRestore),
+            "clock-skew" => Ok(Fault::ClockSkew),
+            other => Err(other.to_string()),
+        }
+    }
+}
+
+impl Fault {
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Partition => "partition",
+            Fault::Kill => "kill",
+            Fault::Pause => "pause",
+            Fault::StaleRestore => "stale-restore",
+            Fault::ClockSkew => "clock-skew",
+        }
+    }
+}
+
+/// Parse `--nemesis`: a comma list of faults, or `none` (empty list).
+pub fn parse_list(s: &str) -> Result<Vec<Fault>, String> {
+    if s.trim() == "none" {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let f: Fault = part.parse().map_err(|bad: String| {
+            format!("--nemesis: unknown fault {bad:?}; expected a comma list of partition, kill, pause, stale-restore, clock-skew, or none")
+        })?;
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Everything a fault needs to act.
+#[derive(Clone)]
+pub struct Ctx {
+    pub cluster: Arc<dyn Cluster>,
+    pub rec: Arc<Recorder>,
+    pub ring: Ring,
+    /// The key index clients are on now (shared with the client slots).
+    pub busy_key: Arc<AtomicU64>,
+    pub http: reqwest::Client,
+}
+
+impl Ctx {
+    pub fn busy_key(&self) -> String {
+        format!("k{}", self.busy_key.load(Ordering::Relaxed))
+    }
+
+    /// Run a blocking cluster call (signals, copies, health waits) off the async workers.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Cluster) -> T + Send + 'static,
+    ) -> T {
+        let c = self.cluster.clone();
+        tokio::task::spawn_blocking(move || f(c.as_ref()))
+            .await
+            .expect("cluster call panicked")
+    }
+}
+
+/// A fault in progress: what `stop` needs to undo it.
+pub enum Active {
+    Partition,
+    Kill(Vec<String>),
+    Pause(Vec<String>),
+    StaleRestore(stale_restore::State),
+    ClockSkew(Vec<String>),
+}
+
+pub struct Nemesis {
+    pub faults: Vec<Fault>,
+    pub interval: Duration,
+    pub seed: u64,
+    pub ctx: Ctx,
+}
+
+impl Nemesis {
+    /// Run the schedule until `deadline` or `stop`; always heals before returning. Returns the
+    /// number of faults started.
+    pub async fn run(self, deadline: Instant, mut stop: watch::Receiver<bool>) -> usize {
+        if self.faults.is_empty() {
+            return 0;
+        }
+        // A stream of its own, so the schedule does not shift when the workload changes.
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0x6e65_6d65_7369_7321);
+        let hold = self.interval.mul_f64(0.7);
+        let gap = self.interval - hold;
+        let mut started = 0;
+        // Bounded: at most one fault per interval until the deadline.
+        loop {
+            if sleep_or_stop(gap, deadline, &mut stop).await {
+                break;
+            }
+            if Instant::now() + hold > deadline {
+                break;
+            }
+            let fault = *self.faults.choose(&mut rng).expect("non-empty");
+            let active = match fault {
+                Fault::Partition => partition::start(&self.ctx, &mut rng).await,
+                Fault::Kill => kill::start(&self.ctx, &mut rng).await,
+                Fault::Pause => pause::start(&self.ctx, &mut rng).await,
+                Fault::StaleRestore => stale_restore::start(&self.ctx, &mut rng).await,
+                Fault::ClockSkew => clock_skew::start(&self.ctx, &mut rng).await,
+            };
+            started += 1;
+            // Faults end by `deadline + hold` at the latest, even when started just before it.
+            let end = deadline + hold;
+            let mut stopped = false;
+            let active = match active {
+                Active::StaleRestore(st) => {
+                    // Stale-restore acts in the middle of its window too.
+                    stopped = sleep_or_stop(hold / 2, end, &mut stop).await;
+                    Active::StaleRestore(stale_restore::restore(&self.ctx, st).await)
+                }
+                other => {
+                    stopped = sleep_or_stop(hold / 2, end, &mut stop).await || stopped;
+                    other
+                }
+            };
+            if !stopped {
+                let _ = sleep_or_stop(hold - hold / 2, end, &mut stop).await;
+            }
+            self.stop_one(active).await;
+            if *stop.borrow() {
+                break;
+            }
+        }
+        // Whatever happened, the cluster is whole when the schedule ends.
+        let _ = self.ctx.blocking(|c| c.heal()).await;
+        started
+    }
+
+    async fn stop_one(&self, active: Active) {
+        match active {
+            Active::Partition => partition::stop(&self.ctx).await,
+            Active::Kill(nodes) => kill::stop(&self.ctx, nodes).await,
+            Active::Pause(nodes) => pause::stop(&self.ctx, nodes).await,
+            Active::StaleRestore(st) => stale_restore::stop(&self.ctx, st).await,
+            Active::ClockSkew(nodes) => clock_skew::stop(&self.ctx, nodes).await,
+        }
+    }
+}
+
+/// Sleep `d` (cut short at `deadline`); true when asked to stop.
+async fn sleep_or_stop(d: Duration, deadline: Instant, stop: &mut watch::Receiver<bool>) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    let until = (Instant::now() + d).min(deadline);
+    tokio::select! {
+        _ = tokio::time::sleep_until(until.into()) => *stop.borrow(),
+        _ = stop.changed() => true,
+    }
+}
+
+/// A random minority of the nodes (at least one), sorted.
+pub fn minority(nodes: &[String], rng: &mut ChaCha8Rng) -> Vec<String> {
+    use rand::Rng;
+    let max = ((nodes.len().saturating_sub(1)) / 2).max(1);
+    let k = rng.gen_range(1..=max);
+    let mut v: Vec<String> = nodes.choose_multiple(rng, k).cloned().collect();
+    v.sort();
+    v
+}

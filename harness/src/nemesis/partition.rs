@@ -1,0 +1,200 @@
+//! Partitions: which directed links to cut, as pure functions of the node list and the rng,
+//! and the start/stop that apply them through the backend.
+//!
+//! Client links are never cut here: clients stand outside the network, as in Jepsen, and
+//! keep talking to whichever side of a partition their node is on.
+
+use super::{Active, Ctx};
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+use std::collections::BTreeSet;
+
+/// The partition kinds HISTORY.md names.
+pub const KINDS: [&str; 6] = [
+    "one",
+    "halves",
+    "majorities-ring",
+    "bridge",
+    "one-way",
+    "home-nodes",
+];
+
+type Links = Vec<(String, String)>;
+
+/// Cut every link between the two groups, both ways.
+fn between(a: &[String], b: &[String]) -> Links {
+    let mut out = Vec::new();
+    for x in a {
+        for y in b {
+            out.push((x.clone(), y.clone()));
+            out.push((y.clone(), x.clone()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// One node isolated from the rest.
+pub fn one(nodes: &[String], rng: &mut ChaCha8Rng) -> Links {
+    let x = nodes.choose(rng).expect("nodes").clone();
+    let rest: Vec<String> = nodes.iter().filter(|n| **n != x).cloned().collect();
+    between(&[x], &rest)
+}
+
+/// Random halves (the smaller half first).
+pub fn halves(nodes: &[String], rng: &mut ChaCha8Rng) -> Links {
+    let mut v = nodes.to_vec();
+    v.shuffle(rng);
+    let (a, b) = v.split_at(nodes.len() / 2);
+    between(a, b)
+}
+
+/// Each node sees a majority (itself and its nearest ring neighbours), no two the same:
+/// links between nodes further apart on a shuffled ring are cut.
+pub fn majorities_ring(nodes: &[String], rng: &mut ChaCha8Rng) -> Links {
+    let mut v = nodes.to_vec();
+    v.shuffle(rng);
+    let n = v.len();
+    // Itself plus `reach` neighbours each side must make a majority.
+    let majority = n / 2 + 1;
+    let reach = (majority - 1).div_ceil(2).max(1);
+    let mut out = Vec::new();
+    for i in 0..n {
+        for j in 0..n {
+            let d = (i + n - j) % n;
+            let d = d.min(n - d);
+            if i != j && d > reach {
+                out.push((v[i].clone(), v[j].clone()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Two halves with one node (the bridge) that still sees both.
+pub fn bridge(nodes: &[String], rng: &mut ChaCha8Rng) -> Links {
+    let mut v = nodes.to_vec();
+    v.shuffle(rng);
+    // The last node is the bridge: it is in neither half, so none of its links are cut.
+    v.pop().expect("nodes");
+    let (a, b) = v.split_at(v.len() / 2);
+    between(a, b)
+}
+
+/// One node cannot send to the others (or cannot hear them), the other way still works.
+pub fn one_way(nodes: &[String], rng: &mut ChaCha8Rng) -> Links {
+    let x = nodes.choose(rng).expect("nodes").clone();
+    let outgoing = rng.gen_bool(0.5);
+    let mut out: Links = nodes
+        .iter()
+        .filter(|n| **n != x)
+        .map(|n| {
+            if outgoing {
+                (x.clone(), n.clone())
+            } else {
+                (n.clone(), x.clone())
+            }
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The busy key's home nodes cut off from the rest (what sloppy quorums live on).
+pub fn home_nodes(nodes: &[String], home: &[String]) -> Links {
+    let home_set: BTreeSet<&String> = home.iter().collect();
+    let rest: Vec<String> = nodes
+        .iter()
+        .filter(|n| !home_set.contains(n))
+        .cloned()
+        .collect();
+    between(home, &rest)
+}
+
+/// Apply `links` and record `partition-start`.
+pub async fn apply(ctx: &Ctx, kind: &str, links: Links, extra: Option<serde_json::Value>) {
+    let l2 = links.clone();
+    let _ = ctx
+        .blocking(move |c| {
+            for (a, b) in &l2 {
+                c.drop_traffic(a, b)?;
+            }
+            Ok::<_, crate::backend::BackendError>(())
+        })
+        .await;
+    let drop: Vec<[String; 2]> = links.into_iter().map(|(a, b)| [a, b]).collect();
+    let mut value = json!({"kind": kind, "drop": drop});
+    if let Some(extra) = extra {
+        value["key"] = extra;
+    }
+    ctx.rec.nemesis("partition-start", value);
+}
+
+pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> Active {
+    let nodes = ctx.cluster.nodes().to_vec();
+    let kind = *KINDS.choose(rng).expect("kinds");
+    let (links, key) = match kind {
+        "one" => (one(&nodes, rng), None),
+        "halves" => (halves(&nodes, rng), None),
+        "majorities-ring" => (majorities_ring(&nodes, rng), None),
+        "bridge" => (bridge(&nodes, rng), None),
+        "one-way" => (one_way(&nodes, rng), None),
+        _ => {
+            let key = ctx.busy_key();
+            let home = ctx.ring.home_nodes(&key);
+            (home_nodes(&nodes, &home), Some(json!(key)))
+        }
+    };
+    apply(ctx, kind, links, key).await;
+    Active::Partition
+}
+
+/// Heal every link and record `partition-stop`.
+pub async fn stop(ctx: &Ctx) {
+    let _ = ctx.blocking(|c| c.heal()).await;
+    ctx.rec.nemesis("partition-stop", serde_json::Value::Null);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn ids(n: usize) -> Vec<String> {
+        (1..=n).map(|i| format!("n{i}")).collect()
+    }
+
+    #[test]
+    fn majorities_ring_leaves_each_node_a_majority() {
+        let nodes = ids(5);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let cut = majorities_ring(&nodes, &mut rng);
+        for x in &nodes {
+            let unreachable = cut.iter().filter(|(a, _)| a == x).count();
+            assert_eq!(5 - 1 - unreachable + 1, 3, "{x} sees a majority of 3");
+        }
+    }
+
+    #[test]
+    fn one_way_is_one_way() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let cut = one_way(&ids(5), &mut rng);
+        assert_eq!(cut.len(), 4);
+        for (a, b) in &cut {
+            assert!(!cut.contains(&(b.clone(), a.clone())));
+        }
+    }
+
+    #[test]
+    fn bridge_node_sees_everyone() {
+        let nodes = ids(5);
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let cut = bridge(&nodes, &mut rng);
+        let touched: BTreeSet<&String> = cut.iter().flat_map(|(a, b)| [a, b]).collect();
+        assert_eq!(touched.len(), 4);
+        assert_eq!(cut.len(), 8);
+    }
+}

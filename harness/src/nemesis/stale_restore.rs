@@ -1,0 +1,109 @@
+//! Stale restore: a node carrying new values fails and comes back from an older copy.
+//!
+//! Aimed so the anomaly can show (the seed's case). For the busy key with home nodes
+//! `{X, Y, Z}`:
+//! 1. pause X, copy its data directory (crash-consistent: the process is stopped), resume X;
+//!    cut Y off, so the key's writes land on exactly W = 2 replicas, X and Z;
+//! 2. half-way, heal Y, kill X, restore the old copy, restart X, and cut Z off instead: now
+//!    the replicas a quorum can reach, X and Y, both predate those writes;
+//! 3. stop: heal everything.
+//!
+//! With fewer than three home nodes (tiny clusters) it degrades to snapshot → restore of X.
+
+use super::{partition, Active, Ctx};
+use crate::backend::Snapshot;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde_json::json;
+use std::time::Instant;
+
+pub struct State {
+    node: String,
+    snapshot: Option<Snapshot>,
+    /// Z: cut off in the second half.
+    other: Option<String>,
+    taken: Instant,
+    age_ms: Option<u64>,
+}
+
+fn isolate(nodes: &[String], x: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for n in nodes.iter().filter(|n| n.as_str() != x) {
+        out.push((x.to_string(), n.clone()));
+        out.push((n.clone(), x.to_string()));
+    }
+    out.sort();
+    out
+}
+
+pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> Active {
+    let nodes = ctx.cluster.nodes().to_vec();
+    let key = ctx.busy_key();
+    let mut home = ctx.ring.home_nodes(&key);
+    if home.is_empty() {
+        home = nodes.clone();
+    }
+    home.shuffle(rng);
+    let x = home[0].clone();
+    let x2 = x.clone();
+    let snapshot = ctx
+        .blocking(move |c| {
+            c.pause(&x2).ok()?;
+            let snap = c.snapshot(&x2);
+            let _ = c.resume(&x2);
+            snap.ok()
+        })
+        .await;
+    let taken = Instant::now();
+    ctx.rec.nemesis(
+        "stale-restore-start",
+        json!({ "node": x, "snapshot_age_ms": 0 }),
+    );
+    if let Some(y) = home.get(1) {
+        partition::apply(ctx, "one", isolate(&nodes, y), Some(json!(key))).await;
+    }
+    Active::StaleRestore(State {
+        node: x,
+        snapshot,
+        other: home.get(2).cloned(),
+        taken,
+        age_ms: None,
+    })
+}
+
+/// The middle step: X comes back from its old copy; Z is cut off instead of Y.
+pub async fn restore(ctx: &Ctx, mut st: State) -> State {
+    let _ = ctx.blocking(|c| c.heal()).await;
+    ctx.rec.nemesis("partition-stop", serde_json::Value::Null);
+    if let Some(snap) = st.snapshot.clone() {
+        let node = st.node.clone();
+        let res = ctx
+            .blocking(move |c| {
+                c.kill(&node)?;
+                let restored = c.restore(&snap);
+                // Restart even when the copy failed: the node must come back either way.
+                c.restart(&node)?;
+                restored
+            })
+            .await;
+        if let Err(e) = res {
+            tracing::warn!("stale-restore of {}: {e}", st.node);
+        }
+        st.age_ms = Some(st.taken.elapsed().as_millis() as u64);
+    }
+    if let Some(z) = &st.other {
+        let nodes = ctx.cluster.nodes().to_vec();
+        partition::apply(ctx, "one", isolate(&nodes, z), None).await;
+    }
+    st
+}
+
+pub async fn stop(ctx: &Ctx, st: State) {
+    if st.other.is_some() {
+        partition::stop(ctx).await;
+    }
+    ctx.rec.nemesis(
+        "stale-restore-stop",
+        json!({ "node": st.node, "snapshot_age_ms": st.age_ms.unwrap_or(0) }),
+    );
+}

@@ -1,0 +1,342 @@
+//! The phases of a run: start the cluster → clients and nemesis together for the time limit →
+//! heal → quiet period → final reads of every key → convergence observation → stop.
+//!
+//! Shutdown is the part that must never fail: SIGINT/SIGTERM only flip a stop flag that every
+//! loop watches; the nemesis heals on its way out; the cluster is shut down explicitly at the
+//! end and again by `Drop` if anything panics or returns early. After a stop request the quiet
+//! period and final reads are skipped so Ctrl-C ends the run well within 30 s.
+
+use crate::backend::local::LocalCluster;
+use crate::backend::{Cluster, ClusterSpec};
+use crate::client::{self, SlotConfig, Target};
+use crate::nemesis::{Ctx, Fault, Nemesis};
+use crate::progress::Progress;
+use crate::recorder::Recorder;
+use crate::ring::Ring;
+use anyhow::Context;
+use quorate_workloads::{OpKind, OpSpec, RegisterWorkload};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// What the run needs, validated (see `cmd::run::validate`).
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub nodes: Vec<String>,
+    pub node_args: Vec<String>,
+    pub ring_n: usize,
+    pub vnodes: usize,
+    pub workload: RegisterWorkload,
+    pub time_limit: Duration,
+    pub interval: Duration,
+    pub quiet: Duration,
+    pub op_timeout: Duration,
+    pub rate: Option<f64>,
+    pub direct_clients: bool,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RunOutcome {
+    pub interrupted: bool,
+    pub invokes: u64,
+    pub ok: u64,
+    pub fail: u64,
+    pub info: u64,
+    pub faults: usize,
+    /// Client ops per second during the fault phase.
+    pub rate: f64,
+    pub converged: Option<bool>,
+}
+
+/// Run all phases on a fresh tokio runtime. History goes to `<run_dir>/history.jsonl`.
+pub fn run(
+    cfg: &RunConfig,
+    faults: &[Fault],
+    node_bin: &Path,
+    run_dir: &Path,
+) -> anyhow::Result<RunOutcome> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the tokio runtime")?;
+    let res = rt.block_on(phases(cfg, faults, node_bin, run_dir));
+    // Anything still running (a stuck op) is dropped here, not waited for.
+    rt.shutdown_timeout(Duration::from_secs(2));
+    res
+}
+
+async fn phases(
+    cfg: &RunConfig,
+    faults: &[Fault],
+    node_bin: &Path,
+    run_dir: &Path,
+) -> anyhow::Result<RunOutcome> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_tx = Arc::new(stop_tx);
+    spawn_signal_handler(stop_tx.clone())?;
+
+    let history = run_dir.join("history.jsonl");
+    let rec = Arc::new(
+        Recorder::create(&history).with_context(|| format!("create {}", history.display()))?,
+    );
+    let spec = ClusterSpec {
+        nodes: cfg.nodes.clone(),
+        node_bin: node_bin.to_path_buf(),
+        node_args: cfg.node_args.clone(),
+        run_dir: run_dir.to_path_buf(),
+        direct_clients: cfg.direct_clients,
+    };
+    let local = Arc::new(LocalCluster::start(spec).await?);
+    let cluster: Arc<dyn Cluster> = local.clone();
+    let result = drive(cfg, faults, &cluster, &rec, stop_rx).await;
+    // Heal and stop the cluster off the async workers (kill + wait are blocking).
+    let l2 = local.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = l2.heal();
+        l2.shutdown();
+    })
+    .await;
+    rec.sync();
+    if let Some(e) = rec.error() {
+        anyhow::bail!("writing {}: {e}", history.display());
+    }
+    result
+}
+
+fn spawn_signal_handler(stop: Arc<watch::Sender<bool>>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).context("install the SIGINT handler")?;
+    let mut term = signal(SignalKind::terminate()).context("install the SIGTERM handler")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("\nquorate run: interrupted; healing, stopping nodes, keeping the history");
+        let _ = stop.send(true);
+    });
+    Ok(())
+}
+
+async fn drive(
+    cfg: &RunConfig,
+    faults: &[Fault],
+    cluster: &Arc<dyn Cluster>,
+    rec: &Arc<Recorder>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<RunOutcome> {
+    let targets: Vec<Target> = cluster
+        .nodes()
+        .iter()
+        .map(|n| Target {
+            node: n.clone(),
+            addr: cluster.client_addr(n),
+        })
+        .collect();
+    let busy = Arc::new(AtomicU64::new(0));
+    let (clients_tx, clients_rx) = watch::channel(false);
+    let pace = cfg
+        .rate
+        .map(|r| Duration::from_secs_f64(cfg.workload.concurrency as f64 / r));
+    let slot_cfg = SlotConfig {
+        targets: targets.clone(),
+        concurrency: cfg.workload.concurrency,
+        timeout: cfg.op_timeout,
+        pace,
+        // A bound, far above what any run reaches, so no client loop is unbounded.
+        max_ops: (cfg.time_limit.as_secs_f64() * 100_000.0) as u64 + 1000,
+        busy: busy.clone(),
+    };
+    let phase_start = Instant::now();
+    let mut slots = tokio::task::JoinSet::new();
+    for slot in 0..cfg.workload.concurrency {
+        slots.spawn(client::run_slot(
+            slot,
+            cfg.workload.client(slot),
+            slot_cfg.clone(),
+            rec.clone(),
+            client::http_client(),
+            clients_rx.clone(),
+        ));
+    }
+    let nemesis = Nemesis {
+        faults: faults.to_vec(),
+        interval: cfg.interval,
+        seed: cfg.seed,
+        ctx: Ctx {
+            cluster: cluster.clone(),
+            rec: rec.clone(),
+            ring: Ring::new(cluster.nodes(), cfg.vnodes, cfg.ring_n),
+            busy_key: busy.clone(),
+            http: client::http_client(),
+        },
+    };
+    let deadline = phase_start + cfg.time_limit;
+    let nem = tokio::spawn(nemesis.run(deadline, stop.clone()));
+
+    let progress = Progress::new(cfg.time_limit);
+    let mut stop_w = stop.clone();
+    // Fault phase: until the deadline or a stop request, refreshing the progress line.
+    loop {
+        if *stop_w.borrow() || Instant::now() >= deadline {
+            break;
+        }
+        progress.update(phase_start.elapsed(), &rec.counts, "faults");
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = stop_w.changed() => {}
+        }
+    }
+    // The nemesis heals on its way out; clients keep working until it has.
+    let faults_started = nem.await.unwrap_or(0);
+    let phase_elapsed = phase_start.elapsed();
+    let _ = clients_tx.send(true);
+    while slots.join_next().await.is_some() {}
+    let client_ops = rec.counts.invokes.load(Ordering::Relaxed);
+    let interrupted = *stop.borrow();
+
+    let mut converged = None;
+    if !interrupted {
+        progress.update(phase_start.elapsed(), &rec.counts, "quiet");
+        let mut s = stop.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(cfg.quiet) => {}
+            _ = s.changed() => {}
+        }
+    }
+    if !*stop.borrow() {
+        progress.update(phase_start.elapsed(), &rec.counts, "final reads");
+        final_reads(
+            cfg,
+            &targets,
+            rec,
+            busy.load(Ordering::Relaxed),
+            stop.clone(),
+        )
+        .await;
+        converged = Some(convergence(cluster, rec).await);
+    }
+    progress.finish();
+    let c = &rec.counts;
+    Ok(RunOutcome {
+        interrupted: *stop.borrow(),
+        invokes: c.invokes.load(Ordering::Relaxed),
+        ok: c.ok.load(Ordering::Relaxed),
+        fail: c.fail.load(Ordering::Relaxed),
+        info: c.info.load(Ordering::Relaxed),
+        faults: faults_started,
+        rate: client_ops as f64 / phase_elapsed.as_secs_f64().max(1e-9),
+        converged,
+    })
+}
+
+/// Read every key once, after the quiet period, so lost writes show. Each read runs under a
+/// process number no client used.
+async fn final_reads(
+    cfg: &RunConfig,
+    targets: &[Target],
+    rec: &Arc<Recorder>,
+    max_key: u64,
+    stop: watch::Receiver<bool>,
+) {
+    let http = client::http_client();
+    // Past every process a slot could have reached: slots step by `concurrency` after info.
+    let base = 1_000_000_000u64;
+    let sem = Arc::new(tokio::sync::Semaphore::new(
+        cfg.workload.concurrency as usize,
+    ));
+    let mut set = tokio::task::JoinSet::new();
+    for k in 0..=max_key {
+        if *stop.borrow() {
+            break;
+        }
+        let permit = sem.clone().acquire_owned().await.expect("semaphore open");
+        let target = targets[k as usize % targets.len()].clone();
+        let rec = rec.clone();
+        let http = http.clone();
+        let timeout = cfg.op_timeout;
+        set.spawn(async move {
+            let op = OpSpec {
+                f: OpKind::Read,
+                key: format!("k{k}"),
+                value: Value::Null,
+            };
+            client::run_op(&rec, &http, base + k, &target, &op, timeout).await;
+            drop(permit);
+        });
+    }
+    while set.join_next().await.is_some() {}
+}
+
+/// Compare `GET /digest` across nodes: a range has converged when every replica that reports
+/// it gives the same hash. Recorded as a `convergence` harness observation (HISTORY.md).
+async fn convergence(cluster: &Arc<dyn Cluster>, rec: &Arc<Recorder>) -> bool {
+    let http = client::http_client();
+    // (start, end) -> node -> hash
+    let mut ranges: BTreeMap<(u64, u64), BTreeMap<String, String>> = BTreeMap::new();
+    let mut unreachable = Vec::new();
+    for n in cluster.nodes() {
+        let url = format!("http://{}/digest", cluster.admin_addr(n));
+        let body: Option<Value> = match http.get(url).timeout(Duration::from_secs(5)).send().await {
+            Ok(r) => r.json().await.ok(),
+            Err(_) => None,
+        };
+        let Some(body) = body else {
+            unreachable.push(n.clone());
+            continue;
+        };
+        for r in body
+            .get("ranges")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let (Some(s), Some(e)) = (
+                r.get("start").and_then(Value::as_u64),
+                r.get("end").and_then(Value::as_u64),
+            ) else {
+                continue;
+            };
+            let h = r
+                .get("hash")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            ranges.entry((s, e)).or_default().insert(n.clone(), h);
+        }
+    }
+    let differing: Vec<Value> = ranges
+        .iter()
+        .filter(|(_, by_node)| {
+            let mut hs = by_node.values();
+            let first = hs.next();
+            hs.any(|h| Some(h) != first)
+        })
+        .take(20)
+        .map(|((s, e), by_node)| json!({"start": s, "end": e, "hashes": by_node}))
+        .collect();
+    let count = ranges
+        .values()
+        .filter(|by_node| {
+            let mut hs = by_node.values();
+            let first = hs.next();
+            hs.any(|h| Some(h) != first)
+        })
+        .count();
+    let converged = count == 0 && unreachable.is_empty();
+    rec.harness(
+        "convergence",
+        json!({
+            "converged": converged,
+            "keys_differing": count,
+            "detail": {"unit": "ring ranges", "ranges": ranges.len(),
+                       "differing": differing, "unreachable": unreachable},
+        }),
+    );
+    converged
+}
