@@ -1,0 +1,2 @@
+//! Reports of a checked history; see [`timeline`].
+pub mod timeline;

@@ -1,0 +1,172 @@
+//! `timeline.html`: its structure and contents, on the bundled examples and on hostile and big
+//! histories. When a headless Chromium is installed, the page is also rendered and its drawing
+//! inspected; without one that test says so and checks the rest.
+
+use anyhow::{Context, Result};
+use quorate_checker::check::{check_events, check_file, CheckOptions};
+use quorate_checker::history::{Event, EventType, Process};
+use quorate_checker::import::Format;
+use quorate_checker::report::timeline::{render, MAX_OPS_PER_KEY};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+
+fn example(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/histories")
+        .join(name)
+}
+
+/// The JSON embedded in a page.
+fn embedded(html: &str) -> Result<Value> {
+    let start = html
+        .find(r#"<script type="application/json" id="data">"#)
+        .context("the page embeds its data")?;
+    let rest = &html[start..];
+    let body = &rest[rest.find('>').unwrap() + 1..rest.find("</script>").unwrap()];
+    Ok(serde_json::from_str(body)?)
+}
+
+fn assert_self_contained(html: &str) {
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.trim_end().ends_with("</html>"));
+    for external in [
+        "<link",
+        "src=\"http",
+        "src='http",
+        "href=\"http",
+        "@import",
+        "url(",
+    ] {
+        assert!(!html.contains(external), "external asset {external:?}");
+    }
+    // Exactly the two script elements of the template: no value broke out of the data.
+    assert_eq!(html.matches("<script").count(), 2);
+    assert_eq!(html.matches("</script>").count(), 2);
+}
+
+#[test]
+fn invalid_example_marks_the_counterexample() -> Result<()> {
+    let report = check_file(&example("register-bad.jsonl"), &CheckOptions::default())?;
+    let html = render(&report);
+    assert_self_contained(&html);
+    assert!(html.contains("<svg") && html.contains(r#"<select id="key">"#));
+    let data = embedded(&html)?;
+    assert_eq!(data["valid"], json!(false));
+    assert_eq!(data["axis"], "time");
+    assert_eq!(data["ops"], 5);
+    // Invalid keys come first, so the page opens on the failure.
+    let k1 = &data["keys"][0];
+    assert_eq!(k1["key"], "k1");
+    assert_eq!(k1["valid"], json!(false));
+    let cx = &k1["counterexample"];
+    let bad = cx["op"].as_u64().context("a counterexample op")?;
+    let list = k1["list"].as_array().unwrap();
+    let marked: Vec<_> = list.iter().filter(|o| o["bad"] == json!(true)).collect();
+    assert_eq!(marked.len(), 1);
+    assert_eq!(marked[0]["id"], bad);
+    // Each op of the linearized prefix is numbered in order.
+    for (i, id) in cx["prefix"].as_array().unwrap().iter().enumerate() {
+        let op = list.iter().find(|o| &o["id"] == id).unwrap();
+        assert_eq!(op["lin"], i + 1);
+    }
+    assert_eq!(data["keys"][1]["valid"], json!(true));
+    // One partition window, from 1 ms to 3 ms.
+    assert_eq!(data["faults"].as_array().unwrap().len(), 1);
+    assert_eq!(data["faults"][0]["f"], "partition-start");
+    assert_eq!(data["faults"][0]["s"], 1.0);
+    assert_eq!(data["faults"][0]["e"], 3.0);
+    Ok(())
+}
+
+fn ev(p: u64, kind: EventType, f: &str, key: &str, value: Value) -> Event {
+    Event::new(Process::Client(p), kind, f, value).with_key(key)
+}
+
+#[test]
+fn hostile_keys_and_values_stay_inside_the_data() -> Result<()> {
+    let key = "</script><script>alert(1)</script>";
+    let events = vec![
+        ev(
+            0,
+            EventType::Invoke,
+            "write",
+            key,
+            json!("<!-- </script> -->"),
+        ),
+        ev(0, EventType::Ok, "write", key, json!("<!-- </script> -->")),
+    ];
+    let report = check_events(
+        "<b>&file</b>",
+        &events,
+        Format::Jsonl,
+        &CheckOptions::default(),
+    )?;
+    let html = render(&report);
+    assert_self_contained(&html);
+    assert!(html.contains("<title>quorate timeline: &lt;b&gt;&amp;file&lt;/b&gt;</title>"));
+    let data = embedded(&html)?;
+    assert_eq!(data["keys"][0]["key"], key);
+    assert_eq!(data["file"], "<b>&file</b>");
+    // No times: the axis is line order.
+    assert_eq!(data["axis"], "line");
+    Ok(())
+}
+
+#[test]
+fn big_histories_are_drawn_in_part_and_say_so() -> Result<()> {
+    let n = MAX_OPS_PER_KEY * 3;
+    let mut events = Vec::with_capacity(2 * n);
+    for i in 0..n {
+        events.push(ev(0, EventType::Invoke, "write", "big", json!(i)));
+        events.push(ev(0, EventType::Ok, "write", "big", json!(i)));
+    }
+    let report = check_events(
+        "big.jsonl",
+        &events,
+        Format::Jsonl,
+        &CheckOptions::default(),
+    )?;
+    let html = render(&report);
+    let data = embedded(&html)?;
+    let k = &data["keys"][0];
+    assert_eq!(k["ops"], n);
+    assert_eq!(k["drawn"], MAX_OPS_PER_KEY);
+    assert_eq!(k["list"].as_array().unwrap().len(), MAX_OPS_PER_KEY);
+    assert!(html.contains("at most"), "the page explains the cut");
+    assert!(html.len() < 400 * MAX_OPS_PER_KEY, "{} bytes", html.len());
+    Ok(())
+}
+
+/// Render the invalid example in headless Chromium and read back the drawn SVG, when a
+/// Chromium is installed (it is not required).
+#[test]
+fn renders_in_headless_chromium_when_installed() -> Result<()> {
+    let Some(browser) = ["chromium", "chromium-browser", "google-chrome", "chrome"]
+        .into_iter()
+        .find(|b| {
+            std::process::Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+    else {
+        eprintln!("no headless Chromium installed: skipping the rendering check only");
+        return Ok(());
+    };
+    let report = check_file(&example("register-bad.jsonl"), &CheckOptions::default())?;
+    let dir = tempfile::tempdir()?;
+    let page = dir.path().join("timeline.html");
+    std::fs::write(&page, render(&report))?;
+    let out = std::process::Command::new(browser)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
+        .arg(format!("file://{}", page.display()))
+        .output()?;
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(dom.contains("class=\"bar ok"), "bars drawn: {dom}");
+    assert!(
+        dom.contains(" bad\""),
+        "the op that cannot be placed is marked"
+    );
+    assert!(dom.contains("class=\"fault\""), "the partition is shaded");
+    Ok(())
+}
