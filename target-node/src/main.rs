@@ -1,4 +1,80 @@
+//! `quorate-node`: parse flags, open storage, serve until SIGTERM/SIGINT.
+//!
+//! Exit codes: 0 after a clean shutdown (SIGTERM/SIGINT), 3 when it cannot start (bad flag,
+//! refused configuration such as R > N, unusable data dir, address in use) — the same "error"
+//! code as the `quorate` commands.
+use anyhow::Context;
+use clap::Parser;
+use quorate_node::config::Cli;
+use quorate_node::node::Node;
+
 fn main() {
-    eprintln!("quorate-node: not built yet");
-    std::process::exit(3);
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 3 } else { 0 };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("quorate-node: cannot start the runtime: {e}");
+            std::process::exit(3);
+        }
+    };
+    if let Err(e) = rt.block_on(run(cli)) {
+        eprintln!("quorate-node: {e:#}");
+        std::process::exit(3);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cfg = cli.into_config().context("invalid configuration")?;
+    let listen = cfg.listen;
+    let id = cfg.id.clone();
+    let node = Node::open(cfg.clone())
+        .with_context(|| format!("opening data dir {}", cfg.data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    node.spawn_background();
+    tracing::info!(
+        id,
+        %listen,
+        n = cfg.n,
+        r = cfg.r,
+        w = cfg.w,
+        write_mode = ?cfg.write_mode,
+        read_repair = ?cfg.read_repair,
+        sloppy = cfg.sloppy_quorum,
+        fsync = ?cfg.fsync,
+        "quorate-node listening"
+    );
+    quorate_node::http::serve(listener, node, shutdown())
+        .await
+        .context("serving")?;
+    Ok(())
+}
+
+async fn shutdown() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }

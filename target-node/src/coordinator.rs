@@ -1,0 +1,344 @@
+//! The coordinator: one client operation from request to quorum decision.
+//!
+//! - read: ask the key's N home nodes in parallel, answer after R; the newest version wins.
+//!   Read repair then writes the newest back to stale replicas — after answering (`async`), or
+//!   before answering until W replicas hold it (`blocking`, ABD's write-back phase).
+//! - write: `lww` stamps wall clock + offset; `two-phase` (ABD) first queries a read quorum for
+//!   the highest tag and writes a higher one. The write goes to all N home nodes in parallel
+//!   and is answered after W durable acks; the rest carries on in the background (each replica
+//!   call is its own task, bounded by the replica timeout).
+//! - cas: read a quorum, compare, write. Not atomic across replicas: two concurrent cas can
+//!   both see the expected value and both succeed. That is the point — it is what a leaderless
+//!   store without consensus does, and the checker should catch it.
+//! - sloppy quorum: a home node that fails is replaced by the next node on the ring beyond the
+//!   preference list; a write there becomes a durable hint for the home node and its ack counts.
+//!
+//! Counting and choosing are in `quorum.rs` (pure); this file only moves messages and time.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::time::{timeout_at, Instant};
+
+use crate::config::{ReadRepair, WriteMode};
+use crate::node::Node;
+use crate::quorum::{may_have_applied, Progress, ReadAnswer, ReadTally, WriteTally};
+use crate::replica::CallError;
+use crate::ring::key_position;
+use crate::stats::Stats;
+use crate::version::{Record, Version};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum OpError {
+    /// The quorum was not reached in time (or cannot be). → 503
+    Unavailable {
+        may_have_applied: bool,
+        reason: String,
+    },
+    /// cas: the current value is not the expected one. → 409
+    Mismatch { current: Option<Value> },
+}
+
+struct ReadEvent {
+    idx: usize,
+    result: Result<Option<Record>, CallError>,
+}
+
+/// A read quorum that was reached, with the channel still open for late answers.
+struct Query {
+    tally: ReadTally,
+    homes: Vec<usize>,
+    rx: mpsc::UnboundedReceiver<ReadEvent>,
+}
+
+fn spawn_get(
+    node: &Arc<Node>,
+    idx: usize,
+    key: &str,
+    with_hints: bool,
+    tx: &mpsc::UnboundedSender<ReadEvent>,
+) {
+    let (node, key, tx) = (node.clone(), key.to_string(), tx.clone());
+    tokio::spawn(async move {
+        let result = node.replicas.get(idx, &key, with_hints).await;
+        let _ = tx.send(ReadEvent { idx, result });
+    });
+}
+
+/// Phase one of every operation that reads: R answers from the home nodes (or fallbacks).
+async fn query(node: &Arc<Node>, key: &str, deadline: Instant) -> Result<Query, OpError> {
+    let walk = node.ring.walk(key_position(key));
+    let n = node.cfg.n.min(walk.len());
+    let homes = walk[..n].to_vec();
+    let mut fallbacks = walk[n..].iter().copied().filter(|_| node.cfg.sloppy_quorum);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut rx = rx;
+    for &idx in &homes {
+        spawn_get(node, idx, key, false, &tx);
+    }
+    let mut tally = ReadTally::new(node.cfg.r, homes.len());
+    loop {
+        match tally.progress() {
+            Progress::Reached => break,
+            Progress::Impossible => {
+                return Err(OpError::Unavailable {
+                    may_have_applied: false,
+                    reason: format!(
+                        "read quorum unreachable: fewer than {} replicas answered",
+                        node.cfg.r
+                    ),
+                })
+            }
+            Progress::Pending => {}
+        }
+        let ev = match timeout_at(deadline, rx.recv()).await {
+            Ok(Some(ev)) => ev,
+            Ok(None) | Err(_) => {
+                return Err(OpError::Unavailable {
+                    may_have_applied: false,
+                    reason: format!(
+                        "timeout: {} of {} read answers in {} ms",
+                        tally.answers().len(),
+                        node.cfg.r,
+                        node.cfg.request_timeout_ms
+                    ),
+                })
+            }
+        };
+        match ev.result {
+            Ok(record) => {
+                tally.answer(ReadAnswer {
+                    replica: ev.idx,
+                    record,
+                });
+            }
+            Err(e) => {
+                tracing::debug!(key, replica = node.id_of(ev.idx), "read failed: {e}");
+                tally.fail();
+                if let Some(f) = fallbacks.next() {
+                    tally.add_target();
+                    spawn_get(node, f, key, true, &tx);
+                }
+            }
+        }
+    }
+    Ok(Query { tally, homes, rx })
+}
+
+struct WriteEvent {
+    idx: usize,
+    /// Set when this was a hint sent to a fallback on behalf of `home`.
+    hint_for: Option<usize>,
+    result: Result<(), CallError>,
+}
+
+/// Sends `rec` to the key's home nodes and waits for W durable acks (or a deadline).
+async fn replicate(
+    node: &Arc<Node>,
+    key: &str,
+    rec: &Record,
+    deadline: Instant,
+) -> Result<(), OpError> {
+    let walk = node.ring.walk(key_position(key));
+    let n = node.cfg.n.min(walk.len());
+    let mut fallbacks = walk[n..].iter().copied().filter(|_| node.cfg.sloppy_quorum);
+    let (tx, mut rx) = mpsc::unbounded_channel::<WriteEvent>();
+    let spawn_put = |idx: usize, hint_for: Option<usize>| {
+        let (node, key, rec, tx) = (node.clone(), key.to_string(), rec.clone(), tx.clone());
+        tokio::spawn(async move {
+            let result = match hint_for {
+                None => node.replicas.put(idx, &key, &rec).await,
+                Some(home) => {
+                    let r = node.replicas.hint(idx, node.id_of(home), &key, &rec).await;
+                    if idx == node.me && matches!(r, Ok(true)) {
+                        Stats::inc(&node.stats.hints_stored);
+                    }
+                    r.map(|_| ())
+                }
+            };
+            let _ = tx.send(WriteEvent {
+                idx,
+                hint_for,
+                result,
+            });
+        });
+    };
+    for &idx in &walk[..n] {
+        spawn_put(idx, None);
+    }
+    let mut tally = WriteTally::new(node.cfg.w, n);
+    let mut attempts = n;
+    let mut not_sent = 0;
+    loop {
+        let unavailable = |reason: String, not_sent: usize, attempts: usize| OpError::Unavailable {
+            may_have_applied: may_have_applied(not_sent < attempts),
+            reason,
+        };
+        match tally.progress() {
+            Progress::Reached => return Ok(()),
+            Progress::Impossible => {
+                return Err(unavailable(
+                    format!(
+                        "write quorum unreachable: {} of {} acks",
+                        tally.acks(),
+                        node.cfg.w
+                    ),
+                    not_sent,
+                    attempts,
+                ))
+            }
+            Progress::Pending => {}
+        }
+        let ev = match timeout_at(deadline, rx.recv()).await {
+            Ok(Some(ev)) => ev,
+            Ok(None) | Err(_) => {
+                return Err(unavailable(
+                    format!(
+                        "timeout: {} of {} acks in {} ms",
+                        tally.acks(),
+                        node.cfg.w,
+                        node.cfg.request_timeout_ms
+                    ),
+                    not_sent,
+                    attempts,
+                ))
+            }
+        };
+        match ev.result {
+            Ok(()) => {
+                tally.ack();
+            }
+            Err(e) => {
+                tracing::debug!(key, replica = node.id_of(ev.idx), "write failed: {e}");
+                if matches!(e, CallError::NotSent(_)) {
+                    not_sent += 1;
+                }
+                tally.fail();
+                let home = ev.hint_for.unwrap_or(ev.idx);
+                if let Some(f) = fallbacks.next() {
+                    tally.add_target();
+                    attempts += 1;
+                    spawn_put(f, Some(home));
+                }
+            }
+        }
+    }
+}
+
+/// A client read: the newest record a read quorum holds, after read repair if blocking.
+pub async fn read(node: &Arc<Node>, key: &str) -> Result<Option<Record>, OpError> {
+    let deadline = Instant::now() + node.request_timeout();
+    let q = query(node, key, deadline).await?;
+    let newest = q.tally.newest().cloned();
+    match node.cfg.read_repair {
+        ReadRepair::Off => {}
+        ReadRepair::Blocking => {
+            if let Some(rec) = &newest {
+                if q.tally.needs_write_back(node.cfg.w) {
+                    let stale = q
+                        .tally
+                        .stale()
+                        .iter()
+                        .filter(|i| q.homes.contains(i))
+                        .count();
+                    Stats::add(&node.stats.read_repairs, stale as u64);
+                    // A write-back that misses its quorum must not answer: the value might
+                    // not be at a quorum, and a later read could miss it.
+                    replicate(node, key, rec, deadline)
+                        .await
+                        .map_err(|e| match e {
+                            OpError::Unavailable { reason, .. } => OpError::Unavailable {
+                                may_have_applied: false,
+                                reason: format!("read write-back: {reason}"),
+                            },
+                            other => other,
+                        })?;
+                }
+            }
+        }
+        ReadRepair::Async => {
+            tokio::spawn(async_repair(node.clone(), key.to_string(), q));
+        }
+    }
+    Ok(newest)
+}
+
+/// After answering: wait briefly for the remaining answers, then send the newest version to
+/// every home replica that answered with something older.
+async fn async_repair(node: Arc<Node>, key: String, mut q: Query) {
+    let until = Instant::now() + node.replica_timeout();
+    while q.tally.answers().len() < q.homes.len() {
+        match timeout_at(until, q.rx.recv()).await {
+            Ok(Some(ReadEvent {
+                idx,
+                result: Ok(record),
+            })) => {
+                q.tally.answer(ReadAnswer {
+                    replica: idx,
+                    record,
+                });
+            }
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    let Some(newest) = q.tally.newest().cloned() else {
+        return;
+    };
+    for idx in q.tally.stale() {
+        if !q.homes.contains(&idx) {
+            continue;
+        }
+        Stats::inc(&node.stats.read_repairs);
+        let (node, key, rec) = (node.clone(), key.clone(), newest.clone());
+        tokio::spawn(async move {
+            if let Err(e) = node.replicas.put(idx, &key, &rec).await {
+                tracing::debug!(key, replica = node.id_of(idx), "read repair failed: {e}");
+            }
+        });
+    }
+}
+
+/// A client write; returns the version written.
+pub async fn write(node: &Arc<Node>, key: &str, value: Value) -> Result<Version, OpError> {
+    let deadline = Instant::now() + node.request_timeout();
+    let version = match node.cfg.write_mode {
+        WriteMode::Lww => node.clock.next_lww(),
+        WriteMode::TwoPhase => {
+            let q = query(node, key, deadline).await?;
+            node.clock.next_tag(q.tally.highest_version())
+        }
+    };
+    let rec = Record {
+        value,
+        version: version.clone(),
+    };
+    replicate(node, key, &rec, deadline).await?;
+    Ok(version)
+}
+
+/// A client compare-and-set (not atomic; see the file note). `expected: None` means "no value".
+pub async fn cas(
+    node: &Arc<Node>,
+    key: &str,
+    expected: Option<Value>,
+    new: Value,
+) -> Result<Version, OpError> {
+    let deadline = Instant::now() + node.request_timeout();
+    let q = query(node, key, deadline).await?;
+    let current = q.tally.newest().map(|r| r.value.clone());
+    if current != expected {
+        return Err(OpError::Mismatch { current });
+    }
+    let version = match node.cfg.write_mode {
+        WriteMode::Lww => node.clock.next_lww(),
+        WriteMode::TwoPhase => node.clock.next_tag(q.tally.highest_version()),
+    };
+    let rec = Record {
+        value: new,
+        version: version.clone(),
+    };
+    replicate(node, key, &rec, deadline).await?;
+    Ok(version)
+}

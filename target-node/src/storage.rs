@@ -1,0 +1,427 @@
+//! Durable storage: redb on disk, an in-memory view for reads, one writer thread.
+//!
+//! Every change goes through a single writer thread that takes whatever jobs are queued,
+//! applies them in one redb transaction and commits once (group commit): with `--fsync always`
+//! one fsync covers a whole batch, so throughput does not collapse to one write per fsync.
+//! The in-memory map is updated only *after* the commit returns, and replicas answer reads from
+//! it, so a replica never reports (or acknowledges) a version it could lose to a SIGKILL.
+//! That is what ABD's "acknowledged only after durable storage" needs.
+//!
+//! With `--fsync never` commits use redb's non-durable mode (no fsync; a crash may roll back to
+//! the last durable commit). One durable commit every `DURABLE_EVERY` batches lets redb reclaim
+//! pages, which it cannot do across non-durable commits alone.
+//!
+//! Hints (sloppy quorum) live in their own table and map, apart from the data, so they never
+//! enter Merkle trees or digests of the node's own key ranges.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, RwLock};
+
+use redb::{Database, Durability, ReadableTable, TableDefinition};
+use tokio::sync::oneshot;
+
+use crate::config::Fsync;
+use crate::version::{Record, Version};
+
+const DATA: TableDefinition<&str, &[u8]> = TableDefinition::new("data");
+const HINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("hints");
+const MAX_BATCH: usize = 1024;
+const DURABLE_EVERY: u64 = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("storage: {0}")]
+    Db(String),
+    #[error("storage: corrupt record under {key:?}: {err}")]
+    Corrupt { key: String, err: String },
+    #[error("storage: writer thread has stopped")]
+    Closed,
+    #[error("storage: cannot create data dir {path}: {err}")]
+    DataDir { path: String, err: std::io::Error },
+}
+
+fn db_err(e: impl std::fmt::Display) -> StorageError {
+    StorageError::Db(e.to_string())
+}
+
+/// A hint is keyed by the home node it is meant for and the key.
+type HintKey = (String, String);
+
+enum Op {
+    Put {
+        key: String,
+        rec: Record,
+    },
+    PutHint {
+        home: String,
+        key: String,
+        rec: Record,
+    },
+    DeleteHint {
+        home: String,
+        key: String,
+        version: Version,
+    },
+}
+
+struct Job {
+    op: Op,
+    reply: oneshot::Sender<Result<bool, StorageError>>,
+}
+
+pub struct Storage {
+    data: RwLock<BTreeMap<String, Record>>,
+    hints: Mutex<BTreeMap<HintKey, Record>>,
+    // A std channel because the receiving side is a plain thread that blocks on it.
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+fn hint_db_key(home: &str, key: &str) -> String {
+    format!("{home}\u{0}{key}")
+}
+
+impl Storage {
+    /// Opens (or creates) `dir/node.redb`, loads it, and starts the writer thread.
+    pub fn open(dir: &Path, fsync: Fsync) -> Result<Arc<Storage>, StorageError> {
+        std::fs::create_dir_all(dir).map_err(|err| StorageError::DataDir {
+            path: dir.display().to_string(),
+            err,
+        })?;
+        let db = Database::create(dir.join("node.redb")).map_err(db_err)?;
+        let mut data = BTreeMap::new();
+        let mut hints = BTreeMap::new();
+        {
+            // Create both tables so later read transactions find them.
+            let tx = db.begin_write().map_err(db_err)?;
+            tx.open_table(DATA).map_err(db_err)?;
+            tx.open_table(HINTS).map_err(db_err)?;
+            tx.commit().map_err(db_err)?;
+            let rx = db.begin_read().map_err(db_err)?;
+            for item in rx
+                .open_table(DATA)
+                .map_err(db_err)?
+                .iter()
+                .map_err(db_err)?
+            {
+                let (k, v) = item.map_err(db_err)?;
+                let key = k.value().to_string();
+                let rec: Record =
+                    serde_json::from_slice(v.value()).map_err(|e| StorageError::Corrupt {
+                        key: key.clone(),
+                        err: e.to_string(),
+                    })?;
+                data.insert(key, rec);
+            }
+            for item in rx
+                .open_table(HINTS)
+                .map_err(db_err)?
+                .iter()
+                .map_err(db_err)?
+            {
+                let (k, v) = item.map_err(db_err)?;
+                let raw = k.value().to_string();
+                let (home, key) = raw
+                    .split_once('\u{0}')
+                    .ok_or_else(|| StorageError::Corrupt {
+                        key: raw.clone(),
+                        err: "hint key without home".into(),
+                    })?;
+                let rec: Record =
+                    serde_json::from_slice(v.value()).map_err(|e| StorageError::Corrupt {
+                        key: raw.clone(),
+                        err: e.to_string(),
+                    })?;
+                hints.insert((home.to_string(), key.to_string()), rec);
+            }
+        }
+        let (tx, rx) = mpsc::channel();
+        let storage = Arc::new(Storage {
+            data: RwLock::new(data),
+            hints: Mutex::new(hints),
+            jobs: Mutex::new(tx),
+        });
+        let weak = Arc::downgrade(&storage);
+        std::thread::Builder::new()
+            .name("storage-writer".into())
+            .spawn(move || writer(db, fsync, rx, weak))
+            .map_err(db_err)?;
+        Ok(storage)
+    }
+
+    pub fn get(&self, key: &str) -> Option<Record> {
+        self.read_data().get(key).cloned()
+    }
+
+    /// Number of keys held (not counting hints).
+    pub fn len(&self) -> usize {
+        self.read_data().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Calls `f` on every key in key order, under the read lock (keep `f` cheap).
+    pub fn scan(&self, mut f: impl FnMut(&str, &Record)) {
+        for (k, r) in self.read_data().iter() {
+            f(k, r);
+        }
+    }
+
+    /// Stores `rec` if it is newer than what is held; resolves once durable (per --fsync).
+    /// Returns whether it was applied. Either way the replica then holds something at least as
+    /// new, which is what its acknowledgement means.
+    pub async fn put(&self, key: &str, rec: Record) -> Result<bool, StorageError> {
+        self.submit(Op::Put {
+            key: key.to_string(),
+            rec,
+        })
+        .await
+    }
+
+    pub async fn put_hint(&self, home: &str, key: &str, rec: Record) -> Result<bool, StorageError> {
+        self.submit(Op::PutHint {
+            home: home.to_string(),
+            key: key.to_string(),
+            rec,
+        })
+        .await
+    }
+
+    /// Deletes a delivered hint, unless a newer hint for the same home and key has arrived.
+    pub async fn delete_hint(
+        &self,
+        home: &str,
+        key: &str,
+        version: &Version,
+    ) -> Result<bool, StorageError> {
+        self.submit(Op::DeleteHint {
+            home: home.to_string(),
+            key: key.to_string(),
+            version: version.clone(),
+        })
+        .await
+    }
+
+    /// Every stored hint: (home node, key, record).
+    pub fn hints(&self) -> Vec<(String, String, Record)> {
+        self.lock_hints()
+            .iter()
+            .map(|((h, k), r)| (h.clone(), k.clone(), r.clone()))
+            .collect()
+    }
+
+    /// The newest hint held for `key` (for any home), so a fallback can answer sloppy reads.
+    pub fn hint_for(&self, key: &str) -> Option<Record> {
+        let hints = self.lock_hints();
+        crate::version::newest(
+            hints
+                .iter()
+                .filter(|((_, k), _)| k == key)
+                .map(|(_, r)| Some(r)),
+        )
+        .cloned()
+    }
+
+    async fn submit(&self, op: Op) -> Result<bool, StorageError> {
+        let (reply, rx) = oneshot::channel();
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(Job { op, reply })
+            .map_err(|_| StorageError::Closed)?;
+        rx.await.map_err(|_| StorageError::Closed)?
+    }
+
+    fn read_data(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Record>> {
+        self.data.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_hints(&self) -> std::sync::MutexGuard<'_, BTreeMap<HintKey, Record>> {
+        self.hints.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The writer thread: batch, apply, commit, then publish to memory and reply.
+fn writer(db: Database, fsync: Fsync, rx: mpsc::Receiver<Job>, storage: std::sync::Weak<Storage>) {
+    let mut batches: u64 = 0;
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let Some(st) = storage.upgrade() else { return };
+        batches += 1;
+        let durable = fsync == Fsync::Always || batches.is_multiple_of(DURABLE_EVERY);
+        match apply_batch(&db, &st, &jobs, durable) {
+            Ok((applied, data_changes, hint_changes)) => {
+                {
+                    let mut data = st.data.write().unwrap_or_else(|e| e.into_inner());
+                    for (k, r) in data_changes {
+                        data.insert(k, r);
+                    }
+                }
+                {
+                    let mut hints = st.lock_hints();
+                    for (hk, r) in hint_changes {
+                        match r {
+                            Some(r) => hints.insert(hk, r),
+                            None => hints.remove(&hk),
+                        };
+                    }
+                }
+                for (job, ok) in jobs.into_iter().zip(applied) {
+                    let _ = job.reply.send(Ok(ok));
+                }
+            }
+            Err(e) => {
+                tracing::error!("commit failed: {e}");
+                for job in jobs {
+                    let _ = job.reply.send(Err(StorageError::Db(e.to_string())));
+                }
+            }
+        }
+    }
+}
+
+type BatchResult = (
+    Vec<bool>,
+    BTreeMap<String, Record>,
+    BTreeMap<HintKey, Option<Record>>,
+);
+
+fn apply_batch(
+    db: &Database,
+    st: &Storage,
+    jobs: &[Job],
+    durable: bool,
+) -> Result<BatchResult, StorageError> {
+    // Decide against memory (equal to the last committed state, since only this thread
+    // writes), overlaid with this batch's own earlier changes.
+    let mut data_changes: BTreeMap<String, Record> = BTreeMap::new();
+    let mut hint_changes: BTreeMap<HintKey, Option<Record>> = BTreeMap::new();
+    let mut applied = Vec::with_capacity(jobs.len());
+    {
+        let data = st.read_data();
+        let hints = st.lock_hints();
+        for job in jobs {
+            let ok = match &job.op {
+                Op::Put { key, rec } => {
+                    let cur = data_changes.get(key).or_else(|| data.get(key));
+                    let ok = rec.supersedes(cur);
+                    if ok {
+                        data_changes.insert(key.clone(), rec.clone());
+                    }
+                    ok
+                }
+                Op::PutHint { home, key, rec } => {
+                    let hk = (home.clone(), key.clone());
+                    let cur = match hint_changes.get(&hk) {
+                        Some(c) => c.as_ref(),
+                        None => hints.get(&hk),
+                    };
+                    let ok = rec.supersedes(cur);
+                    if ok {
+                        hint_changes.insert(hk, Some(rec.clone()));
+                    }
+                    ok
+                }
+                Op::DeleteHint { home, key, version } => {
+                    let hk = (home.clone(), key.clone());
+                    let cur = match hint_changes.get(&hk) {
+                        Some(c) => c.as_ref(),
+                        None => hints.get(&hk),
+                    };
+                    let ok = cur.map(|r| &r.version == version).unwrap_or(false);
+                    if ok {
+                        hint_changes.insert(hk, None);
+                    }
+                    ok
+                }
+            };
+            applied.push(ok);
+        }
+    }
+    if data_changes.is_empty() && hint_changes.is_empty() {
+        // Nothing new (replays, stale write-backs): what is held is already durable.
+        return Ok((applied, data_changes, hint_changes));
+    }
+    let mut tx = db.begin_write().map_err(db_err)?;
+    tx.set_durability(if durable {
+        Durability::Immediate
+    } else {
+        Durability::None
+    });
+    {
+        let mut t = tx.open_table(DATA).map_err(db_err)?;
+        for (k, r) in &data_changes {
+            let bytes = serde_json::to_vec(r).map_err(db_err)?;
+            t.insert(k.as_str(), bytes.as_slice()).map_err(db_err)?;
+        }
+        let mut h = tx.open_table(HINTS).map_err(db_err)?;
+        for ((home, key), r) in &hint_changes {
+            let dk = hint_db_key(home, key);
+            match r {
+                Some(r) => {
+                    let bytes = serde_json::to_vec(r).map_err(db_err)?;
+                    h.insert(dk.as_str(), bytes.as_slice()).map_err(db_err)?;
+                }
+                None => {
+                    h.remove(dk.as_str()).map_err(db_err)?;
+                }
+            }
+        }
+    }
+    tx.commit().map_err(db_err)?;
+    Ok((applied, data_changes, hint_changes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(ts: u64) -> Record {
+        Record {
+            value: serde_json::json!(ts),
+            version: Version {
+                ts,
+                node: "n1".into(),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn keeps_newest_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Storage::open(dir.path(), Fsync::Always).unwrap();
+            assert!(s.put("a", rec(2)).await.unwrap());
+            assert!(!s.put("a", rec(1)).await.unwrap());
+            assert!(!s.put("a", rec(2)).await.unwrap());
+            assert!(s.put_hint("n2", "b", rec(5)).await.unwrap());
+            assert_eq!(s.get("a"), Some(rec(2)));
+        }
+        // The writer thread holds the database until it notices the storage is gone.
+        let mut s = None;
+        for _ in 0..100 {
+            match Storage::open(dir.path(), Fsync::Always) {
+                Ok(x) => {
+                    s = Some(x);
+                    break;
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+        let s = s.expect("reopens");
+        assert_eq!(s.get("a"), Some(rec(2)));
+        assert_eq!(s.hint_for("b"), Some(rec(5)));
+        assert!(!s.delete_hint("n2", "b", &rec(4).version).await.unwrap());
+        assert!(s.delete_hint("n2", "b", &rec(5).version).await.unwrap());
+        assert!(s.hints().is_empty());
+    }
+}
