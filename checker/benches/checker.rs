@@ -1,0 +1,438 @@
+//! `make bench-checker`: the checker's speed on Porcupine's data and on a generated
+//! 1,000,000-op register history, parsing included, with peak memory.
+//!
+//! Each case runs in a child process of this same binary (`--case NAME`), so the peak resident
+//! set (`VmHWM` from `/proc/self/status`) is that case's alone. The parent prints a table and,
+//! with `--write FILE`, rewrites the checker section of BENCHMARKS.md (between
+//! `<!-- bench:checker:begin -->` and `<!-- bench:checker:end -->`).
+//!
+//! `--file PATH [--model M]` checks one file and prints every key's verdict (for diagnosis).
+
+use quorate_checker::history::{pair, History};
+use quorate_checker::import::{read_path, Format};
+use quorate_checker::linear::{check, LinearOptions, LinearResult};
+use quorate_checker::model::ModelKind;
+use quorate_checker::verdict::Verdict;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::fmt::Write as _;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+/// One benchmark case: name, what it does, its target.
+struct Case {
+    name: &'static str,
+    what: &'static str,
+    target: &'static str,
+    target_ms: f64,
+    target_mb: Option<f64>,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "etcd-all",
+        what: "the 102 etcd files together (cas-register)",
+        target: "≤ 30 ms (Porcupine: 0.30 s, parsing excluded)",
+        target_ms: 30.0,
+        target_mb: None,
+    },
+    Case {
+        name: "etcd-002",
+        what: "jepsen/etcd_002.log alone",
+        target: "≤ 10 ms (Porcupine: 108 ms)",
+        target_ms: 10.0,
+        target_mb: None,
+    },
+    Case {
+        name: "c50-ok",
+        what: "kv/c50-ok.txt (kv)",
+        target: "≤ 10 ms (Porcupine: 92 ms)",
+        target_ms: 10.0,
+        target_mb: None,
+    },
+    Case {
+        name: "c50-bad",
+        what: "kv/c50-bad.txt: a verdict for all 10 keys, a counterexample for every invalid key",
+        target: "≤ 1 s and ≤ 500 MB (Porcupine: out of memory at 24 GB)",
+        target_ms: 1000.0,
+        target_mb: Some(500.0),
+    },
+    Case {
+        name: "gen-1m",
+        what: "generated register history: 1,000,000 ops, 100 keys × 10,000 used one after \
+               another, 10 clients, unique values, 5% info (JSONL read + check)",
+        target: "≤ 10 s and ≤ 2 GB",
+        target_ms: 10_000.0,
+        target_mb: Some(2048.0),
+    },
+];
+
+fn data_dir() -> PathBuf {
+    match std::env::var_os("QUORATE_PORCUPINE_DATA") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/porcupine"),
+    }
+}
+
+fn load(path: &Path) -> Res<History> {
+    let events = read_path(path, Format::Auto).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(pair(&events)?)
+}
+
+fn opts(model: ModelKind) -> LinearOptions {
+    LinearOptions {
+        model,
+        time_limit: Duration::from_secs(60),
+        ..LinearOptions::default()
+    }
+}
+
+/// Read + pair + check one file.
+fn run_file(path: &Path, model: ModelKind) -> Res<LinearResult> {
+    Ok(check(&load(path)?, &opts(model))?)
+}
+
+/// Peak resident set of this process, in MB (10^6 bytes).
+fn peak_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb * 1024.0 / 1e6)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn summary(r: &LinearResult) -> String {
+    let count = |v: Verdict| r.keys.values().filter(|k| k.valid == v).count();
+    let cx = r
+        .keys
+        .values()
+        .filter(|k| k.counterexample.is_some())
+        .count();
+    format!(
+        "{} keys: {} valid, {} invalid ({} counterexamples), {} unknown",
+        r.keys.len(),
+        count(Verdict::Valid),
+        count(Verdict::Invalid),
+        cx,
+        count(Verdict::Unknown)
+    )
+}
+
+/// Run one case in this process; prints `ms\tpeak_mb\tnote`.
+fn run_case(name: &str) -> Res<()> {
+    let dir = data_dir();
+    let timed = |reps: usize, f: &dyn Fn() -> Res<String>| -> Res<(f64, String)> {
+        let mut times = Vec::new();
+        let mut note = String::new();
+        for _ in 0..reps {
+            let t = Instant::now();
+            note = f()?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        Ok((median(times), note))
+    };
+    let (ms, note) = match name {
+        "etcd-all" => {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("jepsen"))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                .collect();
+            files.sort();
+            timed(21, &|| {
+                let (mut valid, mut invalid, mut other) = (0, 0, 0);
+                for f in &files {
+                    match run_file(f, ModelKind::CasRegister)?.valid {
+                        Verdict::Valid => valid += 1,
+                        Verdict::Invalid => invalid += 1,
+                        Verdict::Unknown => other += 1,
+                    }
+                }
+                Ok(format!(
+                    "{} files: {valid} valid, {invalid} invalid, {other} unknown",
+                    files.len()
+                ))
+            })?
+        }
+        "etcd-002" => timed(51, &|| {
+            Ok(summary(&run_file(
+                &dir.join("jepsen/etcd_002.log"),
+                ModelKind::CasRegister,
+            )?))
+        })?,
+        "c50-ok" => timed(21, &|| {
+            Ok(summary(&run_file(
+                &dir.join("kv/c50-ok.txt"),
+                ModelKind::Kv,
+            )?))
+        })?,
+        "c50-bad" => timed(5, &|| {
+            Ok(summary(&run_file(
+                &dir.join("kv/c50-bad.txt"),
+                ModelKind::Kv,
+            )?))
+        })?,
+        "gen-1m" => {
+            let tmp =
+                std::env::temp_dir().join(format!("quorate-bench-{}.jsonl", std::process::id()));
+            let ops = generate(&tmp, 100, 10_000, 10, 0.05, 7)?;
+            let r = timed(1, &|| {
+                let events = read_path(&tmp, Format::Jsonl)?;
+                let h = pair(&events)?;
+                drop(events);
+                Ok(summary(&check(&h, &opts(ModelKind::CasRegister))?))
+            });
+            let _ = std::fs::remove_file(&tmp);
+            let (ms, note) = r?;
+            (ms, format!("{ops} ops; {note}"))
+        }
+        other => return Err(format!("unknown case {other:?}").into()),
+    };
+    println!("{ms:.3}\t{:.1}\t{note}", peak_mb());
+    Ok(())
+}
+
+/// Write a linearizable register history: `keys` keys used one after another, `per_key` ops
+/// each, `clients` clients on the live key, unique written values, a share `info` of ops
+/// ending `info` (half of those having taken effect). Returns the number of ops.
+fn generate(
+    path: &Path,
+    keys: usize,
+    per_key: usize,
+    clients: usize,
+    info: f64,
+    seed: u64,
+) -> Res<usize> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Phase {
+        Idle,
+        Called,
+        Applied,
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut out = BufWriter::new(std::fs::File::create(path)?);
+    let mut line: u64 = 0;
+    let mut next_value: u64 = 1;
+    let mut next_process = clients as u64;
+    let mut ops = 0;
+    for k in 0..keys {
+        let key = format!("k{k}");
+        let mut value: Option<u64> = None;
+        let mut process: Vec<u64> = (0..clients as u64).collect();
+        let mut phase = vec![Phase::Idle; clients];
+        let mut is_write = vec![false; clients];
+        let mut arg = vec![0u64; clients];
+        let mut result: Vec<Option<u64>> = vec![None; clients];
+        let mut started = 0;
+        let mut busy = 0;
+        while started < per_key || busy > 0 {
+            let c = rng.gen_range(0..clients);
+            let p = process[c];
+            let t = line * 1000;
+            match phase[c] {
+                Phase::Idle if started < per_key => {
+                    started += 1;
+                    busy += 1;
+                    is_write[c] = rng.gen_bool(0.5);
+                    if is_write[c] {
+                        arg[c] = next_value;
+                        next_value += 1;
+                        writeln!(
+                            out,
+                            r#"{{"index":{line},"time":{t},"process":{p},"type":"invoke","f":"write","key":"{key}","value":{}}}"#,
+                            arg[c]
+                        )?;
+                    } else {
+                        writeln!(
+                            out,
+                            r#"{{"index":{line},"time":{t},"process":{p},"type":"invoke","f":"read","key":"{key}","value":null}}"#
+                        )?;
+                    }
+                    phase[c] = Phase::Called;
+                    line += 1;
+                }
+                Phase::Idle => {}
+                Phase::Called => {
+                    // The op's linearization point, or (for some info ops) a crash before it.
+                    if rng.gen_bool(info / 2.0) {
+                        let f = if is_write[c] { "write" } else { "read" };
+                        let v = if is_write[c] {
+                            arg[c].to_string()
+                        } else {
+                            "null".into()
+                        };
+                        writeln!(
+                            out,
+                            r#"{{"index":{line},"time":{t},"process":{p},"type":"info","f":"{f}","key":"{key}","value":{v},"error":"timeout"}}"#
+                        )?;
+                        line += 1;
+                        phase[c] = Phase::Idle;
+                        busy -= 1;
+                        ops += 1;
+                        process[c] = next_process;
+                        next_process += 1;
+                        continue;
+                    }
+                    if is_write[c] {
+                        value = Some(arg[c]);
+                    } else {
+                        result[c] = value;
+                    }
+                    phase[c] = Phase::Applied;
+                }
+                Phase::Applied => {
+                    let f = if is_write[c] { "write" } else { "read" };
+                    let v = match (is_write[c], result[c]) {
+                        (true, _) => arg[c].to_string(),
+                        (false, Some(v)) => v.to_string(),
+                        (false, None) => "null".into(),
+                    };
+                    if rng.gen_bool(info / (2.0 - info)) {
+                        writeln!(
+                            out,
+                            r#"{{"index":{line},"time":{t},"process":{p},"type":"info","f":"{f}","key":"{key}","value":{v},"error":"timeout"}}"#
+                        )?;
+                        process[c] = next_process;
+                        next_process += 1;
+                    } else {
+                        writeln!(
+                            out,
+                            r#"{{"index":{line},"time":{t},"process":{p},"type":"ok","f":"{f}","key":"{key}","value":{v}}}"#
+                        )?;
+                    }
+                    line += 1;
+                    phase[c] = Phase::Idle;
+                    busy -= 1;
+                    ops += 1;
+                }
+            }
+        }
+    }
+    out.flush()?;
+    Ok(ops)
+}
+
+/// Run every case in a child process and collect `(case, ms, mb, note)`.
+fn run_all() -> Res<Vec<(&'static Case, f64, f64, String)>> {
+    let exe = std::env::current_exe()?;
+    let mut rows = Vec::new();
+    for case in CASES {
+        eprintln!("bench-checker: {} …", case.name);
+        let out = Command::new(&exe).args(["--case", case.name]).output()?;
+        if !out.status.success() {
+            return Err(format!(
+                "case {} failed: {}",
+                case.name,
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
+        let text = String::from_utf8(out.stdout)?;
+        let mut parts = text.trim().splitn(3, '\t');
+        let ms: f64 = parts.next().unwrap_or("nan").parse()?;
+        let mb: f64 = parts.next().unwrap_or("nan").parse()?;
+        let note = parts.next().unwrap_or("").to_string();
+        eprintln!("  {ms:.2} ms, {mb:.1} MB peak: {note}");
+        rows.push((case, ms, mb, note));
+    }
+    Ok(rows)
+}
+
+fn table(rows: &[(&'static Case, f64, f64, String)]) -> String {
+    let mut s = String::new();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let _ = writeln!(
+        s,
+        "Measured by `make bench-checker` (`cargo bench -p quorate-checker --bench checker`, \
+         release build) on {cores} cores. Times include reading and parsing the files; each \
+         case runs in its own process; time is the median of several runs (one for gen-1m, \
+         generation not timed); peak memory is the process's VmHWM.\n"
+    );
+    let _ = writeln!(s, "| case | time | peak RSS | target | met | result |");
+    let _ = writeln!(s, "| --- | --- | --- | --- | --- | --- |");
+    for (case, ms, mb, note) in rows {
+        let met = *ms <= case.target_ms && case.target_mb.is_none_or(|t| *mb <= t);
+        let _ = writeln!(
+            s,
+            "| {} — {} | {} | {:.0} MB | {} | {} | {} |",
+            case.name,
+            case.what,
+            if *ms >= 1000.0 {
+                format!("{:.2} s", ms / 1000.0)
+            } else {
+                format!("{ms:.1} ms")
+            },
+            mb,
+            case.target,
+            if met { "yes" } else { "**no**" },
+            note
+        );
+    }
+    s
+}
+
+fn write_section(file: &Path, body: &str) -> Res<()> {
+    let text = std::fs::read_to_string(file)?;
+    let (begin, end) = ("<!-- bench:checker:begin -->", "<!-- bench:checker:end -->");
+    let (Some(b), Some(e)) = (text.find(begin), text.find(end)) else {
+        return Err(format!("{}: markers {begin} / {end} not found", file.display()).into());
+    };
+    let new = format!("{}{begin}\n{body}{}", &text[..b], &text[e..]);
+    std::fs::write(file, new)?;
+    Ok(())
+}
+
+fn main() -> Res<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    if let Some(case) = arg("--case") {
+        return run_case(&case);
+    }
+    if let Some(file) = arg("--file") {
+        let model: ModelKind = arg("--model")
+            .unwrap_or_else(|| "cas-register".into())
+            .parse()?;
+        let t = Instant::now();
+        let h = load(Path::new(&file))?;
+        let read = t.elapsed().as_secs_f64() * 1e3;
+        let mut o = opts(model);
+        if let Some(t) = arg("--time-limit") {
+            o.time_limit = Duration::from_secs_f64(t.parse()?);
+        }
+        let r = check(&h, &o)?;
+        let total = t.elapsed().as_secs_f64() * 1e3;
+        println!(
+            "read {read:.3} ms, total {total:.3} ms, {:.1} MB peak",
+            peak_mb()
+        );
+        for (k, kr) in &r.keys {
+            println!(
+                "{k:?}: {:?} ops={} {:?} {:?}",
+                kr.valid, kr.ops, kr.reason, kr.counterexample
+            );
+        }
+        return Ok(());
+    }
+    let rows = run_all()?;
+    let body = table(&rows);
+    print!("{body}");
+    if let Some(file) = arg("--write") {
+        write_section(Path::new(&file), &body)?;
+        eprintln!("bench-checker: wrote {file}");
+    }
+    Ok(())
+}
