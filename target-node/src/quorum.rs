@@ -145,11 +145,12 @@ impl ReadTally {
             .count()
     }
 
-    /// Blocking repair (ABD's write-back) is needed unless W answering replicas already hold
-    /// the newest version: they answer from durable state, so then it is already at a write
-    /// quorum and any later read quorum meets it.
+    /// Blocking repair (ABD's write-back) is needed when an answering replica is stale, or
+    /// when fewer than W answering replicas hold the newest version. When neither holds, W
+    /// replicas answered the newest from durable state: it is already at a write quorum, and
+    /// every later read quorum meets it.
     pub fn needs_write_back(&self, w: usize) -> bool {
-        self.newest().is_some() && self.holders_of_newest() < w
+        self.newest().is_some() && (self.holders_of_newest() < w || !self.stale().is_empty())
     }
 
     /// The highest tag seen (two-phase writes' first phase).
@@ -247,6 +248,17 @@ mod tests {
         });
         assert!(!t.needs_write_back(2));
         assert!(t.stale().is_empty());
+    }
+
+    #[test]
+    fn one_answer_below_w_needs_write_back() {
+        let mut t = ReadTally::new(1, 3);
+        t.answer(ReadAnswer {
+            replica: 1,
+            record: rec(4),
+        });
+        assert!(t.needs_write_back(2));
+        assert!(!t.needs_write_back(1));
     }
 
     #[test]

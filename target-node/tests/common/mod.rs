@@ -1,0 +1,230 @@
+//! A real cluster of `quorate-node` processes on loopback, for the integration tests.
+//!
+//! Ports are chosen by the OS (bind port 0, read it, release it); every child is SIGKILLed and
+//! reaped when the `Cluster` is dropped, so a failing test leaves no process behind.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use serde_json::{json, Value};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_quorate-node");
+
+pub struct NodeProc {
+    pub id: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub child: Option<Child>,
+}
+
+pub struct Cluster {
+    pub nodes: Vec<NodeProc>,
+    pub args: Vec<String>,
+    peers: String,
+    _dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    l.local_addr().expect("local addr").port()
+}
+
+impl Cluster {
+    /// Starts `size` nodes n1..nN with `args` (every node gets the same flags) and waits
+    /// until all answer /health.
+    pub async fn start(size: usize, args: &[&str]) -> Result<Cluster> {
+        let dir = tempfile::tempdir()?;
+        let mut nodes = Vec::new();
+        for i in 1..=size {
+            nodes.push(NodeProc {
+                id: format!("n{i}"),
+                port: free_port(),
+                data_dir: dir.path().join(format!("n{i}")),
+                child: None,
+            });
+        }
+        let peers = nodes
+            .iter()
+            .map(|n| format!("{}=127.0.0.1:{}", n.id, n.port))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut c = Cluster {
+            nodes,
+            args: args.iter().map(|s| s.to_string()).collect(),
+            peers,
+            _dir: dir,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()?,
+        };
+        for i in 0..size {
+            c.spawn(i)?;
+        }
+        for i in 0..size {
+            c.wait_healthy(i).await?;
+        }
+        Ok(c)
+    }
+
+    fn spawn(&mut self, i: usize) -> Result<()> {
+        let n = &mut self.nodes[i];
+        let child = Command::new(BIN)
+            .args(["--id", &n.id, "--listen", &format!("127.0.0.1:{}", n.port)])
+            .args(["--peers", &self.peers, "--data-dir"])
+            .arg(&n.data_dir)
+            .args(&self.args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("spawning quorate-node")?;
+        n.child = Some(child);
+        Ok(())
+    }
+
+    pub async fn wait_healthy(&self, i: usize) -> Result<()> {
+        for _ in 0..200 {
+            if let Ok(r) = self
+                .http
+                .get(format!("{}/health", self.url(i)))
+                .send()
+                .await
+            {
+                if r.status().is_success() {
+                    return Ok(());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("node {} never became healthy", self.nodes[i].id)
+    }
+
+    pub fn url(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.nodes[i].port)
+    }
+
+    pub fn index(&self, id: &str) -> usize {
+        self.nodes
+            .iter()
+            .position(|n| n.id == id)
+            .expect("known node id")
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub async fn restart(&mut self, i: usize) -> Result<()> {
+        self.kill(i);
+        self.spawn(i)?;
+        self.wait_healthy(i).await
+    }
+
+    pub async fn put(&self, i: usize, key: &str, value: Value) -> Result<(u16, Value)> {
+        self.send(
+            self.http
+                .put(format!("{}/kv/{key}", self.url(i)))
+                .json(&json!({ "value": value })),
+        )
+        .await
+    }
+
+    pub async fn get(&self, i: usize, key: &str) -> Result<(u16, Value)> {
+        self.send(self.http.get(format!("{}/kv/{key}", self.url(i))))
+            .await
+    }
+
+    pub async fn cas(
+        &self,
+        i: usize,
+        key: &str,
+        expected: Value,
+        new: Value,
+    ) -> Result<(u16, Value)> {
+        self.send(
+            self.http
+                .post(format!("{}/kv/{key}/cas", self.url(i)))
+                .json(&json!({ "expected": expected, "new": new })),
+        )
+        .await
+    }
+
+    pub async fn stats(&self, i: usize) -> Result<Value> {
+        Ok(self
+            .send(self.http.get(format!("{}/stats", self.url(i))))
+            .await?
+            .1)
+    }
+
+    /// What node `i` alone holds for `key` (its replica state, no quorum).
+    pub async fn local(&self, i: usize, key: &str) -> Result<Option<Value>> {
+        let (_, v) = self
+            .send(
+                self.http
+                    .post(format!("{}/internal/get", self.url(i)))
+                    .json(&json!({ "key": key })),
+            )
+            .await?;
+        Ok(v.get("record")
+            .filter(|r| !r.is_null())
+            .map(|r| r["value"].clone()))
+    }
+
+    /// Stores a record on node `i` only, as a replica write would.
+    pub async fn plant(&self, i: usize, key: &str, value: Value, ts: u64) -> Result<()> {
+        let (code, _) = self
+            .send(
+                self.http
+                    .post(format!("{}/internal/put", self.url(i)))
+                    .json(&json!({
+                        "key": key,
+                        "record": { "value": value, "version": { "ts": ts, "node": "test" } }
+                    })),
+            )
+            .await?;
+        if code != 200 {
+            bail!("plant on node {i}: {code}");
+        }
+        Ok(())
+    }
+
+    pub async fn send(&self, rb: reqwest::RequestBuilder) -> Result<(u16, Value)> {
+        let r = rb.send().await?;
+        let code = r.status().as_u16();
+        let text = r.text().await?;
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok((code, v))
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// Polls `check` up to `tries` times, 100 ms apart; true once it holds.
+pub async fn eventually<F, Fut>(tries: usize, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..tries {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
