@@ -1,0 +1,352 @@
+//! `quorate run` end to end: real `quorate-node` processes, real faults, short seeded runs.
+//!
+//! The tests start real clusters, so they take a lock and run one at a time (the machine has
+//! two cores and other suites run beside these). They need `target/<profile>/quorate-node`:
+//! `make test` builds every binary first; otherwise run `cargo build -p quorate-node`.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn quorate() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_quorate"))
+}
+
+fn node_bin() -> PathBuf {
+    let p = quorate().parent().unwrap().join("quorate-node");
+    assert!(
+        p.is_file(),
+        "{} is missing: build it first with `cargo build -p quorate-node` (make test does)",
+        p.display()
+    );
+    p
+}
+
+fn run(results: &Path, args: &[&str]) -> Output {
+    Command::new(quorate())
+        .arg("run")
+        .arg("--results")
+        .arg(results)
+        .arg("--node-bin")
+        .arg(node_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run quorate")
+}
+
+fn last_line(o: &Output) -> PathBuf {
+    let out = String::from_utf8_lossy(&o.stdout);
+    PathBuf::from(out.lines().last().unwrap_or("").trim())
+}
+
+fn results_of(o: &Output) -> Value {
+    let dir = last_line(o);
+    let text = std::fs::read_to_string(dir.join("results.json")).unwrap_or_else(|e| {
+        panic!(
+            "{}/results.json: {e}; stderr:\n{}",
+            dir.display(),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A short run with fault windows ~1 s long.
+fn short(results: &Path, preset: &str, nemesis: &str, seed: u64) -> Output {
+    let seed = seed.to_string();
+    run(
+        results,
+        &[
+            "--preset",
+            preset,
+            "--nemesis",
+            nemesis,
+            "--time-limit",
+            "5",
+            "--nemesis-interval",
+            "1.5",
+            "--check-time-limit",
+            "20",
+            "--seed",
+            &seed,
+        ],
+    )
+}
+
+#[test]
+fn abd_is_linearizable_under_partition_kill_pause() {
+    let _g = serial();
+    let t = tempfile::tempdir().unwrap();
+    for seed in [1, 2] {
+        let o = short(t.path(), "abd", "partition,kill,pause", seed);
+        let r = results_of(&o);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "seed {seed}: abd should be valid; results: {r}\nstderr:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(r["checks"]["linearizable"]["valid"], Value::Bool(true));
+    }
+}
+
+/// Run seeds until one is found invalid; returns the seeds tried.
+fn caught(preset: &str, nemesis: &str) -> Result<u64, Vec<String>> {
+    let t = tempfile::tempdir().unwrap();
+    let mut tried = Vec::new();
+    for seed in 1..=5 {
+        let o = short(t.path(), preset, nemesis, seed);
+        match o.status.code() {
+            Some(1) => return Ok(seed),
+            code => tried.push(format!(
+                "seed {seed}: exit {code:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .rev()
+                    .take(4)
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            )),
+        }
+    }
+    Err(tried)
+}
+
+#[test]
+fn weak_is_caught_under_partitions() {
+    let _g = serial();
+    if let Err(tried) = caught("weak", "partition") {
+        panic!(
+            "weak + partition never found invalid:\n{}",
+            tried.join("\n")
+        );
+    }
+}
+
+#[test]
+fn lww_loses_updates_under_clock_skew() {
+    let _g = serial();
+    if let Err(tried) = caught("lww", "clock-skew") {
+        panic!(
+            "lww + clock-skew never found invalid:\n{}",
+            tried.join("\n")
+        );
+    }
+}
+
+#[test]
+fn bad_flags_exit_3_and_name_the_flag() {
+    let _g = serial();
+    let t = tempfile::tempdir().unwrap();
+    for (args, flag) in [
+        (&["--nodes", "0"][..], "--nodes"),
+        (&["--nemesis", "frob"][..], "--nemesis"),
+        (&["--preset", "nope"][..], "--preset"),
+        (&["--ops", "read,frob"][..], "--ops"),
+        (&["--n", "7"][..], "--n"),
+        (&["--time-limit", "0"][..], "--time-limit"),
+        (&["--no-such-flag"][..], "--no-such-flag"),
+    ] {
+        let o = run(t.path(), args);
+        assert_eq!(o.status.code(), Some(3), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(flag),
+            "{args:?}: stderr should name {flag}: {err}"
+        );
+    }
+    let o = Command::new(quorate())
+        .args(["run", "--node-bin", "/nonexistent/quorate-node"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+}
+
+#[test]
+fn store_layout_latest_and_junit() {
+    let _g = serial();
+    let t = tempfile::tempdir().unwrap();
+    let junit = t.path().join("junit.xml");
+    let args = [
+        "--nemesis",
+        "none",
+        "--time-limit",
+        "1",
+        "--quiet",
+        "0.5",
+        "--seed",
+        "9",
+        "--name",
+        "layout",
+        "--junit",
+        junit.to_str().unwrap(),
+    ];
+    let a = run(t.path(), &args);
+    let b = run(t.path(), &args);
+    for o in [&a, &b] {
+        assert!(
+            matches!(o.status.code(), Some(0..=2)),
+            "stderr: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let (da, db) = (last_line(&a), last_line(&b));
+    assert_ne!(da, db, "two runs never share a folder");
+    for d in [&da, &db] {
+        assert_eq!(d.parent().unwrap(), t.path().join("layout"));
+        let stamp = d.file_name().unwrap().to_string_lossy().to_string();
+        assert!(stamp.len() >= 16 && stamp.as_bytes()[8] == b'T' && stamp[..16].ends_with('Z'));
+        for f in [
+            "history.jsonl",
+            "test.json",
+            "results.json",
+            "nodes/n1.log",
+            "nodes/n5.log",
+        ] {
+            assert!(d.join(f).is_file(), "{} missing", d.join(f).display());
+        }
+    }
+    let test: Value =
+        serde_json::from_slice(&std::fs::read(db.join("test.json")).unwrap()).unwrap();
+    assert_eq!(test["seed"], 9);
+    assert_eq!(test["args"]["nemesis"], "none");
+    assert!(test["versions"]["quorate"].is_string());
+    let link = std::fs::read_link(t.path().join("latest")).unwrap();
+    assert!(link.is_relative());
+    assert_eq!(
+        t.path().join(link).canonicalize().unwrap(),
+        db.canonicalize().unwrap()
+    );
+    let r = results_of(&b);
+    assert!(r["ops"].as_u64().unwrap() > 0);
+    assert!(r["checks"]["linearizable"].is_object());
+    let x = std::fs::read_to_string(&junit).unwrap();
+    assert!(x.contains("<testcase") && x.contains("name=\"linearizable\""));
+    // Every history line has index and time, in order.
+    let hist = std::fs::read_to_string(db.join("history.jsonl")).unwrap();
+    let mut last_t = 0;
+    for (i, line) in hist.lines().enumerate() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["index"], i as u64);
+        let tm = v["time"].as_i64().unwrap();
+        assert!(tm >= last_t);
+        last_t = tm;
+    }
+}
+
+/// Children (by /proc) of `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        // Fields after the ")" of the command name: state, ppid, …
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let ppid: u32 = rest.split(' ').nth(1).unwrap().parse().unwrap();
+        if ppid == pid {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let rest = &stat[stat.rfind(')').unwrap() + 2..];
+            !rest.starts_with('Z')
+        }
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn sigint_stops_within_30s_and_leaves_no_process() {
+    let _g = serial();
+    let t = tempfile::tempdir().unwrap();
+    let mut child = Command::new(quorate())
+        .args([
+            "run",
+            "--nemesis",
+            "partition,kill,pause",
+            "--nemesis-interval",
+            "1",
+        ])
+        .args(["--time-limit", "120", "--seed", "3", "--results"])
+        .arg(t.path())
+        .arg("--node-bin")
+        .arg(node_bin())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Wait until the cluster is up and clients are recording.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut nodes = Vec::new();
+    while Instant::now() < deadline {
+        nodes = children(pid);
+        let lines = std::fs::read_dir(t.path().join("node-strict-register"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| e.ok())
+            .and_then(|e| std::fs::read_to_string(e.path().join("history.jsonl")).ok())
+            .map(|h| h.lines().count())
+            .unwrap_or(0);
+        if nodes.len() >= 5 && lines > 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        nodes.len() >= 5,
+        "cluster did not come up: children {nodes:?}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let nodes_now: Vec<u32> = children(pid);
+    let t0 = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "did not stop within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.code().is_some(), "exited by signal: {status:?}");
+    for p in nodes.iter().chain(nodes_now.iter()) {
+        assert!(!alive(*p), "process {p} outlived the run");
+    }
+    // What was recorded is kept and judged.
+    let mut out = String::new();
+    use std::io::Read;
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let dir = PathBuf::from(out.lines().last().unwrap().trim());
+    assert!(dir.join("history.jsonl").is_file());
+    assert!(dir.join("results.json").is_file());
+}
