@@ -13,7 +13,6 @@
 //! Patterns 1–3 are stated only when the history makes them true on their own, so a sentence
 //! never claims more than the search proved.
 
-use super::search::Failure;
 use crate::history::{Op, Outcome};
 use crate::model::Model;
 
@@ -25,21 +24,24 @@ pub fn when(time: Option<i64>, line: usize) -> String {
     }
 }
 
-/// The sentence for a failure found in the key whose ops are `ops`.
-pub fn sentence<M: Model>(model: &M, ops: &[&Op], failure: &Failure) -> String {
-    let xi = failure.op;
+/// The sentence for op `xi` of the key whose ops are `ops`, which cannot be placed; `states`
+/// are states (in words) the search saw the key in where it could have taken effect.
+pub fn sentence<M: Model>(model: &M, ops: &[&Op], xi: usize, states: &[String]) -> String {
     let x = ops[xi];
-    let what = model.describe_op(xi);
     let at = when(x.call_time, x.call);
+    if x.outcome == Outcome::Fail {
+        return format!(
+            "{} of {} at {at} failed, so it did not take effect, and without it the ops before \
+             it have no order that respects real time",
+            x.f,
+            crate::model::intern::show(&x.input)
+        );
+    }
+    let what = model.describe_op(xi);
     if let Some(s) = observed_pattern(model, ops, xi, &what, &at) {
         return s;
     }
-    let states: Vec<String> = failure
-        .states
-        .iter()
-        .map(|&s| model.describe_state(s))
-        .collect();
-    let seen = match states.as_slice() {
+    let seen = match states {
         [] => String::new(),
         [one] => format!(" (the key can hold {one} there)"),
         [init @ .., last] => format!(" (the key can hold {} or {last} there)", init.join(", ")),

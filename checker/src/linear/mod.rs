@@ -9,6 +9,7 @@
 //! - [`search`]: the memoised depth-first search (algorithm note there), which also finds
 //!   where the shortest non-linearizable prefix ends.
 //! - [`cache`]: the configurations seen (bitsets with Zobrist hashes, stored exactly).
+//! - [`shortest`]: the shortest failing prefix, for the counterexample.
 //! - [`explain`]: the counterexample's sentence.
 //!
 //! For every invalid key, the [`Counterexample`] comes from the same search plus one search of
@@ -19,6 +20,7 @@ pub mod cache;
 pub mod explain;
 pub mod plan;
 pub mod search;
+pub mod shortest;
 
 use crate::history::{History, Op};
 use crate::model::kv::Kv;
@@ -135,18 +137,22 @@ pub fn check(history: &History, opts: &LinearOptions) -> Result<LinearResult, Mo
 pub fn check_key(ops: &[&Op], opts: &LinearOptions) -> Result<KeyResult, ModelError> {
     let initial = opts.initial.as_ref();
     match opts.model {
-        ModelKind::Register => judge(Register::compile_with(ops, initial, false)?, ops, opts),
-        ModelKind::CasRegister => judge(Register::compile_with(ops, initial, true)?, ops, opts),
-        ModelKind::Kv => judge(Kv::compile(ops, initial)?, ops, opts),
-        ModelKind::Set => judge(Set::compile(ops, initial)?, ops, opts),
+        ModelKind::Register => judge(ops, opts, &|o| Register::compile_with(o, initial, false)),
+        ModelKind::CasRegister => judge(ops, opts, &|o| Register::compile_with(o, initial, true)),
+        ModelKind::Kv => judge(ops, opts, &|o| Kv::compile(o, initial)),
+        ModelKind::Set => judge(ops, opts, &|o| Set::compile(o, initial)),
     }
 }
 
+/// Compiles a model for some ops of one key.
+pub(crate) type Compile<'a, M> = &'a dyn Fn(&[&Op]) -> Result<M, ModelError>;
+
 fn judge<M: Model>(
-    mut model: M,
     ops: &[&Op],
     opts: &LinearOptions,
+    compile: Compile<'_, M>,
 ) -> Result<KeyResult, ModelError> {
+    let mut model = compile(ops)?;
     let limits = Limits {
         start: Instant::now(),
         time: opts.time_limit,
@@ -172,101 +178,8 @@ fn judge<M: Model>(
         }
         Found::NotLinearizable(failure) => {
             result.valid = Verdict::Invalid;
-            result.counterexample = Some(counterexample(&mut model, ops, &plan, failure, &limits));
+            result.counterexample = Some(shortest::counterexample(ops, compile, failure, &limits));
         }
     }
     Ok(result)
-}
-
-/// The counterexample of an invalid key: find the first deadline `d` such that the history
-/// cut after it is not linearizable (the cut before it is: the search got that far), then one
-/// linearization of the cut before `d`.
-///
-/// The search's pruning (see `search`) may stop it short of the furthest configuration, so
-/// its `failure.end` is only a lower bound: the cut before it is linearizable (a real
-/// configuration got there). Deadlines from there on are tried, the first one directly (it is
-/// almost always the answer), the rest by bisection; each try is a search of a prefix.
-fn counterexample<M: Model>(
-    model: &mut M,
-    ops: &[&Op],
-    plan: &Plan,
-    failure: search::Failure,
-    limits: &Limits,
-) -> Counterexample {
-    let mut deadlines: Vec<(u64, usize)> = plan
-        .tasks
-        .iter()
-        .filter_map(|t| t.ret.map(|r| (r, t.op)))
-        .collect();
-    deadlines.sort_unstable();
-    let lo = deadlines.partition_point(|&(r, _)| r < failure.end);
-    // None: a search gave up; Some(f): the cut after deadline i is not linearizable.
-    let bad = |i: usize, model: &mut M| -> Option<Option<search::Failure>> {
-        match search::search(model, &plan.prefix(deadlines[i].0 + 1), limits) {
-            Found::Linearizable(_) => Some(None),
-            Found::NotLinearizable(f) => Some(Some(f)),
-            Found::GaveUp(_) => None,
-        }
-    };
-    let mut found: Option<(usize, search::Failure)> = None;
-    if lo < deadlines.len() {
-        match bad(lo, model) {
-            Some(Some(f)) => found = Some((lo, f)),
-            Some(None) => {
-                // Invariant: the cut after `good` is linearizable, the one after `hi` is not.
-                let (mut good, mut hi) = (lo, deadlines.len() - 1);
-                let mut hi_failure = None;
-                while hi > good + 1 {
-                    let mid = good + (hi - good) / 2;
-                    match bad(mid, model) {
-                        Some(Some(f)) => {
-                            hi = mid;
-                            hi_failure = Some(f);
-                        }
-                        Some(None) => good = mid,
-                        None => break,
-                    }
-                }
-                if hi == good + 1 {
-                    let f = match hi_failure {
-                        Some(f) => Some(f),
-                        None => bad(hi, model).flatten(),
-                    };
-                    found = f.map(|f| (hi, f));
-                }
-            }
-            None => {}
-        }
-    }
-    let (end, failing, states) = match found {
-        Some((i, f)) => {
-            let (end, op) = deadlines[i];
-            let states = if f.op == op { f.states } else { Vec::new() };
-            (end, op, states)
-        }
-        // A limit was reached: the search's own furthest point is still a true failing op
-        // for the whole history, if not the earliest.
-        None => (failure.end, failure.op, failure.states.clone()),
-    };
-    let mut before = plan.prefix(end);
-    before.tasks.retain(|t| t.op != failing);
-    let prefix = match search::search(model, &before, limits) {
-        Found::Linearizable(order) => order.iter().map(|&i| ops[i].id).collect(),
-        _ => Vec::new(),
-    };
-    let failure = search::Failure {
-        op: failing,
-        end,
-        states,
-    };
-    Counterexample {
-        op: ops[failing].id,
-        prefix,
-        explanation: explain::sentence(model, ops, &failure),
-        states: failure
-            .states
-            .iter()
-            .map(|&s| model.describe_state(s))
-            .collect(),
-    }
 }

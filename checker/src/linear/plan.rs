@@ -15,9 +15,10 @@
 //!   - if some `ok` op observed `v`, the info op certainly took effect, before the first
 //!     observer completed: it becomes *required*, with its deadline just before that
 //!     observer's completion (the free odd slot);
-//!   - if nothing observed `v` and no `mismatch` op (which a stray value could satisfy) can
-//!     come after it, dropping it loses no linearization: take one that places it and remove
-//!     it; no op between it and the next write saw `v`, so every op still sees what it saw.
+//!   - if nothing observed `v` (no read, no cas expecting it, not even an info cas) and no
+//!     `mismatch` op (which a stray value could satisfy) can come after it, dropping it loses
+//!     no linearization: take one that places it and remove it; no op between it and the next
+//!     write saw `v`, so every op still sees what it saw.
 //!
 //! Values that repeat (etcd's 0–4) get none of the unique-value reductions, and stay correct.
 
@@ -54,6 +55,7 @@ impl Plan {
         let mut writers: FastMap<u32, u32> = FastMap::default();
         let mut first_seen: FastMap<u32, usize> = FastMap::default();
         let mut last_mismatch: Option<usize> = None;
+        let mut needed_by_info: FastMap<u32, ()> = FastMap::default();
         for (i, op) in ops.iter().enumerate() {
             if matches!(op.outcome, Outcome::Ok | Outcome::Info) {
                 if let Some(v) = model.written(i) {
@@ -64,6 +66,13 @@ impl Plan {
                 for &v in model.observed(i) {
                     let e = first_seen.entry(v).or_insert(done);
                     *e = (*e).min(done);
+                }
+            }
+            // An info cas needs its expected value too, if it takes effect: a write of that
+            // value must not be dropped.
+            if op.outcome == Outcome::Info {
+                for &v in model.observed(i) {
+                    needed_by_info.insert(v, ());
                 }
             }
             if model.observes_absence(i) {
@@ -97,7 +106,9 @@ impl Plan {
                             // Observed before it began: impossible, left for the search to
                             // find and explain.
                             Some(_) => None,
-                            None if !matches!(last_mismatch, Some(m) if m > op.call) => {
+                            None if !matches!(last_mismatch, Some(m) if m > op.call)
+                                && !needed_by_info.contains_key(&v) =>
+                            {
                                 plan.dropped_info += 1;
                                 continue;
                             }
@@ -110,24 +121,5 @@ impl Plan {
             plan.tasks.push(Task { op: i, call, ret });
         }
         plan
-    }
-
-    /// The plan for the history cut just before entry position `end`: ops that must have
-    /// taken effect before `end` stay required; ops begun before it but due later become
-    /// optional; ops begun after it are gone.
-    pub fn prefix(&self, end: u64) -> Plan {
-        let tasks = self
-            .tasks
-            .iter()
-            .filter(|t| t.call < end)
-            .map(|t| Task {
-                ret: t.ret.filter(|&r| r < end),
-                ..*t
-            })
-            .collect();
-        Plan {
-            tasks,
-            ..Plan::default()
-        }
     }
 }

@@ -257,13 +257,6 @@ pub fn search<M: Model>(model: &mut M, plan: &Plan, limits: &Limits) -> Found {
     let mut e = list.e[HEAD as usize].next;
     loop {
         if required_left == 0 {
-            if std::env::var_os("QDBG").is_some() {
-                eprintln!(
-                    "ok steps={steps} cache={} tasks={}",
-                    cache.len(),
-                    tasks.len()
-                );
-            }
             return Found::Linearizable(
                 stack
                     .iter()
@@ -354,13 +347,6 @@ pub fn search<M: Model>(model: &mut M, plan: &Plan, limits: &Limits) -> Found {
             popped = stack.pop();
         }
         let Some((call, prev, base)) = popped else {
-            if std::env::var_os("QDBG").is_some() {
-                eprintln!(
-                    "fail steps={steps} cache={} tasks={}",
-                    cache.len(),
-                    tasks.len()
-                );
-            }
             return match best {
                 Some(b) => Found::NotLinearizable(Failure {
                     op: b.op,
@@ -535,7 +521,7 @@ pub fn seconds(d: Duration) -> String {
 
 /// "512 MiB".
 pub fn mebibytes(bytes: usize) -> String {
-    if bytes % (1 << 20) == 0 {
+    if bytes & ((1 << 20) - 1) == 0 {
         format!("{} MiB", bytes >> 20)
     } else {
         format!("{bytes} bytes")

@@ -3,11 +3,20 @@
 //! The state is an interned string. `append` builds a new string, which allocates, so each
 //! (state, append) step is computed once and memoised: the search retries the same step many
 //! times, and after the first it is a hash lookup.
+//!
+//! States no get can ever read are one state, [`GARBAGE`]: a string that is no prefix of any
+//! value a get returned stays so under appends (a prefix of `s + a` would make `s` one too),
+//! so from it every get fails, every append leaves it garbage, and only a put leaves it. Two
+//! garbage strings therefore have the same future, and merging them is what stops concurrent
+//! appends that a later put overwrites from multiplying states by their orders.
 
 use super::intern::{show, FastMap, Interner};
 use super::{error, Model, ModelError, StateId};
 use crate::history::{Op, Outcome};
 use serde_json::Value;
+
+/// Every string no get read a prefix of (see the module note).
+pub const GARBAGE: StateId = u32::MAX - 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum KvOp {
@@ -29,7 +38,17 @@ pub struct Kv {
     /// For each get, the puts whose string starts the string it read: the only ops that can
     /// bring the key back to it once the state is no prefix of it.
     resets: Vec<Vec<usize>>,
+    /// The values gets returned, sorted: a string is live iff it is a prefix of one.
+    reads: Vec<String>,
+    /// For each put, the state it leaves: its string, or [`GARBAGE`].
+    put_target: Vec<StateId>,
     initial: StateId,
+}
+
+/// Whether `s` is a prefix of one of the sorted `reads`.
+fn live(reads: &[String], s: &str) -> bool {
+    let i = reads.partition_point(|r| r.as_str() < s);
+    reads.get(i).is_some_and(|r| r.starts_with(s))
 }
 
 fn string<'a>(op: &Op, v: &'a Value, what: &str) -> Result<&'a str, ModelError> {
@@ -86,6 +105,15 @@ impl Model for Kv {
             })
             .collect();
         let text = |id: u32| strings.value(id).as_str().unwrap_or_default();
+        let mut reads: Vec<String> = compiled
+            .iter()
+            .filter_map(|c| match c {
+                KvOp::Get(t) => Some(text(*t).to_string()),
+                _ => None,
+            })
+            .collect();
+        reads.sort_unstable();
+        reads.dedup();
         let resets = compiled
             .iter()
             .map(|c| match c {
@@ -97,11 +125,21 @@ impl Model for Kv {
                 _ => Vec::new(),
             })
             .collect();
+        let put_target = compiled
+            .iter()
+            .map(|c| match c {
+                KvOp::Put(v) if !live(&reads, text(*v)) => GARBAGE,
+                KvOp::Put(v) => *v,
+                _ => GARBAGE,
+            })
+            .collect();
         Ok(Kv {
             strings,
             ops: compiled,
             appended: FastMap::default(),
             resets,
+            reads,
+            put_target,
             initial,
         })
     }
@@ -115,7 +153,8 @@ impl Model for Kv {
         match self.ops[op] {
             KvOp::Nop | KvOp::GetAny => Some(state),
             KvOp::Get(v) => (v == state).then_some(state),
-            KvOp::Put(v) => Some(v),
+            KvOp::Put(_) => Some(self.put_target[op]),
+            KvOp::Append(_) if state == GARBAGE => Some(GARBAGE),
             KvOp::Append(suffix) => {
                 if let Some(&next) = self.appended.get(&(state, suffix)) {
                     return Some(next);
@@ -125,7 +164,11 @@ impl Model for Kv {
                     // Every id here was interned from a string by `compile`.
                     _ => unreachable!("kv states are strings"),
                 };
-                let next = self.strings.intern_str(&joined);
+                let next = if live(&self.reads, &joined) {
+                    self.strings.intern_str(&joined)
+                } else {
+                    GARBAGE
+                };
                 self.appended.insert((state, suffix), next);
                 Some(next)
             }
@@ -140,7 +183,7 @@ impl Model for Kv {
         };
         let text = |id: u32| self.strings.value(id).as_str().unwrap_or_default();
         t == state
-            || text(t).starts_with(text(state))
+            || (state != GARBAGE && text(t).starts_with(text(state)))
             || self.resets[op].iter().any(|&p| available(p))
     }
 
@@ -156,6 +199,9 @@ impl Model for Kv {
     }
 
     fn describe_state(&self, state: StateId) -> String {
+        if state == GARBAGE {
+            return "a string no get read".to_string();
+        }
         show(self.strings.value(state))
     }
 
