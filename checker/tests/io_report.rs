@@ -70,11 +70,11 @@ fn invalid_example_marks_the_counterexample() -> Result<()> {
         assert_eq!(op["lin"], i + 1);
     }
     assert_eq!(data["keys"][1]["valid"], json!(true));
-    // One partition window, from 1 ms to 3 ms.
+    // One partition window, from 100 ms to 300 ms.
     assert_eq!(data["faults"].as_array().unwrap().len(), 1);
     assert_eq!(data["faults"][0]["f"], "partition-start");
-    assert_eq!(data["faults"][0]["s"], 1.0);
-    assert_eq!(data["faults"][0]["e"], 3.0);
+    assert_eq!(data["faults"][0]["s"], 100.0);
+    assert_eq!(data["faults"][0]["e"], 300.0);
     Ok(())
 }
 
