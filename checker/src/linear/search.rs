@@ -93,7 +93,7 @@ const HEAD: u32 = 0;
 /// Identical optional ops are compared with at most this many earlier ones.
 const TWIN_WINDOW: usize = 64;
 /// How many list entries (from the head) the lookahead checks a new configuration against.
-const LOOKAHEAD_ENTRIES: usize = 32;
+const LOOKAHEAD_ENTRIES: usize = 8;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
