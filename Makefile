@@ -40,8 +40,10 @@ bench: bench-checker bench-node bench-harness
 bench-checker:
 	$(CARGO) bench -p quorate-checker --bench checker -- --write $(CURDIR)/BENCHMARKS.md
 
+# A 3-node cluster per preset × fsync policy, loaded from a tokio/reqwest client; rewrites the
+# node section of BENCHMARKS.md. BENCH_SECS (default 3) sets each phase's length.
 bench-node:
-	@echo "bench-node: not written yet"
+	$(CARGO) bench -p quorate-node --bench cluster
 
 bench-harness:
 	@echo "bench-harness: not written yet"
