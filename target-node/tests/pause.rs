@@ -1,0 +1,66 @@
+//! A paused replica (SIGSTOP: connections are accepted by the kernel, then nothing comes back —
+//! what a blackholed link looks like) costs the coordinator at most the replica timeout.
+mod common;
+
+use common::Cluster;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::json;
+
+fn signal(c: &Cluster, i: usize, sig: Signal) {
+    let pid = c.nodes[i].child.as_ref().expect("running").id();
+    kill(Pid::from_raw(pid as i32), sig).expect("signal");
+}
+
+#[tokio::test]
+async fn paused_replicas_do_not_stall_the_coordinator() -> anyhow::Result<()> {
+    let c = Cluster::start(
+        3,
+        &[
+            "--preset",
+            "abd",
+            "--anti-entropy-interval-ms",
+            "0",
+            "--request-timeout-ms",
+            "800",
+            "--replica-timeout-ms",
+            "200",
+        ],
+    )
+    .await?;
+    // One paused replica: quorums of the other two still answer.
+    signal(&c, 2, Signal::SIGSTOP);
+    for k in 0..5 {
+        let (code, body) = c.put(0, "p", json!(k)).await?;
+        assert_eq!(code, 200, "{body}");
+        let (code, body) = c.get(1, "p").await?;
+        assert_eq!((code, body["value"].clone()), (200, json!(k)));
+    }
+    // Two paused: no quorum, so 503 after the request timeout (the test client would give up
+    // after 10 s). A two-phase write fails in its read phase, before any replica was sent the
+    // write, so it certainly did not apply.
+    signal(&c, 1, Signal::SIGSTOP);
+    let (code, body) = c.put(0, "p", json!("lost?")).await?;
+    assert_eq!(code, 503, "{body}");
+    assert_eq!(body["may_have_applied"], false, "{body}");
+    let (code, _) = c.get(0, "p").await?;
+    assert_eq!(code, 503);
+    // Resumed: the cluster serves again, and the value is one of the two candidates.
+    signal(&c, 1, Signal::SIGCONT);
+    signal(&c, 2, Signal::SIGCONT);
+    let mut ok = false;
+    for _ in 0..50 {
+        let (code, body) = c.get(0, "p").await?;
+        if code == 200 {
+            assert!(
+                body["value"] == json!(4) || body["value"] == json!("lost?"),
+                "{body}"
+            );
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ok, "cluster never recovered");
+    Ok(())
+}
