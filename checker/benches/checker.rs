@@ -19,6 +19,7 @@ use std::fmt::Write as _;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
@@ -92,8 +93,31 @@ fn opts(model: ModelKind) -> LinearOptions {
 }
 
 /// Read + pair + check one file.
+/// Wall ns spent reading + pairing and checking, over every `run_file` call.
+static READ_NS: AtomicU64 = AtomicU64::new(0);
+static CHECK_NS: AtomicU64 = AtomicU64::new(0);
+
 fn run_file(path: &Path, model: ModelKind) -> Res<LinearResult> {
-    Ok(check(&load(path)?, &opts(model))?)
+    let t = Instant::now();
+    let h = load(path)?;
+    let read = t.elapsed();
+    let r = check(&h, &opts(model))?;
+    READ_NS.fetch_add(read.as_nanos() as u64, Ordering::Relaxed);
+    CHECK_NS.fetch_add((t.elapsed() - read).as_nanos() as u64, Ordering::Relaxed);
+    Ok(r)
+}
+
+/// "reading 40% of wall": how the files' time splits, for the note.
+fn read_share() -> String {
+    let (r, c) = (
+        READ_NS.load(Ordering::Relaxed) as f64,
+        CHECK_NS.load(Ordering::Relaxed) as f64,
+    );
+    format!(
+        "reading+pairing {:.0}% of wall, checking {:.0}%",
+        100.0 * r / (r + c),
+        100.0 * c / (r + c)
+    )
 }
 
 /// Peak resident set of this process, in MB (10^6 bytes).
@@ -127,6 +151,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn summary(r: &LinearResult) -> String {
+    let split = if READ_NS.load(Ordering::Relaxed) > 0 {
+        format!("; {}", read_share())
+    } else {
+        String::new()
+    };
     let count = |v: Verdict| r.keys.values().filter(|k| k.valid == v).count();
     let cx = r
         .keys
@@ -134,7 +163,7 @@ fn summary(r: &LinearResult) -> String {
         .filter(|k| k.counterexample.is_some())
         .count();
     format!(
-        "{} keys: {} valid, {} invalid ({} counterexamples), {} unknown",
+        "{} keys: {} valid, {} invalid ({} counterexamples), {} unknown{split}",
         r.keys.len(),
         count(Verdict::Valid),
         count(Verdict::Invalid),
@@ -178,8 +207,9 @@ fn run_case(name: &str) -> Res<()> {
                     }
                 }
                 Ok(format!(
-                    "{} files: {valid} valid, {invalid} invalid, {other} unknown",
-                    files.len()
+                    "{} files: {valid} valid, {invalid} invalid, {other} unknown; {}",
+                    files.len(),
+                    read_share()
                 ))
             })?
         }
@@ -408,7 +438,10 @@ fn table(rows: &[Row]) -> String {
             format!("{ms:.1} ms")
         }
     };
-    let _ = writeln!(s, "| case | wall | CPU | peak RSS | target | met | result |");
+    let _ = writeln!(
+        s,
+        "| case | wall | CPU | peak RSS | target | met | result |"
+    );
     let _ = writeln!(s, "| --- | --- | --- | --- | --- | --- | --- |");
     for (case, ms, cpu, mb, note) in rows {
         let met = *ms <= case.target_ms && !matches!(case.target_mb, Some(t) if *mb > t);
