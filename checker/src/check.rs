@@ -5,7 +5,7 @@
 //! This is the whole of `quorate check` except flag parsing and printing, so the harness reuses
 //! it on the history of a run ([`check_events`]) and tests drive it without a process.
 
-use crate::history::{pair, Event, History, HistoryError};
+use crate::history::{pair, pair_owned, Event, History, HistoryError};
 use crate::import::{self, Format};
 use crate::linear::{self, LinearOptions, LinearResult, ModelError};
 use crate::model::ModelKind;
@@ -172,8 +172,11 @@ pub struct FileReport {
 /// Read and check one file.
 pub fn check_file(path: &Path, opts: &CheckOptions) -> Result<FileReport, CheckError> {
     let start = Instant::now();
+    let file = path.display().to_string();
     let (events, format) = import::read_path_as(path, opts.format)?;
-    let mut report = check_events(&path.display().to_string(), &events, format, opts)?;
+    // The events are ours: move them into ops rather than copy them.
+    let history = pair_owned(events).map_err(|e| e.in_file(&file))?;
+    let mut report = check_history(&file, history, format, opts)?;
     report.elapsed = start.elapsed();
     Ok(report)
 }
@@ -187,6 +190,19 @@ pub fn check_events(
 ) -> Result<FileReport, CheckError> {
     let start = Instant::now();
     let history = pair(events).map_err(|e| e.in_file(file))?;
+    let mut report = check_history(file, history, format, opts)?;
+    report.elapsed = start.elapsed();
+    Ok(report)
+}
+
+/// Check a paired history. `format` is what it was read as (it picks the default model).
+pub fn check_history(
+    file: &str,
+    history: History,
+    format: Format,
+    opts: &CheckOptions,
+) -> Result<FileReport, CheckError> {
+    let start = Instant::now();
     let model = opts
         .model
         .unwrap_or_else(|| default_model(format, &history));

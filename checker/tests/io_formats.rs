@@ -184,3 +184,23 @@ fn unreadable_and_unrecognisable_files() {
     let e = read_path(&bin, Format::Auto).unwrap_err().to_string();
     assert!(e.contains("line 2") && e.contains("UTF-8"), "{e}");
 }
+
+#[test]
+fn pairing_owned_events_gives_the_same_ops_as_pairing_borrowed_ones() -> Result<()> {
+    use quorate_checker::history::pair_owned;
+    for name in [
+        "register.jsonl",
+        "knossos.edn",
+        "etcd.log",
+        "kv.txt",
+        "no-index.jsonl",
+    ] {
+        let events = read_path(&fixture(name), Format::Auto)?;
+        let borrowed = pair(&events)?;
+        let owned = pair_owned(events.clone())?;
+        assert_eq!(borrowed.ops, owned.ops, "{name}");
+        assert_eq!(borrowed.other, owned.other, "{name}");
+        assert_eq!(borrowed.events, owned.events, "{name}");
+    }
+    Ok(())
+}

@@ -87,16 +87,27 @@ impl History {
 /// Pair the events of a history into ops. `events` must be in line order; an event's `index`,
 /// when absent, is its position. Errors name the line (1-based position) and what was expected.
 pub fn pair(events: &[Event]) -> Result<History, HistoryError> {
-    let mut ops: Vec<Op> = Vec::new();
+    pair_iter(events.len(), events.iter().cloned())
+}
+
+/// [`pair`], consuming the events: their strings and values move into the ops instead of being
+/// copied (what `quorate check` does with a file it has just read).
+pub fn pair_owned(events: Vec<Event>) -> Result<History, HistoryError> {
+    pair_iter(events.len(), events.into_iter())
+}
+
+fn pair_iter(len: usize, events: impl Iterator<Item = Event>) -> Result<History, HistoryError> {
+    // About half the events are invokes.
+    let mut ops: Vec<Op> = Vec::with_capacity(len / 2 + 1);
     let mut other = Vec::new();
     // process -> position in `ops` of its outstanding op
     let mut pending: BTreeMap<u64, usize> = BTreeMap::new();
-    for (pos, ev) in events.iter().enumerate() {
+    for (pos, ev) in events.enumerate() {
         let line = pos + 1;
         let p = match ev.process {
             Process::Client(p) => p,
             Process::Nemesis | Process::Harness => {
-                other.push(ev.clone());
+                other.push(ev);
                 continue;
             }
         };
@@ -108,16 +119,16 @@ pub fn pair(events: &[Event]) -> Result<History, HistoryError> {
                 ops.push(Op {
                     id: ev.index.unwrap_or(pos as u64),
                     process: p,
-                    f: ev.f.clone(),
-                    key: ev.key_str().to_string(),
-                    input: ev.value.clone(),
+                    f: ev.f,
+                    key: ev.key.unwrap_or_default(),
+                    input: ev.value,
                     output: Value::Null,
                     outcome: Outcome::Info,
                     call: pos,
                     complete: None,
                     call_time: ev.time,
                     complete_time: None,
-                    node: ev.node.clone(),
+                    node: ev.node,
                     version: None,
                     error: None,
                 });
@@ -149,25 +160,25 @@ pub fn pair(events: &[Event]) -> Result<History, HistoryError> {
                 op.complete = Some(pos);
                 op.complete_time = ev.time;
                 if ev.node.is_some() {
-                    op.node = ev.node.clone();
+                    op.node = ev.node;
                 }
-                op.version = ev.version.clone();
-                op.error = ev.error.clone();
+                op.version = ev.version;
                 op.outcome = match kind {
                     EventType::Ok => {
-                        op.output = ev.value.clone();
+                        op.output = ev.value;
                         Outcome::Ok
                     }
                     EventType::Fail if ev.error.as_deref() == Some("mismatch") => Outcome::Mismatch,
                     EventType::Fail => Outcome::Fail,
                     _ => Outcome::Info,
                 };
+                op.error = ev.error;
             }
         }
     }
     Ok(History {
         ops,
         other,
-        events: events.len(),
+        events: len,
     })
 }

@@ -23,36 +23,90 @@ const EXPECTED: &str =
 
 /// Read a Porcupine etcd log.
 pub fn read(text: &str) -> Result<Vec<Event>, HistoryError> {
-    let mut events = Vec::with_capacity(text.len() / 40);
+    // Lines are about 40 bytes: one allocation for the whole file, usually.
+    let mut events = Vec::with_capacity(text.len() / 36 + 1);
     let mut numbering = Numbering::lenient();
-    // process -> its outstanding invoke's value, which an unknown outcome repeats.
-    let mut invoked: HashMap<u64, Value> = HashMap::new();
+    let mut invoked = Invoked::default();
     for (i, raw) in text.split('\n').enumerate() {
         let line = i + 1;
         let body = raw.strip_suffix('\r').unwrap_or(raw);
         if body.trim().is_empty() {
             continue;
         }
-        let mut ev = parse_line(body, &mut invoked)
+        let mut ev = parse_line(body, &mut invoked, &events)
             .map_err(|message| HistoryError::Parse { line, message })?;
         numbering.number(&mut ev, line)?;
+        if let (Process::Client(p), EventType::Invoke) = (ev.process, ev.kind) {
+            invoked.set(p, events.len());
+        }
         events.push(ev);
     }
     Ok(events)
 }
 
-/// Split off the next whitespace-separated field.
-fn field(s: &str) -> (&str, &str) {
-    let s = s.trim_start_matches([' ', '\t']);
-    let end = s.find([' ', '\t']).unwrap_or(s.len());
-    (&s[..end], &s[end..])
+/// Each process's outstanding invoke, as a position in the events read so far: an unknown
+/// outcome repeats its invoke's value (HISTORY.md), cloned only then. Jepsen's process numbers
+/// are small and dense, so a vector indexed by process serves; a huge number falls back to a map.
+#[derive(Default)]
+struct Invoked {
+    dense: Vec<usize>,
+    sparse: HashMap<u64, usize>,
 }
 
-fn parse_line(body: &str, invoked: &mut HashMap<u64, Value>) -> Result<Event, String> {
-    let Some(at) = body.find("jepsen.util") else {
-        return Err(format!("no `jepsen.util`; {EXPECTED}"));
+impl Invoked {
+    const NONE: usize = usize::MAX;
+    const DENSE_LIMIT: u64 = 1 << 16;
+
+    fn set(&mut self, p: u64, pos: usize) {
+        if p < Self::DENSE_LIMIT {
+            let p = p as usize;
+            if self.dense.len() <= p {
+                self.dense.resize(p + 1, Self::NONE);
+            }
+            self.dense[p] = pos;
+        } else {
+            self.sparse.insert(p, pos);
+        }
+    }
+
+    fn take(&mut self, p: u64) -> Option<usize> {
+        let pos = if p < Self::DENSE_LIMIT {
+            let slot = self.dense.get_mut(p as usize)?;
+            std::mem::replace(slot, Self::NONE)
+        } else {
+            self.sparse.remove(&p)?
+        };
+        (pos != Self::NONE).then_some(pos)
+    }
+}
+
+/// Split off the next whitespace-separated field.
+fn field(s: &str) -> (&str, &str) {
+    // A byte loop: the fields are a few bytes long, shorter than a searcher takes to set up.
+    let b = s.as_bytes();
+    let mut start = 0;
+    while start < b.len() && (b[start] == b' ' || b[start] == b'\t') {
+        start += 1;
+    }
+    let mut end = start;
+    while end < b.len() && b[end] != b' ' && b[end] != b'\t' {
+        end += 1;
+    }
+    // Both ends sit next to ASCII bytes (or the string's ends): char boundaries.
+    (&s[start..end], &s[end..])
+}
+
+fn parse_line(body: &str, invoked: &mut Invoked, events: &[Event]) -> Result<Event, String> {
+    // Every line of Porcupine's files starts so; `find` (a substring searcher built per line)
+    // is only the fallback for other log prefixes.
+    let rest = match body.strip_prefix("INFO  jepsen.util") {
+        Some(rest) => rest,
+        None => match body.find("jepsen.util") {
+            Some(at) => &body[at + "jepsen.util".len()..],
+            None => return Err(format!("no `jepsen.util`; {EXPECTED}")),
+        },
     };
-    let rest = body[at + "jepsen.util".len()..].trim_start_matches([' ', '\t']);
+    let rest = rest.trim_start_matches([' ', '\t']);
     let Some(rest) = rest.strip_prefix('-') else {
         return Err(format!("no ` - ` after `jepsen.util`; {EXPECTED}"));
     };
@@ -97,49 +151,77 @@ fn parse_line(body: &str, invoked: &mut HashMap<u64, Value>) -> Result<Event, St
 
     let mut ev = Event::new(process, kind, f, Value::Null);
     let Process::Client(p) = process else {
-        ev.value = value.to_json();
+        ev.value = match value {
+            Parsed::Json(v) => v,
+            Parsed::Keyword(k) => Value::String(k.to_string()),
+        };
         return Ok(ev);
     };
-    match (kind, &value) {
-        (EventType::Invoke, _) => {
-            let v = value.to_json();
-            invoked.insert(p, v.clone());
-            ev.value = v;
-        }
-        // An unknown outcome names why (`:timed-out`) instead of a value.
-        (EventType::Info, _) | (EventType::Fail, Edn::Keyword(_)) => {
+    match (kind, value) {
+        // An unknown outcome names why (`:timed-out`) instead of a value, and repeats its
+        // invoke's value (HISTORY.md).
+        (EventType::Info, why) | (EventType::Fail, why @ Parsed::Keyword(_)) => {
             ev.kind = EventType::Info;
-            if let Edn::Keyword(why) = value {
+            if let Parsed::Keyword(why) = why {
                 ev.error = Some(why.to_string());
             }
-            ev.value = invoked.remove(&p).unwrap_or(Value::Null);
+            ev.value = invoked
+                .take(p)
+                .map_or(Value::Null, |pos| events[pos].value.clone());
         }
-        (EventType::Fail, _) => {
-            invoked.remove(&p);
+        (EventType::Fail, Parsed::Json(v)) => {
+            invoked.take(p);
             if f == "cas" {
                 ev.error = Some("mismatch".into());
             }
-            ev.value = value.to_json();
+            ev.value = v;
         }
-        (EventType::Ok, _) => {
-            invoked.remove(&p);
-            ev.value = value.to_json();
+        // Elsewhere a keyword is a value like any other.
+        (kind, v) => {
+            if kind != EventType::Invoke {
+                invoked.take(p);
+            }
+            ev.value = match v {
+                Parsed::Json(v) => v,
+                Parsed::Keyword(k) => Value::String(k.to_string()),
+            };
         }
     }
     Ok(ev)
 }
 
-/// The value field: a number without the EDN reader's help, anything else with it.
-fn read_value(text: &str) -> Result<Edn<'_>, String> {
-    if let Ok(i) = text.parse::<i64>() {
-        return Ok(Edn::Int(i));
+/// A line's value: JSON, or a keyword naming why an outcome is unknown (`:timed-out`).
+enum Parsed<'a> {
+    Json(Value),
+    Keyword(&'a str),
+}
+
+/// The value field. The common shapes (nil, N, [A B]) go straight to JSON; anything else
+/// through the EDN reader.
+fn read_value(text: &str) -> Result<Parsed<'_>, String> {
+    if text == "nil" {
+        return Ok(Parsed::Json(Value::Null));
     }
-    edn::read_one(text).map_err(|e| {
-        format!(
+    if let Ok(i) = text.parse::<i64>() {
+        return Ok(Parsed::Json(i.into()));
+    }
+    if let Some((a, b)) = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .and_then(|t| t.split_once(' '))
+    {
+        if let (Ok(a), Ok(b)) = (a.parse::<i64>(), b.parse::<i64>()) {
+            return Ok(Parsed::Json(Value::Array(vec![a.into(), b.into()])));
+        }
+    }
+    match edn::read_one(text) {
+        Ok(Edn::Keyword(k)) => Ok(Parsed::Keyword(k)),
+        Ok(other) => Ok(Parsed::Json(other.to_json())),
+        Err(e) => Err(format!(
             "the value {text:?} cannot be read ({}); expected nil, a number, [FROM TO] or a keyword such as :timed-out",
             e.message
-        )
-    })
+        )),
+    }
 }
 
 #[cfg(test)]
