@@ -170,3 +170,76 @@ fn renders_in_headless_chromium_when_installed() -> Result<()> {
     assert!(dom.contains("class=\"fault\""), "the partition is shaded");
     Ok(())
 }
+
+/// A stand-in for the browser: just the DOM the page's script uses, recording what it draws.
+const DOM_STUB: &str = r#"
+"use strict";
+const made = [];
+class Node {
+  constructor(tag) { this.tag = tag; this.attrs = {}; this.children = []; this.style = {};
+    this.textContent = ""; this.value = "0"; this.clientWidth = 1000; this.offsetWidth = 100; made.push(this); }
+  setAttribute(a, v) { this.attrs[a] = String(v); }
+  append(...c) { this.children.push(...c); }
+  replaceChildren() { this.children = []; }
+}
+const byId = {};
+const document = {
+  getElementById(id) {
+    if (id === "data") { const n = new Node("script"); n.textContent = DATA; return n; }
+    return byId[id] || (byId[id] = new Node(id));
+  },
+  createElement(t) { return new Node(t); },
+  createElementNS(ns, t) { return new Node(t); },
+};
+const innerWidth = 1200;
+"#;
+
+/// Run the page's script under Node with [`DOM_STUB`], when Node is installed (it is not
+/// required): the script must run without an exception and draw every drawn op as a bar.
+#[test]
+fn the_script_draws_every_op_under_node_when_installed() -> Result<()> {
+    let node_ok = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !node_ok {
+        eprintln!("no node installed: skipping the script check only");
+        return Ok(());
+    }
+    let report = check_file(&example("register-bad.jsonl"), &CheckOptions::default())?;
+    let html = render(&report);
+    let data = embedded(&html)?;
+    let script_start = html.rfind("<script>").context("the drawing script")? + "<script>".len();
+    let script = &html[script_start..html.rfind("</script>").unwrap()];
+    let program = format!(
+        "const DATA = {};\n{DOM_STUB}\n{script}\n\
+         const bars = made.filter(n => n.tag === 'rect' && (n.attrs.class || '').startsWith('bar'));\n\
+         const bad = bars.filter(n => n.attrs.class.includes(' bad'));\n\
+         const faults = made.filter(n => n.attrs.class === 'fault');\n\
+         console.log(JSON.stringify({{bars: bars.length, bad: bad.length, faults: faults.length,\n\
+           explain: byId.explain.textContent}}));",
+        serde_json::to_string(&data.to_string())?
+    );
+    let dir = tempfile::tempdir()?;
+    let js = dir.path().join("page.js");
+    std::fs::write(&js, program)?;
+    let out = std::process::Command::new("node").arg(&js).output()?;
+    assert!(
+        out.status.success(),
+        "the script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let drawn: Value = serde_json::from_slice(&out.stdout)?;
+    // The page opens on the invalid key k1: its 3 ops, one of them the op that cannot be placed.
+    assert_eq!(
+        drawn["bars"],
+        data["keys"][0]["list"].as_array().unwrap().len()
+    );
+    assert_eq!(drawn["bad"], 1);
+    assert_eq!(drawn["faults"], 1);
+    assert!(drawn["explain"]
+        .as_str()
+        .unwrap()
+        .starts_with("op 5 cannot be placed"));
+    Ok(())
+}
