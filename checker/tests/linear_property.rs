@@ -79,6 +79,63 @@ fn random_history(rng: &mut ChaCha8Rng, n: usize, procs: u64, values: u64) -> Ve
     events
 }
 
+/// A random kv history (Porcupine's model) of `n` ops: appends of "a"/"b", puts, gets that
+/// often return what a sequential run would have, info ops and fails.
+fn random_kv_history(rng: &mut ChaCha8Rng, n: usize, procs: u64) -> Vec<Event> {
+    let mut events = Vec::new();
+    let mut pending: Vec<Option<(String, Value)>> = vec![None; procs as usize];
+    let mut process: Vec<u64> = (0..procs).collect();
+    let mut next_process = procs;
+    let mut started = 0;
+    // What a sequential run applying ops at their invokes would hold.
+    let mut truth = String::new();
+    while started < n || pending.iter().any(Option::is_some) {
+        let c = rng.gen_range(0..procs as usize);
+        let p = Process::Client(process[c]);
+        match pending[c].take() {
+            None if started < n => {
+                started += 1;
+                let piece = if rng.gen_bool(0.5) { "a" } else { "b" };
+                let (f, input) = match rng.gen_range(0..10) {
+                    0..=3 => ("get", Value::Null),
+                    4 => {
+                        truth = piece.to_string();
+                        ("put", json!(piece))
+                    }
+                    _ => {
+                        truth.push_str(piece);
+                        ("append", json!(piece))
+                    }
+                };
+                events.push(Event::new(p, EventType::Invoke, f, input.clone()));
+                pending[c] = Some((f.to_string(), input));
+            }
+            None => {}
+            Some((f, input)) => {
+                let roll = rng.gen_range(0..100);
+                let ev = if roll < 12 {
+                    process[c] = next_process;
+                    next_process += 1;
+                    Event::new(p, EventType::Info, f, input).with_error("timeout")
+                } else if roll < 17 {
+                    Event::new(p, EventType::Fail, f, input).with_error("503")
+                } else if f == "get" {
+                    let out = match rng.gen_range(0..10) {
+                        0..=5 => truth.clone(),
+                        6 => String::new(),
+                        _ => ["a", "ab", "ba", "b", "aab", "bb"][rng.gen_range(0..6)].to_string(),
+                    };
+                    Event::new(p, EventType::Ok, f, json!(out))
+                } else {
+                    Event::new(p, EventType::Ok, f, input)
+                };
+                events.push(ev);
+            }
+        }
+    }
+    events
+}
+
 /// The oracle's view of one op.
 struct Step<'a> {
     op: &'a Op,
@@ -88,6 +145,28 @@ struct Step<'a> {
 /// Does some subset of optional ops and some real-time-respecting order of them and all
 /// required ops run on a register starting empty?
 fn brute_force(h: &History) -> bool {
+    KIND.with(|k| brute_force_as(h, *k.borrow()))
+}
+
+/// Which model the oracle runs (a thread-local, so the helpers keep their signatures).
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Cas,
+    Kv,
+}
+
+thread_local! {
+    static KIND: std::cell::RefCell<Kind> = const { std::cell::RefCell::new(Kind::Cas) };
+}
+
+fn initial() -> Value {
+    match KIND.with(|k| *k.borrow()) {
+        Kind::Cas => Value::Null,
+        Kind::Kv => json!(""),
+    }
+}
+
+fn brute_force_as(h: &History, _kind: Kind) -> bool {
     let steps: Vec<Step> = h
         .ops
         .iter()
@@ -98,15 +177,18 @@ fn brute_force(h: &History) -> bool {
         })
         .collect();
     let mut placed = vec![false; steps.len()];
-    dfs(&steps, &mut placed, &Value::Null)
+    dfs(&steps, &mut placed, &initial())
 }
 
 fn precedes(a: &Op, b: &Op) -> bool {
     a.outcome != Outcome::Info && a.complete.is_some_and(|c| c < b.call)
 }
 
-/// The register's next value if `op` can run on `state`.
+/// The next state if `op` can run on `state`.
 fn run(op: &Op, state: &Value) -> Option<Value> {
+    if KIND.with(|k| *k.borrow()) == Kind::Kv {
+        return run_kv(op, state);
+    }
     let pair = |v: &Value| (v[0].clone(), v[1].clone());
     match (op.f.as_str(), op.outcome) {
         ("read", Outcome::Ok) => (op.output == *state).then(|| state.clone()),
@@ -117,6 +199,18 @@ fn run(op: &Op, state: &Value) -> Option<Value> {
             let (e, n) = pair(&op.input);
             (e == *state).then_some(n)
         }
+        _ => None,
+    }
+}
+
+/// The kv store's next string if `op` can run on `state`.
+fn run_kv(op: &Op, state: &Value) -> Option<Value> {
+    let s = state.as_str()?;
+    match (op.f.as_str(), op.outcome) {
+        ("get", Outcome::Ok) => (op.output == *state).then(|| state.clone()),
+        ("get", _) => Some(state.clone()),
+        ("put", _) => Some(op.input.clone()),
+        ("append", _) => Some(json!(format!("{s}{}", op.input.as_str()?))),
         _ => None,
     }
 }
@@ -163,7 +257,7 @@ fn legal_order(h: &History, order: &[u64]) -> bool {
     if ops.len() != order.len() {
         return false;
     }
-    let mut state = Value::Null;
+    let mut state = initial();
     for (i, op) in ops.iter().enumerate() {
         if ops[i + 1..].iter().any(|later| precedes(later, op)) {
             return false;
@@ -178,7 +272,10 @@ fn legal_order(h: &History, order: &[u64]) -> bool {
 
 fn opts() -> LinearOptions {
     LinearOptions {
-        model: ModelKind::CasRegister,
+        model: match KIND.with(|k| *k.borrow()) {
+            Kind::Cas => ModelKind::CasRegister,
+            Kind::Kv => ModelKind::Kv,
+        },
         ..LinearOptions::default()
     }
 }
@@ -195,8 +292,15 @@ fn search_agrees_with_brute_force_on_mostly_unique_values() {
     agree(0x2545_f491_4f6c_dd1d, 30, 1.0);
 }
 
-/// Check 2000 random histories over `values` values; at least 30% (and at most `max_share`)
-/// must be non-linearizable.
+/// kv histories: appends build strings, so states multiply by orders; puts reset them.
+#[test]
+fn kv_search_agrees_with_brute_force() {
+    KIND.with(|k| *k.borrow_mut() = Kind::Kv);
+    agree(0x1234_5678_9abc_def0, 0, 0.95);
+}
+
+/// Check 2000 random histories over `values` values (0: a kv history); at least 30% (and at
+/// most `max_share`) must be non-linearizable.
 fn agree(default_seed: u64, values: u64, max_share: f64) {
     // QUORATE_PROPTEST_SEED replays another stream (the default is fixed, so runs repeat).
     let seed = std::env::var("QUORATE_PROPTEST_SEED")
@@ -208,7 +312,11 @@ fn agree(default_seed: u64, values: u64, max_share: f64) {
     for round in 0..2000 {
         let n = rng.gen_range(2..=8);
         let procs = rng.gen_range(2..=4);
-        let events = random_history(&mut rng, n, procs, values);
+        let events = if values == 0 {
+            random_kv_history(&mut rng, n, procs)
+        } else {
+            random_history(&mut rng, n, procs, values)
+        };
         let h = pair(&events).expect("generated histories pair");
         let want = brute_force(&h);
         let got = check(&h, &opts()).expect("generated ops fit the model");

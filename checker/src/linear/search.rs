@@ -20,8 +20,10 @@
 //!
 //! # Optional ops
 //! An `info` op may be linearized at any point after its call, or never: it has a call entry
-//! and no return, and the search ends successfully with it still on the list. Two rules stop
-//! pending info ops from multiplying configurations (Porcupine's blow-up), both exact:
+//! and no return, and the search ends successfully with it still on the list. Its call entry
+//! sits just before the first deadline after its call (where it is enabled exactly as at its
+//! call), so required ops are tried first. These rules stop pending info ops from multiplying
+//! configurations (Porcupine's blow-up), all exact:
 //! - placing an optional op that leaves the state unchanged is skipped: the configuration
 //!   without it can do everything the one with it can;
 //! - of identical optional ops (same effect, [`Model::same_effect`]), a later one is tried only
@@ -41,14 +43,15 @@
 //!   list ([`Model::viable`]: a read of 3 when 3 is overwritten and no write of 3 is left) is
 //!   not entered.
 //!
-//! # Counterexamples
+//! # How far it got
 //! Whenever the search is stopped by a return entry, that entry's position is how far into the
 //! history the current configuration reaches: every required op due before it is linearized.
-//! A history prefix ending just before position `p` is linearizable iff some reachable
-//! configuration reaches past `p`, and a failed search has visited every reachable
-//! configuration. So the furthest position reached is the end of the shortest
-//! non-linearizable prefix, and its op is the one that cannot be placed. Tracking it costs one
-//! compare per backtrack and no memory.
+//! Without pruning, a failed search visits every reachable configuration, and the furthest
+//! position would be exactly where the shortest non-linearizable prefix ends. The lookahead
+//! prunes configurations that could only fail *later*, so the furthest position found is a
+//! lower bound: the prefix before it is linearizable (a real configuration got there).
+//! `shortest` starts from it to find the exact end. Tracking it costs one compare per
+//! backtrack and no allocation.
 
 use super::cache::{Cache, Placed};
 use super::plan::Plan;
