@@ -6,15 +6,15 @@
 //! budget: a key that runs out is `unknown` and the others still get verdicts.
 //!
 //! - [`plan`]: one key's ops as intervals; `info` ops made optional, dropped or tightened.
-//! - [`search`]: the memoised depth-first search (algorithm note there), which also finds
-//!   where the shortest non-linearizable prefix ends.
+//! - [`search`]: the memoised depth-first search (algorithm note there), which also says how
+//!   far into the history it got.
 //! - [`cache`]: the configurations seen (bitsets with Zobrist hashes, stored exactly).
 //! - [`shortest`]: the shortest failing prefix, for the counterexample.
 //! - [`explain`]: the counterexample's sentence.
 //!
-//! For every invalid key, the [`Counterexample`] comes from the same search plus one search of
-//! the prefix before the failing op (for its linearization): memory stays bounded by the
-//! per-key cache budget whatever the number of invalid keys.
+//! For every invalid key, the [`Counterexample`] comes from a few more searches of prefixes of
+//! that key, one at a time and under the same budget: memory stays bounded by the per-key
+//! cache budget whatever the number of invalid keys, and the key's time limit covers them.
 
 pub mod cache;
 pub mod explain;
