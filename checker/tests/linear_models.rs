@@ -465,3 +465,24 @@ fn a_key_over_its_memory_bound_is_unknown_and_others_still_judged() {
     assert_eq!(r.keys["small"].valid, Verdict::Invalid);
     assert_eq!(r.valid, Verdict::Invalid);
 }
+
+#[test]
+fn a_key_out_of_time_is_unknown_with_its_reason() {
+    // A zero budget is spent by the search's first check of the clock (after 1,024 steps),
+    // whatever the machine's speed: no wall-clock assumption.
+    let mut h = String::new();
+    for i in 0..1500 {
+        h += &format!("key=big 0 invoke write {i}\nkey=big 0 ok write {i}\n");
+        h += &format!("key=big 0 invoke read null\nkey=big 0 ok read {i}\n");
+    }
+    h += "key=small 1 invoke read null\nkey=small 1 ok read null\n";
+    let opts = LinearOptions {
+        time_limit: std::time::Duration::ZERO,
+        ..LinearOptions::default()
+    };
+    let r = check(&history(&h), &opts).expect("fits");
+    assert_eq!(r.keys["big"].valid, Verdict::Unknown);
+    assert_eq!(r.keys["big"].reason.as_deref(), Some("time limit 0 s"));
+    assert_eq!(r.keys["small"].valid, Verdict::Valid);
+    assert_eq!(r.valid, Verdict::Unknown);
+}
