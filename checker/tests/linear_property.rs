@@ -136,6 +136,61 @@ fn random_kv_history(rng: &mut ChaCha8Rng, n: usize, procs: u64) -> Vec<Event> {
     events
 }
 
+/// A random set history: adds of unique elements, reads returning the sorted elements a
+/// sequential run would hold, or that with one element dropped or added.
+fn random_set_history(rng: &mut ChaCha8Rng, n: usize, procs: u64) -> Vec<Event> {
+    let mut events = Vec::new();
+    let mut pending: Vec<Option<(String, Value)>> = vec![None; procs as usize];
+    let mut process: Vec<u64> = (0..procs).collect();
+    let mut next_process = procs;
+    let mut started = 0;
+    let mut truth: Vec<u64> = Vec::new();
+    let mut next_element = 1;
+    while started < n || pending.iter().any(Option::is_some) {
+        let c = rng.gen_range(0..procs as usize);
+        let p = Process::Client(process[c]);
+        match pending[c].take() {
+            None if started < n => {
+                started += 1;
+                let (f, input) = if rng.gen_bool(0.5) {
+                    ("read", Value::Null)
+                } else {
+                    truth.push(next_element);
+                    next_element += 1;
+                    ("add", json!(next_element - 1))
+                };
+                events.push(Event::new(p, EventType::Invoke, f, input.clone()));
+                pending[c] = Some((f.to_string(), input));
+            }
+            None => {}
+            Some((f, input)) => {
+                let roll = rng.gen_range(0..100);
+                let ev = if roll < 12 {
+                    process[c] = next_process;
+                    next_process += 1;
+                    Event::new(p, EventType::Info, f, input).with_error("timeout")
+                } else if roll < 17 {
+                    Event::new(p, EventType::Fail, f, input).with_error("503")
+                } else if f == "read" {
+                    let mut out = truth.clone();
+                    match rng.gen_range(0..10) {
+                        0..=5 => {}
+                        6..=7 if !out.is_empty() => {
+                            out.remove(rng.gen_range(0..out.len()));
+                        }
+                        _ => out.push(next_element + 5),
+                    }
+                    Event::new(p, EventType::Ok, f, json!(out))
+                } else {
+                    Event::new(p, EventType::Ok, f, input)
+                };
+                events.push(ev);
+            }
+        }
+    }
+    events
+}
+
 /// The oracle's view of one op.
 struct Step<'a> {
     op: &'a Op,
@@ -153,6 +208,7 @@ fn brute_force(h: &History) -> bool {
 enum Kind {
     Cas,
     Kv,
+    Set,
 }
 
 thread_local! {
@@ -163,6 +219,7 @@ fn initial() -> Value {
     match KIND.with(|k| *k.borrow()) {
         Kind::Cas => Value::Null,
         Kind::Kv => json!(""),
+        Kind::Set => json!([]),
     }
 }
 
@@ -186,8 +243,10 @@ fn precedes(a: &Op, b: &Op) -> bool {
 
 /// The next state if `op` can run on `state`.
 fn run(op: &Op, state: &Value) -> Option<Value> {
-    if KIND.with(|k| *k.borrow()) == Kind::Kv {
-        return run_kv(op, state);
+    match KIND.with(|k| *k.borrow()) {
+        Kind::Kv => return run_kv(op, state),
+        Kind::Set => return run_set(op, state),
+        Kind::Cas => {}
     }
     let pair = |v: &Value| (v[0].clone(), v[1].clone());
     match (op.f.as_str(), op.outcome) {
@@ -211,6 +270,22 @@ fn run_kv(op: &Op, state: &Value) -> Option<Value> {
         ("get", _) => Some(state.clone()),
         ("put", _) => Some(op.input.clone()),
         ("append", _) => Some(json!(format!("{s}{}", op.input.as_str()?))),
+        _ => None,
+    }
+}
+
+/// The set's next sorted elements if `op` can run on `state`.
+fn run_set(op: &Op, state: &Value) -> Option<Value> {
+    let mut elems: Vec<u64> = state.as_array()?.iter().filter_map(Value::as_u64).collect();
+    match (op.f.as_str(), op.outcome) {
+        ("read", Outcome::Ok) => (op.output == *state).then(|| state.clone()),
+        ("read", _) => Some(state.clone()),
+        ("add", _) => {
+            elems.push(op.input.as_u64()?);
+            elems.sort_unstable();
+            elems.dedup();
+            Some(json!(elems))
+        }
         _ => None,
     }
 }
@@ -275,6 +350,7 @@ fn opts() -> LinearOptions {
         model: match KIND.with(|k| *k.borrow()) {
             Kind::Cas => ModelKind::CasRegister,
             Kind::Kv => ModelKind::Kv,
+            Kind::Set => ModelKind::Set,
         },
         ..LinearOptions::default()
     }
@@ -299,8 +375,15 @@ fn kv_search_agrees_with_brute_force() {
     agree(0x1234_5678_9abc_def0, 0, 0.95);
 }
 
-/// Check 2000 random histories over `values` values (0: a kv history); at least 30% (and at
-/// most `max_share`) must be non-linearizable.
+/// Set histories: unique elements, so info adds get dropped and tightened.
+#[test]
+fn set_search_agrees_with_brute_force() {
+    KIND.with(|k| *k.borrow_mut() = Kind::Set);
+    agree(0x0fed_cba9_8765_4321, u64::MAX, 0.95);
+}
+
+/// Check 2000 random histories over `values` values (0: a kv history, `u64::MAX`: a set
+/// history); at least 30% (and at most `max_share`) must be non-linearizable.
 fn agree(default_seed: u64, values: u64, max_share: f64) {
     // QUORATE_PROPTEST_SEED replays another stream (the default is fixed, so runs repeat).
     let seed = std::env::var("QUORATE_PROPTEST_SEED")
@@ -314,6 +397,8 @@ fn agree(default_seed: u64, values: u64, max_share: f64) {
         let procs = rng.gen_range(2..=4);
         let events = if values == 0 {
             random_kv_history(&mut rng, n, procs)
+        } else if values == u64::MAX {
+            random_set_history(&mut rng, n, procs)
         } else {
             random_history(&mut rng, n, procs, values)
         };
