@@ -100,8 +100,9 @@ pub fn counterexample<M: Model>(
     let mut good: Option<usize> = None; // the largest candidate known linearizable
     let mut step = 1;
     let mut i = lo.min(last);
-    // Gallop: lo, lo+1, lo+3, lo+7 … until one fails.
-    loop {
+    // Gallop: lo, lo+1, lo+3, lo+7 … until one fails. (No candidates cannot happen for an
+    // invalid key, which has a required op; it falls through to the search's own answer.)
+    while !ends.is_empty() {
         match bad(i) {
             Some((true, f)) => {
                 found = Some((i, f));
