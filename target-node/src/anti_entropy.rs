@@ -150,5 +150,12 @@ pub async fn exchange(node: &Arc<Node>, peer: usize) -> Result<u64, CallError> {
         }
     }
     Stats::add(&node.stats.keys_repaired, repaired);
+    if repaired > 0 {
+        tracing::info!(
+            peer = node.id_of(peer),
+            repaired,
+            "anti-entropy repaired keys"
+        );
+    }
     Ok(repaired)
 }

@@ -52,5 +52,8 @@ pub async fn deliver_once(node: &Arc<Node>) -> u64 {
         .buffer_unordered(PARALLEL)
         .fold(0u64, |acc, n| async move { acc + n })
         .await;
+    if delivered > 0 {
+        tracing::info!(delivered, "hints handed off to their home nodes");
+    }
     delivered
 }

@@ -37,6 +37,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Node logs usually land in files (the harness's nodes/<id>.log): colour only a terminal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cfg = cli.into_config().context("invalid configuration")?;
     let listen = cfg.listen;
