@@ -73,3 +73,28 @@ async fn sigkill_and_restart_keep_every_acknowledged_write() -> anyhow::Result<(
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn fsync_never_can_lose_acknowledged_writes_to_sigkill() -> anyhow::Result<()> {
+    // The weak side of the knob, pinned so the harness's lost-writes check has something to
+    // find: without fsync, commits are not durable and a SIGKILL of every replica rolls them
+    // back (redb returns to its last durable commit).
+    let mut c = Cluster::start(3, &["--fsync", "never", "--anti-entropy-interval-ms", "0"]).await?;
+    for k in 0..10 {
+        assert_eq!(c.put(k % 3, &format!("nf{k}"), json!(k)).await?.0, 200);
+    }
+    for i in 0..3 {
+        c.kill(i);
+    }
+    for i in 0..3 {
+        c.restart(i).await?;
+    }
+    let mut lost = 0;
+    for k in 0..10 {
+        if c.get(0, &format!("nf{k}")).await?.0 == 404 {
+            lost += 1;
+        }
+    }
+    assert!(lost > 0, "expected --fsync never to lose writes on SIGKILL");
+    Ok(())
+}
