@@ -5,7 +5,7 @@
 //! This is the whole of `quorate check` except flag parsing and printing, so the harness reuses
 //! it on the history of a run ([`check_events`]) and tests drive it without a process.
 
-use crate::history::{pair, pair_owned, Event, History, HistoryError};
+use crate::history::{pair, Event, History, HistoryError};
 use crate::import::{self, Format};
 use crate::linear::{self, LinearOptions, LinearResult, ModelError};
 use crate::model::ModelKind;
@@ -173,9 +173,8 @@ pub struct FileReport {
 pub fn check_file(path: &Path, opts: &CheckOptions) -> Result<FileReport, CheckError> {
     let start = Instant::now();
     let file = path.display().to_string();
-    let (events, format) = import::read_path_as(path, opts.format)?;
-    // The events are ours: move them into ops rather than copy them.
-    let history = pair_owned(events).map_err(|e| e.in_file(&file))?;
+    // Paired while read: the events of a big history are never all held at once.
+    let (history, format) = import::read_history(path, opts.format)?;
     let mut report = check_history(&file, history, format, opts)?;
     report.elapsed = start.elapsed();
     Ok(report)

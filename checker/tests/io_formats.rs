@@ -204,3 +204,41 @@ fn pairing_owned_events_gives_the_same_ops_as_pairing_borrowed_ones() -> Result<
     }
     Ok(())
 }
+
+#[test]
+fn reading_straight_into_ops_matches_reading_then_pairing() -> Result<()> {
+    use quorate_checker::import::read_history;
+    for name in [
+        "register.jsonl",
+        "no-index.jsonl",
+        "knossos.edn",
+        "independent.edn",
+        "etcd.log",
+        "kv.txt",
+    ] {
+        let events = read_path(&fixture(name), Format::Auto)?;
+        let want = pair(&events)?;
+        let (got, _) = read_history(&fixture(name), Format::Auto)?;
+        assert_eq!(got.ops, want.ops, "{name}");
+        assert_eq!(got.other, want.other, "{name}");
+        assert_eq!(got.events, want.events, "{name}");
+    }
+    Ok(())
+}
+
+#[test]
+fn pairing_errors_name_the_file_and_its_real_line() -> Result<()> {
+    use quorate_checker::import::read_history;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("orphan.jsonl");
+    // The blank line makes the orphan completion line 3, though it is the second event.
+    std::fs::write(
+        &path,
+        "{\"process\":0,\"type\":\"invoke\",\"f\":\"read\",\"value\":null}\n\n\
+         {\"process\":1,\"type\":\"ok\",\"f\":\"read\",\"value\":null}\n",
+    )?;
+    let e = read_history(&path, Format::Auto).unwrap_err().to_string();
+    assert!(e.contains("orphan.jsonl: line 3:"), "{e}");
+    assert!(e.contains("expected an invoke by process 1"), "{e}");
+    Ok(())
+}

@@ -12,13 +12,14 @@
 
 use proptest::prelude::*;
 use quorate_checker::history::{jsonl, pair};
-use quorate_checker::import::{read_bytes, Format};
+use quorate_checker::import::{history_from_bytes, read_bytes, Format};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 /// Read `bytes` in every format; check what comes back.
 fn read_everything(bytes: &[u8]) {
     for format in Format::ALL {
+        let _ = history_from_bytes(bytes, format);
         let Ok((events, _)) = read_bytes(bytes, format) else {
             continue;
         };

@@ -100,7 +100,11 @@ impl fmt::Display for EventType {
 }
 
 /// One line of a history. Field order here is the order written out.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Deserialize is written by hand (below) rather than derived: serde's derive buffers every
+/// field of a struct with a `flatten` field into an intermediate tree first, which made
+/// reading a million-op history several times slower than it needs to be.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
     /// Position in the file; a reader assigns it when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -164,5 +168,130 @@ impl Event {
     /// Whether this is a client op event (not a nemesis fault or harness observation).
     pub fn is_client(&self) -> bool {
         matches!(self.process, Process::Client(_))
+    }
+}
+
+/// The fields of an [`Event`] by name; anything else is kept in `extra`.
+enum Field<'de> {
+    Index,
+    Time,
+    Process,
+    Type,
+    F,
+    Key,
+    Value,
+    Node,
+    Version,
+    Error,
+    Other(std::borrow::Cow<'de, str>),
+}
+
+impl<'de> Field<'de> {
+    fn of(name: &str) -> Option<Field<'de>> {
+        Some(match name {
+            "index" => Field::Index,
+            "time" => Field::Time,
+            "process" => Field::Process,
+            "type" => Field::Type,
+            "f" => Field::F,
+            "key" => Field::Key,
+            "value" => Field::Value,
+            "node" => Field::Node,
+            "version" => Field::Version,
+            "error" => Field::Error,
+            _ => return None,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Field<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Field<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Field<'de>, E> {
+                Ok(Field::of(v).unwrap_or(Field::Other(v.into())))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Field<'de>, E> {
+                Ok(Field::of(v).unwrap_or_else(|| Field::Other(v.to_string().into())))
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(EventVisitor)
+    }
+}
+
+struct EventVisitor;
+
+/// Set a field once; a second occurrence is an error, as serde's derive would make it.
+fn once<T, E: de::Error>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), E> {
+    if slot.is_some() {
+        return Err(E::duplicate_field(name));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+impl<'de> Visitor<'de> for EventVisitor {
+    type Value = Event;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object with \"process\", \"type\" and \"f\"")
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut m: A) -> Result<Event, A::Error> {
+        // Optional fields: `Some(inner)` once seen, where `inner` may itself be None (null).
+        let mut index: Option<Option<u64>> = None;
+        let mut time: Option<Option<i64>> = None;
+        let mut process: Option<Process> = None;
+        let mut kind: Option<EventType> = None;
+        let mut f: Option<String> = None;
+        let mut key: Option<Option<String>> = None;
+        let mut value: Option<Value> = None;
+        let mut node: Option<Option<String>> = None;
+        let mut version: Option<Option<Value>> = None;
+        let mut error: Option<Option<String>> = None;
+        let mut extra = Map::new();
+        while let Some(field) = m.next_key::<Field<'de>>()? {
+            match field {
+                Field::Index => once(&mut index, m.next_value()?, "index")?,
+                Field::Time => once(&mut time, m.next_value()?, "time")?,
+                Field::Process => once(&mut process, m.next_value()?, "process")?,
+                Field::Type => once(&mut kind, m.next_value()?, "type")?,
+                Field::F => once(&mut f, m.next_value()?, "f")?,
+                Field::Key => once(&mut key, m.next_value()?, "key")?,
+                Field::Value => once(&mut value, m.next_value()?, "value")?,
+                Field::Node => once(&mut node, m.next_value()?, "node")?,
+                Field::Version => once(&mut version, m.next_value()?, "version")?,
+                Field::Error => once(&mut error, m.next_value()?, "error")?,
+                Field::Other(name) => {
+                    let v: Value = m.next_value()?;
+                    if extra.insert(name.into_owned(), v).is_some() {
+                        return Err(de::Error::custom("a field appears twice"));
+                    }
+                }
+            }
+        }
+        Ok(Event {
+            index: index.flatten(),
+            time: time.flatten(),
+            process: process.ok_or_else(|| de::Error::missing_field("process"))?,
+            kind: kind.ok_or_else(|| de::Error::missing_field("type"))?,
+            f: f.ok_or_else(|| de::Error::missing_field("f"))?,
+            key: key.flatten(),
+            value: value.unwrap_or(Value::Null),
+            node: node.flatten(),
+            version: version.flatten(),
+            error: error.flatten(),
+            extra,
+        })
     }
 }

@@ -16,6 +16,19 @@ const EXPECTED: &str =
 /// Read a whole JSONL history from text.
 pub fn read(text: &str) -> Result<Vec<Event>, HistoryError> {
     let mut events = Vec::new();
+    read_each(text, |ev, _| {
+        events.push(ev);
+        Ok(())
+    })?;
+    Ok(events)
+}
+
+/// Read a JSONL history event by event, handing each (numbered) event and its 1-based line to
+/// `sink`, so a caller can pair a big history without holding all its events at once.
+pub fn read_each(
+    text: &str,
+    mut sink: impl FnMut(Event, usize) -> Result<(), HistoryError>,
+) -> Result<(), HistoryError> {
     let mut numbering = Numbering::strict();
     for (i, raw) in text.split('\n').enumerate() {
         let line = i + 1;
@@ -25,9 +38,9 @@ pub fn read(text: &str) -> Result<Vec<Event>, HistoryError> {
         }
         let mut ev = parse_line(body).map_err(|message| HistoryError::Parse { line, message })?;
         numbering.number(&mut ev, line)?;
-        events.push(ev);
+        sink(ev, line)?;
     }
-    Ok(events)
+    Ok(())
 }
 
 /// Parse one line into an event; the error says what was wrong and what was expected.

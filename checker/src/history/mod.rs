@@ -11,7 +11,7 @@ pub mod numbering;
 pub mod op;
 
 pub use event::{Event, EventType, Process};
-pub use op::{pair, pair_owned, History, Op, Outcome};
+pub use op::{pair, pair_owned, History, Op, Outcome, Pairer};
 
 /// Why a history could not be read. Always names where and what was expected.
 #[derive(Debug, thiserror::Error)]

@@ -97,18 +97,66 @@ pub fn pair_owned(events: Vec<Event>) -> Result<History, HistoryError> {
 }
 
 fn pair_iter(len: usize, events: impl Iterator<Item = Event>) -> Result<History, HistoryError> {
-    // About half the events are invokes.
-    let mut ops: Vec<Op> = Vec::with_capacity(len / 2 + 1);
-    let mut other = Vec::new();
-    // process -> position in `ops` of its outstanding op
-    let mut pending: BTreeMap<u64, usize> = BTreeMap::new();
-    for (pos, ev) in events.enumerate() {
-        let line = pos + 1;
+    let mut pairer = Pairer::with_capacity(len);
+    for ev in events {
+        pairer.push(ev)?;
+    }
+    Ok(pairer.finish())
+}
+
+/// Pairing one event at a time, so a reader can feed events as it parses them and a big
+/// history never exists twice in memory (as events and as ops).
+#[derive(Debug, Default)]
+pub struct Pairer {
+    ops: Vec<Op>,
+    other: Vec<Event>,
+    /// process -> position in `ops` of its outstanding op
+    pending: BTreeMap<u64, usize>,
+    /// Events pushed so far (the next event's position).
+    pos: usize,
+}
+
+impl Pairer {
+    pub fn new() -> Pairer {
+        Pairer::default()
+    }
+
+    /// A pairer for about `events` events.
+    pub fn with_capacity(events: usize) -> Pairer {
+        Pairer {
+            // About half the events are invokes.
+            ops: Vec::with_capacity(events / 2 + 1),
+            ..Pairer::default()
+        }
+    }
+
+    /// The history paired so far.
+    pub fn finish(self) -> History {
+        History {
+            ops: self.ops,
+            other: self.other,
+            events: self.pos,
+        }
+    }
+
+    /// Pair the next event (in line order). Errors name the event's position (1-based) as its
+    /// line, and what was expected.
+    pub fn push(&mut self, ev: Event) -> Result<(), HistoryError> {
+        let line = self.pos + 1;
+        self.push_line(ev, line)
+    }
+
+    /// [`Pairer::push`] for a reader that knows the event's line in its file (blank lines and
+    /// comments make it differ from the event's position), so errors name the right line.
+    pub fn push_line(&mut self, ev: Event, line: usize) -> Result<(), HistoryError> {
+        let pos = self.pos;
+        self.pos += 1;
+        let (ops, other, pending) = (&mut self.ops, &mut self.other, &mut self.pending);
         let p = match ev.process {
             Process::Client(p) => p,
             Process::Nemesis | Process::Harness => {
                 other.push(ev);
-                continue;
+                return Ok(());
             }
         };
         match ev.kind {
@@ -175,10 +223,6 @@ fn pair_iter(len: usize, events: impl Iterator<Item = Event>) -> Result<History,
                 op.error = ev.error;
             }
         }
+        Ok(())
     }
-    Ok(History {
-        ops,
-        other,
-        events: len,
-    })
 }

@@ -15,7 +15,7 @@ pub mod jepsen;
 pub mod porcupine_etcd;
 pub mod porcupine_kv;
 
-use crate::history::{jsonl, Event, HistoryError};
+use crate::history::{jsonl, pair_owned, Event, History, HistoryError, Pairer};
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
@@ -88,9 +88,44 @@ pub fn read_path_as(path: &Path, format: Format) -> Result<(Vec<Event>, Format),
     read_bytes(&bytes, format).map_err(|e| e.in_file(name))
 }
 
+/// Read a history file straight into ops: what checking a file needs. Unlike
+/// [`read_path`] followed by [`pair`](crate::history::pair), a JSONL history is paired as it
+/// is parsed, so its events never all exist at once (a million-op history then needs about
+/// half the memory), and pairing errors name the file's real line.
+pub fn read_history(path: &Path, format: Format) -> Result<(History, Format), HistoryError> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| HistoryError::Io {
+        path: name.clone(),
+        source,
+    })?;
+    history_from_bytes(&bytes, format).map_err(|e| e.in_file(name))
+}
+
+/// [`read_history`] for a history held in memory.
+pub fn history_from_bytes(bytes: &[u8], format: Format) -> Result<(History, Format), HistoryError> {
+    let text = utf8(bytes)?;
+    let format = match format {
+        Format::Auto => detect(text)?,
+        f => f,
+    };
+    if format == Format::Jsonl {
+        // About 100 bytes a line.
+        let mut pairer = Pairer::with_capacity(text.len() / 100);
+        jsonl::read_each(text, |ev, line| pairer.push_line(ev, line))?;
+        return Ok((pairer.finish(), format));
+    }
+    let (events, format) = read_str(text, format)?;
+    Ok((pair_owned(events)?, format))
+}
+
 /// Read a history held in memory. Returns the events and the format read.
 pub fn read_bytes(bytes: &[u8], format: Format) -> Result<(Vec<Event>, Format), HistoryError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| {
+    read_str(utf8(bytes)?, format)
+}
+
+/// The bytes as text, or an error naming the line and column where they stop being UTF-8.
+fn utf8(bytes: &[u8]) -> Result<&str, HistoryError> {
+    std::str::from_utf8(bytes).map_err(|e| {
         let (line, column) = edn::locate(
             // The valid prefix is text; locate within it.
             std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
@@ -101,8 +136,7 @@ pub fn read_bytes(bytes: &[u8], format: Format) -> Result<(Vec<Event>, Format), 
             column,
             message: "bytes that are not UTF-8; expected a text file".into(),
         }
-    })?;
-    read_str(text, format)
+    })
 }
 
 /// Read a history held as text. Returns the events and the format read.
