@@ -24,26 +24,39 @@ use serde_json::Value;
 /// Where a prefix search failed: the op, and the states it saw there (in words).
 type Seen = (usize, Vec<String>);
 
-/// The ops of the prefix made of the events before line position `end` (0-based, exclusive):
-/// ops not completed by then become `info`. Ops keep their positions in `ops`.
-fn cut(ops: &[&Op], end: usize) -> Vec<Op> {
+/// The ops still pending at line position `end` (0-based, exclusive), as they are in the
+/// prefix that ends there: `info`. Only these are copied; the rest of the prefix is the
+/// original ops (see [`prefix_refs`]).
+fn pending_at(ops: &[&Op], end: usize) -> Vec<Op> {
     ops.iter()
         .take_while(|o| o.call < end)
+        .filter(|o| !matches!(o.complete, Some(c) if c < end))
         .map(|&o| {
             let mut o = o.clone();
-            if !matches!(o.complete, Some(c) if c < end) {
-                o.outcome = Outcome::Info;
-                o.output = Value::Null;
-                o.complete = None;
-                o.complete_time = None;
-                o.error = None;
-            }
+            o.outcome = Outcome::Info;
+            o.output = Value::Null;
+            o.complete = None;
+            o.complete_time = None;
+            o.error = None;
             o
         })
         .collect()
 }
 
-/// Search the prefix before line position `end`.
+/// The ops of the prefix before `end`, in order: originals where complete, else the copies
+/// from [`pending_at`]. Ops keep their positions in `ops`.
+fn prefix_refs<'a>(ops: &[&'a Op], pending: &'a [Op], end: usize) -> Vec<&'a Op> {
+    let mut copies = pending.iter();
+    ops.iter()
+        .take_while(|o| o.call < end)
+        .map(|&o| match o.complete {
+            Some(c) if c < end => o,
+            // `pending_at` copied exactly these ops, in this order.
+            _ => copies.next().unwrap_or(o),
+        })
+        .collect()
+}
+
 /// Search the prefix before line position `end`; on failure, also the states it saw, in
 /// words (state ids belong to the prefix's own model).
 fn search_cut<M: Model>(
@@ -52,8 +65,8 @@ fn search_cut<M: Model>(
     compile: Compile<'_, M>,
     limits: &Limits,
 ) -> (Found, Vec<String>) {
-    let cut = cut(ops, end);
-    let refs: Vec<&Op> = cut.iter().collect();
+    let pending = pending_at(ops, end);
+    let refs = prefix_refs(ops, &pending, end);
     let mut model = match compile(&refs) {
         Ok(m) => m,
         // The whole key compiled, so a part of it does too; a failure here is a gap in a
