@@ -5,18 +5,21 @@
 //! exactly what anyone auditing the run later will read.
 
 use crate::runner::RunOutcome;
-use quorate_checker::history::{pair, Process};
+use quorate_checker::check::{check_events, CheckOptions};
+use quorate_checker::history::Process;
 use quorate_checker::import::{read_path, Format};
-use quorate_checker::linear::{self, LinearOptions};
 use quorate_checker::model::ModelKind;
+use quorate_checker::report::timeline;
+use quorate_checker::verdict::Verdict;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Check `history` with `model`; write reports beside it. Never fails: a problem becomes an
-/// `error` field, as `check --json` reports an unreadable file.
+/// Check `history` with `model` (the checker's own `check_events`, so a run's results.json is
+/// exactly what `quorate check --json` would print), add the convergence verdict from the
+/// harness's observation, and write `timeline.html` beside it. Never fails: a problem becomes
+/// an `error` field, as `check --json` reports an unreadable file.
 pub fn check(history: &Path, model: ModelKind, per_key: Duration, run_dir: &Path) -> Value {
-    let _ = run_dir;
     let t0 = Instant::now();
     let file = history
         .file_name()
@@ -26,64 +29,53 @@ pub fn check(history: &Path, model: ModelKind, per_key: Duration, run_dir: &Path
         Ok(e) => e,
         Err(e) => return json!({"file": file, "error": e.to_string()}),
     };
-    let h = match pair(&events) {
-        Ok(h) => h,
-        Err(e) => return json!({"file": file, "error": e.to_string()}),
-    };
-    let opts = LinearOptions {
-        model,
-        initial: None,
+    let opts = CheckOptions {
+        format: Format::Jsonl,
+        model: Some(model),
         time_limit: per_key,
-        ..LinearOptions::default()
+        ..CheckOptions::default()
     };
-    let mut checks = serde_json::Map::new();
-    let mut valid = quorate_checker::verdict::Verdict::Valid;
-    match linear::check(&h, &opts) {
-        Ok(r) => {
-            valid = valid.and(r.valid);
-            checks.insert(
-                "linearizable".into(),
-                serde_json::to_value(&r).unwrap_or(Value::Null),
-            );
-        }
+    let report = match check_events(&file, &events, Format::Jsonl, &opts) {
+        Ok(r) => r,
         Err(e) => return json!({"file": file, "error": e.to_string()}),
+    };
+    let html = run_dir.join("timeline.html");
+    if let Err(e) = std::fs::write(&html, timeline::render(&report)) {
+        tracing::warn!("{}: {e}", html.display());
     }
-    // Convergence, from the harness's own observation after the quiet period.
-    let conv = h
+    let mut out = report.to_json();
+    let mut valid = report.valid;
+    // Convergence, from the harness's own observation after the quiet period, unless the
+    // checker already judged it.
+    let has_conv = out["checks"].get("convergence").is_some();
+    let conv = report
+        .history
         .other
         .iter()
         .rev()
         .find(|e| e.process == Process::Harness && e.f == "convergence");
-    match conv {
-        Some(e) => {
-            let ok = e
-                .value
-                .get("converged")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            let differing = e.value.get("keys_differing").cloned().unwrap_or(json!(0));
-            if !ok {
-                valid = valid.and(quorate_checker::verdict::Verdict::Invalid);
+    if !has_conv {
+        let entry = match conv {
+            Some(e) => {
+                let ok = e
+                    .value
+                    .get("converged")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                if !ok {
+                    valid = valid.and(Verdict::Invalid);
+                }
+                json!({"valid": ok, "keys_differing": e.value.get("keys_differing").cloned().unwrap_or(json!(0))})
             }
-            checks.insert(
-                "convergence".into(),
-                json!({"valid": ok, "keys_differing": differing}),
-            );
-        }
-        None => {
-            checks.insert(
-                "convergence".into(),
-                json!({"skipped": "no convergence observation in the history (run interrupted?)"}),
-            );
-        }
+            None => {
+                json!({"skipped": "no convergence observation in the history (run interrupted?)"})
+            }
+        };
+        out["checks"]["convergence"] = entry;
+        out["valid"] = serde_json::to_value(valid).unwrap_or(Value::Null);
     }
-    json!({
-        "file": file,
-        "valid": valid,
-        "ops": h.ops.len(),
-        "elapsed_ms": t0.elapsed().as_secs_f64() * 1000.0,
-        "checks": checks,
-    })
+    out["elapsed_ms"] = json!(t0.elapsed().as_secs_f64() * 1000.0);
+    out
 }
 
 /// 0 valid, 1 invalid, 2 unknown, 3 error (INTERFACES.md).

@@ -209,6 +209,7 @@ fn store_layout_latest_and_junit() {
             "history.jsonl",
             "test.json",
             "results.json",
+            "timeline.html",
             "nodes/n1.log",
             "nodes/n5.log",
         ] {

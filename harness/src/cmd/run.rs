@@ -350,6 +350,14 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     if interrupted {
         results["interrupted"] = json!(true);
     }
+    // An extension beside check's fields: what the run itself measured.
+    if let Ok(o) = &outcome {
+        results["run"] = json!({
+            "invokes": o.invokes, "ok": o.ok, "fail": o.fail, "info": o.info,
+            "ops_per_s": (o.rate * 10.0).round() / 10.0, "faults": o.faults,
+            "converged": o.converged, "interrupted": o.interrupted,
+        });
+    }
     let results_path = run_dir.join("results.json");
     std::fs::write(&results_path, serde_json::to_vec_pretty(&results)?)
         .with_context(|| format!("write {}", results_path.display()))?;
