@@ -8,8 +8,8 @@
 //!
 //! `--file PATH [--model M]` checks one file and prints every key's verdict (for diagnosis).
 
-use quorate_checker::history::{pair, History};
-use quorate_checker::import::{read_path, Format};
+use quorate_checker::history::History;
+use quorate_checker::import::{read_history, Format};
 use quorate_checker::linear::{check, LinearOptions, LinearResult};
 use quorate_checker::model::ModelKind;
 use quorate_checker::verdict::Verdict;
@@ -79,9 +79,9 @@ fn data_dir() -> PathBuf {
     }
 }
 
+/// Read and pair a file the way `quorate check` does (`import::read_history`).
 fn load(path: &Path) -> Res<History> {
-    let events = read_path(path, Format::Auto).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(pair(&events)?)
+    Ok(read_history(path, Format::Auto)?.0)
 }
 
 fn opts(model: ModelKind) -> LinearOptions {
@@ -237,9 +237,7 @@ fn run_case(name: &str) -> Res<()> {
             let ops = generate(&tmp, 100, 10_000, 10, 0.05, 7)?;
             let r = timed(1, &|| {
                 let (t, c) = (Instant::now(), cpu_ms());
-                let events = read_path(&tmp, Format::Jsonl)?;
-                let h = pair(&events)?;
-                drop(events);
+                let h = read_history(&tmp, Format::Jsonl)?.0;
                 let (read_ms, read_cpu) = (t.elapsed().as_secs_f64() * 1e3, cpu_ms() - c);
                 let (t, c) = (Instant::now(), cpu_ms());
                 let r = check(&h, &opts(ModelKind::CasRegister))?;
