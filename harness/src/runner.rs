@@ -7,8 +7,10 @@
 //! period and final reads are skipped so Ctrl-C ends the run well within 30 s.
 
 use crate::backend::local::LocalCluster;
+use crate::backend::netns::NetnsCluster;
 use crate::backend::{Cluster, ClusterSpec};
 use crate::client::{self, SlotConfig, Target};
+use crate::cmd::run::BackendKind;
 use crate::nemesis::{Ctx, Fault, Nemesis};
 use crate::progress::Progress;
 use crate::recorder::Recorder;
@@ -38,6 +40,7 @@ pub struct RunConfig {
     pub rate: Option<f64>,
     pub direct_clients: bool,
     pub seed: u64,
+    pub backend: BackendKind,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -91,14 +94,17 @@ async fn phases(
         run_dir: run_dir.to_path_buf(),
         direct_clients: cfg.direct_clients,
     };
-    let local = Arc::new(LocalCluster::start(spec).await?);
-    let cluster: Arc<dyn Cluster> = local.clone();
+    // Both backends clean up in `Drop` too, so an early return or a panic leaves nothing.
+    let cluster: Arc<dyn Cluster> = match cfg.backend {
+        BackendKind::Local => Arc::new(LocalCluster::start(spec).await?),
+        BackendKind::Netns => Arc::new(NetnsCluster::start(spec).await?),
+    };
     let result = drive(cfg, faults, &cluster, &rec, stop_rx).await;
     // Heal and stop the cluster off the async workers (kill + wait are blocking).
-    let l2 = local.clone();
+    let c2 = cluster.clone();
     let _ = tokio::task::spawn_blocking(move || {
-        let _ = l2.heal();
-        l2.shutdown();
+        let _ = c2.heal();
+        c2.shutdown();
     })
     .await;
     rec.sync();

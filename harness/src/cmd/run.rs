@@ -19,9 +19,10 @@ pub enum Target {
     Etcd,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackendKind {
+    #[default]
     Local,
     Netns,
 }
@@ -253,6 +254,7 @@ pub fn validate(a: &RunArgs, seed: u64) -> Result<(RunConfig, Vec<Fault>), Strin
             rate: a.rate,
             direct_clients: a.direct_clients,
             seed,
+            backend: a.backend,
         },
         faults,
     ))
