@@ -17,6 +17,8 @@ struct Cli {
     cmd: Command,
 }
 
+// `run` has many flags; the enum is built once per process, so its size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Start a cluster, inject faults while clients record a history, check it, store the run.
