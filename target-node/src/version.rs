@@ -66,14 +66,33 @@ pub struct Clock {
 #[derive(Debug)]
 struct ClockState {
     offset_ms: i64,
+    /// Last LWW timestamp minted.
     last: u64,
+    /// Last two-phase tag minted. Starts at the wall clock (µs) when the node starts, not at 0:
+    /// a node restarted after a crash must never mint a tag it minted before (a write that
+    /// reached only a replica outside the next read quorum would otherwise share its tag with
+    /// a different value, and replicas would disagree under one tag). A restart takes far
+    /// longer than the microseconds of tags one incarnation mints, so the new start is above
+    /// them all. Plain wall clock, no offset: the skew knob is for LWW only.
+    tag_last: u64,
+}
+
+fn now_micros() -> i128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i128)
+        .unwrap_or(0)
 }
 
 impl Clock {
     pub fn new(node: &str, offset_ms: i64) -> Self {
         Clock {
             node: node.to_string(),
-            inner: Mutex::new(ClockState { offset_ms, last: 0 }),
+            inner: Mutex::new(ClockState {
+                offset_ms,
+                last: 0,
+                tag_last: now_micros().clamp(0, u64::MAX as i128 / 4) as u64,
+            }),
         }
     }
 
@@ -87,10 +106,7 @@ impl Clock {
 
     /// The next LWW version from the wall clock now.
     pub fn next_lww(&self) -> Version {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_micros() as i128)
-            .unwrap_or(0);
+        let now = now_micros();
         let mut st = self.lock();
         let skewed = (now + st.offset_ms as i128 * 1000).clamp(0, u64::MAX as i128 / 2) as u64;
         let ts = next_lww_ts(st.last, skewed);
@@ -108,8 +124,8 @@ impl Clock {
     pub fn next_tag(&self, highest_seen: Option<&Version>) -> Version {
         let seen = highest_seen.map(|v| v.ts).unwrap_or(0);
         let mut st = self.lock();
-        let ts = seen.max(st.last).saturating_add(1);
-        st.last = ts;
+        let ts = seen.max(st.tag_last).saturating_add(1);
+        st.tag_last = ts;
         Version {
             ts,
             node: self.node.clone(),
@@ -202,9 +218,24 @@ mod tests {
     #[test]
     fn two_phase_tag_is_above_what_was_seen() {
         let c = Clock::new("n2", 0);
-        assert_eq!(c.next_tag(None), v(1, "n2"));
-        assert_eq!(c.next_tag(Some(&v(9, "n3"))), v(10, "n2"));
+        let a = c.next_tag(None);
+        let high = v(u64::MAX / 2, "n3");
+        let b = c.next_tag(Some(&high));
+        assert_eq!(b, v(u64::MAX / 2 + 1, "n2"));
         // The same highest tag seen twice still gives two distinct tags.
-        assert_eq!(c.next_tag(Some(&v(9, "n3"))), v(11, "n2"));
+        let c2 = c.next_tag(Some(&high));
+        assert!(a < b && b < c2);
+        assert_eq!(c2.node, "n2");
+    }
+
+    #[test]
+    fn a_restarted_node_does_not_reuse_its_tags() {
+        // Incarnation one mints a tag after seeing a small one, then "crashes".
+        let before = Clock::new("n1", 0).next_tag(Some(&v(5, "n2")));
+        // Restarts take milliseconds at least; 2 ms stands in for one here.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        // Incarnation two sees the same quorum state (its earlier write reached nobody it asks).
+        let after = Clock::new("n1", 0).next_tag(Some(&v(5, "n2")));
+        assert!(after > before, "{after:?} must be above {before:?}");
     }
 }
