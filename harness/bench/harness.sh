@@ -17,8 +17,10 @@ rate() { # $1 = extra flag; prints ops/s of the fault (here: load) phase
   sed -n 's/.* at \([0-9]*\) ops\/s.*/\1/p' "$OUT/err" | tail -n 1
 }
 
+load_before=$(cut -d" " -f1 /proc/loadavg)
 proxy=$(rate "")
 direct=$(rate "--direct-clients")
+load_after=$(cut -d" " -f1 /proc/loadavg)
 cost=$(awk -v p="$proxy" -v d="$direct" 'BEGIN { printf "%.0f", (d > 0 ? (1 - p / d) * 100 : 0) }')
 ok_rate=$([ "$proxy" -ge 3000 ] && echo "meets" || echo "MISSES")
 ok_cost=$([ "$cost" -le 30 ] && echo "meets" || echo "MISSES")
@@ -34,6 +36,9 @@ Measured $when by \`make bench-harness\` (release build, $SECS s of load, 5-node
 
 Proxy cost: $cost% of direct throughput (target <= 30%: $ok_cost). Through the proxy:
 $proxy ops/s (target >= 3,000: $ok_rate). Node-to-node traffic goes through the proxy in both runs.
+Machine: $(nproc) cores shared with the nodes and whatever else runs (load average before:
+$load_before, after: $load_after). The direct figure is the cluster's own ceiling here: the
+nodes, not the proxy or the recorder, set the rate (compare the node section's figures).
 MD
 )
 perl -0pi -e 'BEGIN { $s = shift @ARGV } s/(<!-- bench:harness:begin -->\n).*?(<!-- bench:harness:end -->)/$1$s\n$2/s' "$section" BENCHMARKS.md
