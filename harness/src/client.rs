@@ -186,6 +186,44 @@ pub struct SlotConfig {
     /// The highest key index any slot has reached (the nemesis aims at it; final reads
     /// cover every key up to it).
     pub busy: Arc<AtomicU64>,
+    /// A key index every slot must use instead of its rotation while set (see [`KeyPin`]).
+    pub pin: KeyPin,
+}
+
+/// Holds every client on one key while a fault needs it. Stale-restore does: its anomaly shows
+/// only when the key written while one replica was cut off is read after another replica came
+/// back from an old copy, and keys rotate every few hundred ms — faster than a fault window.
+#[derive(Clone, Debug)]
+pub struct KeyPin(Arc<AtomicU64>);
+
+impl Default for KeyPin {
+    /// No key pinned.
+    fn default() -> KeyPin {
+        KeyPin::new()
+    }
+}
+
+impl KeyPin {
+    const NONE: u64 = u64::MAX;
+
+    pub fn new() -> KeyPin {
+        KeyPin(Arc::new(AtomicU64::new(Self::NONE)))
+    }
+
+    pub fn set(&self, key_index: u64) {
+        self.0.store(key_index, Ordering::Relaxed);
+    }
+
+    pub fn clear(&self) {
+        self.0.store(Self::NONE, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> Option<u64> {
+        match self.0.load(Ordering::Relaxed) {
+            Self::NONE => None,
+            k => Some(k),
+        }
+    }
 }
 
 /// One client slot: draws ops from its generator until `stop` turns true.
@@ -216,7 +254,7 @@ pub async fn run_slot(
         }
         let target = &cfg.targets[(slot as usize + hop) % cfg.targets.len()];
         cfg.busy.fetch_max(gen.key_index(), Ordering::Relaxed);
-        let op = gen.next_op();
+        let op = gen.next_op_on(cfg.pin.get());
         let done = run_op(&rec, &http, process, target, &op, cfg.timeout).await;
         match done.kind {
             EventType::Ok => {

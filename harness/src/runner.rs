@@ -145,6 +145,7 @@ async fn drive(
         })
         .collect();
     let busy = Arc::new(AtomicU64::new(0));
+    let pin = client::KeyPin::new();
     let (clients_tx, clients_rx) = watch::channel(false);
     let pace = cfg
         .rate
@@ -157,6 +158,7 @@ async fn drive(
         // A bound, far above what any run reaches, so no client loop is unbounded.
         max_ops: (cfg.time_limit.as_secs_f64() * 100_000.0) as u64 + 1000,
         busy: busy.clone(),
+        pin: pin.clone(),
     };
     let phase_start = Instant::now();
     let mut slots = tokio::task::JoinSet::new();
@@ -179,6 +181,7 @@ async fn drive(
             rec: rec.clone(),
             ring: Ring::new(cluster.nodes(), cfg.vnodes, cfg.ring_n),
             busy_key: busy.clone(),
+            pin: pin.clone(),
             http: client::http_client(),
         },
     };

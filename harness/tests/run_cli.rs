@@ -143,6 +143,41 @@ fn lww_loses_updates_under_clock_skew() {
     }
 }
 
+/// Stale restore breaks ABD's own assumption (replicas never forget what they acknowledged):
+/// even the `abd` preset must be caught, with a read that returned an overwritten value.
+#[test]
+fn abd_is_caught_under_stale_restore() {
+    let _g = serial();
+    let t = tempfile::tempdir().unwrap();
+    let mut tried = Vec::new();
+    for seed in 1..=5 {
+        let o = short(t.path(), "abd", "stale-restore", seed);
+        if o.status.code() != Some(1) {
+            tried.push(format!("seed {seed}: exit {:?}", o.status.code()));
+            continue;
+        }
+        let r = results_of(&o);
+        let keys = r["checks"]["linearizable"]["keys"].as_object().unwrap();
+        let bad: Vec<&Value> = keys.values().filter(|k| k["valid"] == false).collect();
+        assert!(
+            !bad.is_empty(),
+            "seed {seed}: exit 1 but no invalid key: {r}"
+        );
+        for k in bad {
+            let why = k["counterexample"]["explanation"].as_str().unwrap_or("");
+            assert!(
+                why.starts_with("read of"),
+                "seed {seed}: the anomaly should be a stale read, got: {why}"
+            );
+        }
+        return;
+    }
+    panic!(
+        "abd + stale-restore never found invalid:\n{}",
+        tried.join("\n")
+    );
+}
+
 #[test]
 fn bad_flags_exit_3_and_name_the_flag() {
     let _g = serial();

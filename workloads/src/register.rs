@@ -169,7 +169,14 @@ impl RegisterClient {
 
     /// The next op. Reads and writes are drawn evenly; cas, when enabled, a quarter of the time.
     pub fn next_op(&mut self) -> OpSpec {
-        let key = format!("k{}", self.key_index());
+        self.next_op_on(None)
+    }
+
+    /// The next op, sent to key index `pin` instead of the rotation's key when one is given.
+    /// The op kinds and values drawn are the same either way, so a seed still replays each
+    /// client's op sequence; only the key differs while a fault holds clients on one key.
+    pub fn next_op_on(&mut self, pin: Option<u64>) -> OpSpec {
+        let key = format!("k{}", pin.unwrap_or_else(|| self.key_index()));
         self.n += 1;
         let has_cas = self.ops.contains(&OpKind::Cas);
         let roll: f64 = self.rng.gen();

@@ -21,6 +21,7 @@ pub mod pause;
 pub mod stale_restore;
 
 use crate::backend::Cluster;
+use crate::client::KeyPin;
 use crate::recorder::Recorder;
 use crate::ring::Ring;
 use rand::seq::SliceRandom;
@@ -94,6 +95,8 @@ pub struct Ctx {
     pub ring: Ring,
     /// The key index clients are on now (shared with the client slots).
     pub busy_key: Arc<AtomicU64>,
+    /// Holds the clients on one key while a fault needs it (stale-restore).
+    pub pin: KeyPin,
     pub http: reqwest::Client,
 }
 

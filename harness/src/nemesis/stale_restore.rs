@@ -9,6 +9,10 @@
 //! 3. stop: heal everything.
 //!
 //! With fewer than three home nodes (tiny clusters) it degrades to snapshot → restore of X.
+//!
+//! Clients are held on that key from start to stop ([`crate::client::KeyPin`]): keys rotate
+//! every few hundred ms, so without the pin the writes of step 1 land on keys nobody reads in
+//! step 2, and anti-entropy has repaired them by the final reads.
 
 use super::{partition, Active, Ctx};
 use crate::backend::Snapshot;
@@ -38,7 +42,9 @@ fn isolate(nodes: &[String], x: &str) -> Vec<(String, String)> {
 
 pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> Active {
     let nodes = ctx.cluster.nodes().to_vec();
-    let key = ctx.busy_key();
+    let key_index = ctx.busy_key.load(std::sync::atomic::Ordering::Relaxed);
+    ctx.pin.set(key_index);
+    let key = format!("k{key_index}");
     let mut home = ctx.ring.home_nodes(&key);
     if home.is_empty() {
         home = nodes.clone();
@@ -72,33 +78,54 @@ pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> Active {
 }
 
 /// The middle step: X comes back from its old copy; Z is cut off instead of Y.
+///
+/// The order matters. X is killed and restored while Y is still cut off (so no quorum of the
+/// key's home nodes exists meanwhile), then the cut moves from Y to Z in one blocking call, and
+/// only then X restarts. Healing Y first would let Y catch up from Z — through new writes, read
+/// repair and anti-entropy — before Z is cut, and the old values would never be seen.
 pub async fn restore(ctx: &Ctx, mut st: State) -> State {
-    let _ = ctx.blocking(|c| c.heal()).await;
-    ctx.rec.nemesis("partition-stop", serde_json::Value::Null);
-    if let Some(snap) = st.snapshot.clone() {
-        let node = st.node.clone();
-        let res = ctx
-            .blocking(move |c| {
-                c.kill(&node)?;
-                let restored = c.restore(&snap);
+    let nodes = ctx.cluster.nodes().to_vec();
+    let z_links = st
+        .other
+        .as_ref()
+        .map(|z| isolate(&nodes, z))
+        .unwrap_or_default();
+    let node = st.node.clone();
+    let snap = st.snapshot.clone();
+    let rec = ctx.rec.clone();
+    let res = ctx
+        .blocking(move |c| {
+            let restored = match &snap {
+                Some(snap) => c.kill(&node).and_then(|_| c.restore(snap)).map(|_| true),
+                None => Ok(false),
+            };
+            // Swap the cut from Y to Z back to back, while X is down.
+            c.heal()?;
+            for (a, b) in &z_links {
+                c.drop_traffic(a, b)?;
+            }
+            rec.nemesis("partition-stop", serde_json::Value::Null);
+            if !z_links.is_empty() {
+                let drop: Vec<[&String; 2]> = z_links.iter().map(|(a, b)| [a, b]).collect();
+                rec.nemesis("partition-start", json!({"kind": "one", "drop": drop}));
+            }
+            if snap.is_some() {
                 // Restart even when the copy failed: the node must come back either way.
                 c.restart(&node)?;
-                restored
-            })
-            .await;
-        if let Err(e) = res {
-            tracing::warn!("stale-restore of {}: {e}", st.node);
-        }
-        st.age_ms = Some(st.taken.elapsed().as_millis() as u64);
-    }
-    if let Some(z) = &st.other {
-        let nodes = ctx.cluster.nodes().to_vec();
-        partition::apply(ctx, "one", isolate(&nodes, z), None).await;
+            }
+            restored
+        })
+        .await;
+    match res {
+        Ok(true) => st.age_ms = Some(st.taken.elapsed().as_millis() as u64),
+        Ok(false) => tracing::warn!("stale-restore of {}: no snapshot was taken", st.node),
+        Err(e) => tracing::warn!("stale-restore of {}: {e}", st.node),
     }
     st
 }
 
 pub async fn stop(ctx: &Ctx, st: State) {
+    ctx.pin.clear();
     if st.other.is_some() {
         partition::stop(ctx).await;
     }
