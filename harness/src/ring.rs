@@ -6,8 +6,8 @@
 //! preference list the first `n` distinct nodes walking clockwise from the first point at or
 //! after the key. The harness never imports the node's crate (the node knows nothing of its
 //! tester, and the harness treats it as a black box), so the rule is restated rather than
-//! shared; `tests/ring.rs`-style agreement is checked in the unit test below against known
-//! properties only.
+//! shared; `tests/ring_agreement.rs` pins that both pick the same nodes (the node crate is a
+//! dev-dependency only).
 
 use sha2::{Digest, Sha256};
 
