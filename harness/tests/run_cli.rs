@@ -82,6 +82,33 @@ fn short(results: &Path, preset: &str, nemesis: &str, seed: u64) -> Output {
     )
 }
 
+/// Client invokes inside each fault window of a run's history (`<fault>-start` to the next
+/// `<fault>-stop` of the same fault), in order: `(fault, invokes)`.
+fn invokes_per_fault_window(run_dir: &Path) -> Vec<(String, usize)> {
+    let text = std::fs::read_to_string(run_dir.join("history.jsonl")).unwrap();
+    let mut open: Vec<(String, usize)> = Vec::new();
+    let mut closed = Vec::new();
+    for line in text.lines() {
+        let ev: Value = serde_json::from_str(line).unwrap();
+        let f = ev["f"].as_str().unwrap_or("");
+        if ev["process"] == "nemesis" {
+            if let Some(fault) = f.strip_suffix("-start") {
+                open.push((fault.to_string(), 0));
+            } else if let Some(fault) = f.strip_suffix("-stop") {
+                if let Some(i) = open.iter().rposition(|(o, _)| o == fault) {
+                    closed.push(open.remove(i));
+                }
+            }
+        } else if ev["process"].is_u64() && ev["type"] == "invoke" {
+            for w in open.iter_mut() {
+                w.1 += 1;
+            }
+        }
+    }
+    assert!(open.is_empty(), "fault windows never stopped: {open:?}");
+    closed
+}
+
 #[test]
 fn abd_is_linearizable_under_partition_kill_pause() {
     let _g = serial();
@@ -96,6 +123,15 @@ fn abd_is_linearizable_under_partition_kill_pause() {
             String::from_utf8_lossy(&o.stderr)
         );
         assert_eq!(r["checks"]["linearizable"]["valid"], Value::Bool(true));
+        // Clients keep working through every fault (issue 4: >= 20 invokes in each window).
+        let windows = invokes_per_fault_window(&last_line(&o));
+        assert!(!windows.is_empty(), "seed {seed}: no fault window recorded");
+        for (fault, n) in &windows {
+            assert!(
+                *n >= 20,
+                "seed {seed}: only {n} invokes during {fault}: {windows:?}"
+            );
+        }
     }
 }
 
