@@ -7,82 +7,34 @@
 //! Children can never outlive the harness: each is spawned with `PR_SET_PDEATHSIG = SIGKILL`
 //! and in its own process group (so a terminal Ctrl-C reaches only the harness, which then
 //! heals, kills and reaps them in order), and [`LocalCluster`]'s `Drop` kills whatever is left.
-//! `PR_SET_PDEATHSIG` fires when the *thread* that forked exits, so every spawn happens on one
-//! dedicated thread that lives as long as the cluster — never on a tokio blocking thread,
-//! which the runtime retires after a few idle seconds.
+//! Spawning (one long-lived forking thread), signals and snapshots are shared with `netns` in
+//! [`super::procs`].
 
+use super::procs::{tail, NodeProcs};
 use super::{BackendError, Cluster, ClusterSpec, Result, Snapshot};
 use crate::proxy::{Proxy, CLIENT};
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long a node gets to answer `/health` after it is started.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
-
-type SpawnReq = (Command, mpsc::Sender<std::io::Result<Child>>);
-
-/// The one thread that forks nodes (see the module note on `PR_SET_PDEATHSIG`).
-struct Spawner {
-    tx: Mutex<Option<mpsc::Sender<SpawnReq>>>,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
-}
-
-impl Spawner {
-    fn new() -> Spawner {
-        let (tx, rx) = mpsc::channel::<SpawnReq>();
-        let thread = std::thread::Builder::new()
-            .name("node-spawner".into())
-            .spawn(move || {
-                for (mut cmd, reply) in rx {
-                    let _ = reply.send(cmd.spawn());
-                }
-            })
-            .expect("spawn the node-spawner thread");
-        Spawner {
-            tx: Mutex::new(Some(tx)),
-            thread: Mutex::new(Some(thread)),
-        }
-    }
-
-    fn spawn(&self, cmd: Command) -> std::io::Result<Child> {
-        let (rtx, rrx) = mpsc::channel();
-        let tx = self.tx.lock().unwrap();
-        let Some(tx) = tx.as_ref() else {
-            return Err(std::io::Error::other("cluster is shut down"));
-        };
-        tx.send((cmd, rtx))
-            .map_err(|_| std::io::Error::other("node-spawner thread is gone"))?;
-        rrx.recv()
-            .map_err(|_| std::io::Error::other("node-spawner thread is gone"))?
-    }
-
-    fn stop(&self) {
-        self.tx.lock().unwrap().take();
-        if let Some(t) = self.thread.lock().unwrap().take() {
-            let _ = t.join();
-        }
-    }
-}
 
 /// A cluster of local `quorate-node` processes behind the fault proxy.
 pub struct LocalCluster {
     spec: ClusterSpec,
     addrs: BTreeMap<String, SocketAddr>,
     client_addrs: BTreeMap<String, SocketAddr>,
-    children: Mutex<BTreeMap<String, Child>>,
+    procs: NodeProcs,
     proxy: Mutex<Proxy>,
-    spawner: Spawner,
-    snapshots: AtomicU64,
 }
 
 impl LocalCluster {
@@ -124,10 +76,8 @@ impl LocalCluster {
             spec,
             addrs,
             client_addrs,
-            children: Mutex::new(BTreeMap::new()),
+            procs: NodeProcs::new("node-spawner")?,
             proxy: Mutex::new(proxy),
-            spawner: Spawner::new(),
-            snapshots: AtomicU64::new(0),
         };
         let nodes = cluster.spec.nodes.clone();
         for id in &nodes {
@@ -168,7 +118,7 @@ impl LocalCluster {
 
     /// The pid of a running node (tests use it to check nothing is left behind).
     pub fn pid(&self, node: &str) -> Option<u32> {
-        self.children.lock().unwrap().get(node).map(|c| c.id())
+        self.procs.pid(node)
     }
 
     fn spawn_node(&self, id: &str) -> Result<()> {
@@ -224,23 +174,14 @@ impl LocalCluster {
                 Ok(())
             });
         }
-        let child = self.spawner.spawn(cmd).map_err(|e| {
+        let child = self.procs.spawner.spawn(cmd).map_err(|e| {
             BackendError::node(
                 id,
                 format!("could not start {}: {e}", self.spec.node_bin.display()),
             )
         })?;
-        self.children.lock().unwrap().insert(id.to_string(), child);
+        self.procs.insert(id, child);
         Ok(())
-    }
-
-    fn signal(&self, node: &str, sig: Signal) -> Result<()> {
-        let children = self.children.lock().unwrap();
-        let child = children
-            .get(node)
-            .ok_or_else(|| BackendError::node(node, "is not running"))?;
-        kill(Pid::from_raw(child.id() as i32), sig)
-            .map_err(|e| BackendError::node(node, format!("{sig}: {e}")))
     }
 }
 
@@ -258,17 +199,11 @@ impl Cluster for LocalCluster {
     }
 
     fn kill(&self, node: &str) -> Result<()> {
-        let child = self.children.lock().unwrap().remove(node);
-        let Some(mut child) = child else {
-            return Err(BackendError::node(node, "is not running"));
-        };
-        let _ = child.kill();
-        let _ = child.wait();
-        Ok(())
+        self.procs.kill(node)
     }
 
     fn restart(&self, node: &str) -> Result<()> {
-        if self.children.lock().unwrap().contains_key(node) {
+        if self.procs.is_running(node) {
             return Err(BackendError::node(node, "is already running"));
         }
         self.spawn_node(node)?;
@@ -285,40 +220,20 @@ impl Cluster for LocalCluster {
     }
 
     fn pause(&self, node: &str) -> Result<()> {
-        self.signal(node, Signal::SIGSTOP)
+        self.procs.signal(node, Signal::SIGSTOP)
     }
 
     fn resume(&self, node: &str) -> Result<()> {
-        self.signal(node, Signal::SIGCONT)
+        self.procs.signal(node, Signal::SIGCONT)
     }
 
     fn snapshot(&self, node: &str) -> Result<Snapshot> {
-        let k = self.snapshots.fetch_add(1, Ordering::Relaxed);
-        let path = self
-            .spec
-            .run_dir
-            .join("snapshots")
-            .join(format!("{node}-{k}"));
-        copy_dir(&self.data_dir(node), &path)
-            .map_err(|e| BackendError::io(format!("snapshot of {node}"), e))?;
-        Ok(Snapshot {
-            node: node.to_string(),
-            path,
-            taken: Instant::now(),
-        })
+        self.procs
+            .snapshot(node, &self.data_dir(node), &self.spec.run_dir)
     }
 
     fn restore(&self, snap: &Snapshot) -> Result<()> {
-        if self.children.lock().unwrap().contains_key(&snap.node) {
-            return Err(BackendError::node(
-                &snap.node,
-                "restore needs the node stopped",
-            ));
-        }
-        let data = self.data_dir(&snap.node);
-        let _ = fs::remove_dir_all(&data);
-        copy_dir(&snap.path, &data)
-            .map_err(|e| BackendError::io(format!("restore of {}", snap.node), e))
+        self.procs.restore(snap, &self.data_dir(&snap.node))
     }
 
     fn drop_traffic(&self, from: &str, to: &str) -> Result<()> {
@@ -332,19 +247,8 @@ impl Cluster for LocalCluster {
     }
 
     fn shutdown(&self) {
-        let mut children = self.children.lock().unwrap();
-        for (_, child) in children.iter_mut() {
-            // A stopped process does not die of SIGKILL until continued on some kernels'
-            // accounting; continue first so wait() returns promptly.
-            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);
-            let _ = child.kill();
-        }
-        for (_, mut child) in std::mem::take(&mut *children) {
-            let _ = child.wait();
-        }
-        drop(children);
+        self.procs.stop_all();
         self.proxy.lock().unwrap().shutdown();
-        self.spawner.stop();
     }
 }
 
@@ -388,29 +292,4 @@ fn health(addr: SocketAddr) -> bool {
     let n = s.read(&mut buf).unwrap_or(0);
     let head = String::from_utf8_lossy(&buf[..n]);
     head.starts_with("HTTP/1.") && head.get(9..12) == Some("200")
-}
-
-fn tail(log: &Path) -> String {
-    let text = fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let start = lines.len().saturating_sub(5);
-    if lines.is_empty() {
-        String::new()
-    } else {
-        format!("; last lines:\n{}", lines[start..].join("\n"))
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    fs::create_dir_all(to)?;
-    for entry in fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
 }

@@ -10,6 +10,7 @@
 
 pub mod local;
 pub mod netns;
+mod procs;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -39,31 +39,30 @@
 //!
 //! # Files
 //! This one: [`NetnsCluster`] and its faults. `host.rs`: running `ip`/`nft` with a deadline,
-//! names, the preflight and the sweep. `spawn.rs`: the spawner thread.
+//! names, the preflight and the sweep. Spawning, signals and snapshots: [`super::procs`].
 
 mod host;
-mod spawn;
 
 pub use host::{preflight, sweep_stale, NetnsError};
 
 use super::local::wait_healthy;
+use super::procs::{tail, NodeProcs};
 use super::{BackendError, Cluster, ClusterSpec, Result, Snapshot};
 use host::{
     ignore_missing, kill_all_in, nft_in, run, subnet_in_use, valid_node_id, BRIDGE_PREFIX,
     MAX_NODES, NS_PREFIX, VETH_PREFIX,
 };
 use nix::sched::CloneFlags;
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
-use spawn::Spawner;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -108,11 +107,9 @@ pub struct NetnsCluster {
     /// Open handles on the namespaces, entered by `setns` in each child before exec.
     ns_files: Mutex<BTreeMap<String, File>>,
     created: Mutex<Created>,
-    children: Mutex<BTreeMap<String, Child>>,
+    procs: NodeProcs,
     /// The cuts in force, `(from, to)`, so a repeated cut adds no duplicate rule.
     cuts: Mutex<BTreeSet<(String, String)>>,
-    spawner: Spawner,
-    snapshots: AtomicU64,
     down: AtomicBool,
 }
 
@@ -147,7 +144,7 @@ impl NetnsCluster {
             fs::create_dir_all(&p).map_err(|e| BackendError::io(p.display().to_string(), e))?;
         }
 
-        let spawner = Spawner::new()?;
+        let procs = NodeProcs::new("netns-spawner")?;
         let pid = std::process::id();
         let mut taken = TAKEN.lock().unwrap();
         let letter = (b'a'..=b'z')
@@ -193,10 +190,8 @@ impl NetnsCluster {
             namespaces,
             ns_files: Mutex::new(BTreeMap::new()),
             created: Mutex::new(Created::default()),
-            children: Mutex::new(BTreeMap::new()),
+            procs,
             cuts: Mutex::new(BTreeSet::new()),
-            spawner,
-            snapshots: AtomicU64::new(0),
             down: AtomicBool::new(false),
         };
         let bridge_result = cluster.build_bridge();
@@ -321,7 +316,7 @@ impl NetnsCluster {
 
     /// The pid of a running node (tests use it to check nothing is left behind).
     pub fn pid(&self, node: &str) -> Option<u32> {
-        self.children.lock().unwrap().get(node).map(|c| c.id())
+        self.procs.pid(node)
     }
 
     fn spawn_node(&self, id: &str) -> Result<()> {
@@ -384,7 +379,7 @@ impl NetnsCluster {
                 Ok(())
             });
         }
-        let child = self.spawner.spawn(cmd).map_err(|e| {
+        let child = self.procs.spawner.spawn(cmd).map_err(|e| {
             BackendError::node(
                 id,
                 format!(
@@ -394,17 +389,8 @@ impl NetnsCluster {
                 ),
             )
         })?;
-        self.children.lock().unwrap().insert(id.to_string(), child);
+        self.procs.insert(id, child);
         Ok(())
-    }
-
-    fn signal(&self, node: &str, sig: Signal) -> Result<()> {
-        let children = self.children.lock().unwrap();
-        let child = children
-            .get(node)
-            .ok_or_else(|| BackendError::node(node, "is not running"))?;
-        kill(Pid::from_raw(child.id() as i32), sig)
-            .map_err(|e| BackendError::node(node, format!("{sig}: {e}")))
     }
 
     fn ns_of(&self, node: &str) -> Result<&str> {
@@ -429,18 +415,12 @@ impl Cluster for NetnsCluster {
     }
 
     fn kill(&self, node: &str) -> Result<()> {
-        let child = self.children.lock().unwrap().remove(node);
-        let Some(mut child) = child else {
-            return Err(BackendError::node(node, "is not running"));
-        };
-        let _ = child.kill();
-        let _ = child.wait();
-        Ok(())
+        self.procs.kill(node)
     }
 
     fn restart(&self, node: &str) -> Result<()> {
         self.ns_of(node)?;
-        if self.children.lock().unwrap().contains_key(node) {
+        if self.procs.is_running(node) {
             return Err(BackendError::node(node, "is already running"));
         }
         self.spawn_node(node)?;
@@ -459,42 +439,22 @@ impl Cluster for NetnsCluster {
     }
 
     fn pause(&self, node: &str) -> Result<()> {
-        self.signal(node, Signal::SIGSTOP)
+        self.procs.signal(node, Signal::SIGSTOP)
     }
 
     fn resume(&self, node: &str) -> Result<()> {
-        self.signal(node, Signal::SIGCONT)
+        self.procs.signal(node, Signal::SIGCONT)
     }
 
     fn snapshot(&self, node: &str) -> Result<Snapshot> {
         self.ns_of(node)?;
-        let k = self.snapshots.fetch_add(1, Ordering::Relaxed);
-        let path = self
-            .spec
-            .run_dir
-            .join("snapshots")
-            .join(format!("{node}-{k}"));
-        copy_dir(&self.data_dir(node), &path)
-            .map_err(|e| BackendError::io(format!("snapshot of {node}"), e))?;
-        Ok(Snapshot {
-            node: node.to_string(),
-            path,
-            taken: Instant::now(),
-        })
+        self.procs
+            .snapshot(node, &self.data_dir(node), &self.spec.run_dir)
     }
 
     fn restore(&self, snap: &Snapshot) -> Result<()> {
         self.ns_of(&snap.node)?;
-        if self.children.lock().unwrap().contains_key(&snap.node) {
-            return Err(BackendError::node(
-                &snap.node,
-                "restore needs the node stopped",
-            ));
-        }
-        let data = self.data_dir(&snap.node);
-        let _ = fs::remove_dir_all(&data);
-        copy_dir(&snap.path, &data)
-            .map_err(|e| BackendError::io(format!("restore of {}", snap.node), e))
+        self.procs.restore(snap, &self.data_dir(&snap.node))
     }
 
     /// One rule in `from`'s output chain: packets to `to`'s address are dropped, silently.
@@ -539,17 +499,7 @@ impl Cluster for NetnsCluster {
         if self.down.swap(true, Ordering::SeqCst) {
             return;
         }
-        let mut children = self.children.lock().unwrap();
-        for child in children.values_mut() {
-            // Continue a stopped node first, so the kill is not held up and wait() returns.
-            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);
-            let _ = child.kill();
-        }
-        for (_, mut child) in std::mem::take(&mut *children) {
-            let _ = child.wait();
-        }
-        drop(children);
-        self.spawner.stop();
+        self.procs.stop_all();
         // Close our handles, so the namespaces are freed as soon as their names are deleted.
         self.ns_files.lock().unwrap().clear();
         let created = std::mem::take(&mut *self.created.lock().unwrap());
@@ -576,29 +526,4 @@ impl Drop for NetnsCluster {
     fn drop(&mut self) {
         self.shutdown();
     }
-}
-
-fn tail(log: &Path) -> String {
-    let text = fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    if lines.is_empty() {
-        return String::new();
-    }
-    let start = lines.len().saturating_sub(5);
-    format!("; last lines:\n{}", lines[start..].join("\n"))
-}
-
-/// Recursive copy of a data directory (files and folders only; the node makes no links).
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    fs::create_dir_all(to)?;
-    for entry in fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
 }

@@ -1,0 +1,183 @@
+//! Node processes as both backends keep them: the spawner thread, the table of running
+//! children, signals, and data-directory snapshots. `local` and `netns` differ in where a node
+//! listens and how faults reach it, not in how its process is started, stopped or copied.
+//!
+//! `PR_SET_PDEATHSIG` fires when the *thread* that forked a child exits, so every fork happens
+//! on one dedicated thread that lives as long as the cluster — never on a tokio blocking
+//! thread, which the runtime retires after a few idle seconds.
+
+use super::{BackendError, Result, Snapshot};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Mutex};
+use std::time::Instant;
+
+type SpawnReq = (Command, mpsc::Sender<std::io::Result<Child>>);
+
+/// The one thread that forks nodes (see the module note).
+pub(crate) struct Spawner {
+    name: &'static str,
+    tx: Mutex<Option<mpsc::Sender<SpawnReq>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Spawner {
+    fn new(name: &'static str) -> Result<Spawner> {
+        let (tx, rx) = mpsc::channel::<SpawnReq>();
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                for (mut cmd, reply) in rx {
+                    let _ = reply.send(cmd.spawn());
+                }
+            })
+            .map_err(|e| BackendError::io(format!("start the {name} thread"), e))?;
+        Ok(Spawner {
+            name,
+            tx: Mutex::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    pub(crate) fn spawn(&self, cmd: Command) -> std::io::Result<Child> {
+        let gone = || std::io::Error::other(format!("{} thread is gone", self.name));
+        let (rtx, rrx) = mpsc::channel();
+        let tx = self.tx.lock().unwrap();
+        let Some(tx) = tx.as_ref() else {
+            return Err(std::io::Error::other("cluster is shut down"));
+        };
+        tx.send((cmd, rtx)).map_err(|_| gone())?;
+        rrx.recv().map_err(|_| gone())?
+    }
+
+    pub(crate) fn stop(&self) {
+        self.tx.lock().unwrap().take();
+        if let Some(t) = self.thread.lock().unwrap().take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The running node processes of one cluster, by node id.
+pub(crate) struct NodeProcs {
+    children: Mutex<BTreeMap<String, Child>>,
+    pub(crate) spawner: Spawner,
+    snapshots: AtomicU64,
+}
+
+impl NodeProcs {
+    pub(crate) fn new(spawner_name: &'static str) -> Result<NodeProcs> {
+        Ok(NodeProcs {
+            children: Mutex::new(BTreeMap::new()),
+            spawner: Spawner::new(spawner_name)?,
+            snapshots: AtomicU64::new(0),
+        })
+    }
+
+    pub(crate) fn insert(&self, node: &str, child: Child) {
+        self.children
+            .lock()
+            .unwrap()
+            .insert(node.to_string(), child);
+    }
+
+    pub(crate) fn pid(&self, node: &str) -> Option<u32> {
+        self.children.lock().unwrap().get(node).map(|c| c.id())
+    }
+
+    pub(crate) fn is_running(&self, node: &str) -> bool {
+        self.children.lock().unwrap().contains_key(node)
+    }
+
+    /// Kill and reap every node, then stop the spawner thread. Idempotent.
+    pub(crate) fn stop_all(&self) {
+        let mut children = self.children.lock().unwrap();
+        for child in children.values_mut() {
+            // Continue a stopped node first, so the kill is not held up and wait() returns.
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);
+            let _ = child.kill();
+        }
+        for (_, mut child) in std::mem::take(&mut *children) {
+            let _ = child.wait();
+        }
+        drop(children);
+        self.spawner.stop();
+    }
+
+    /// SIGKILL and reap; the data directory stays.
+    pub(crate) fn kill(&self, node: &str) -> Result<()> {
+        let child = self.children.lock().unwrap().remove(node);
+        let Some(mut child) = child else {
+            return Err(BackendError::node(node, "is not running"));
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        Ok(())
+    }
+
+    pub(crate) fn signal(&self, node: &str, sig: Signal) -> Result<()> {
+        let children = self.children.lock().unwrap();
+        let child = children
+            .get(node)
+            .ok_or_else(|| BackendError::node(node, "is not running"))?;
+        kill(Pid::from_raw(child.id() as i32), sig)
+            .map_err(|e| BackendError::node(node, format!("{sig}: {e}")))
+    }
+
+    /// Copy `data_dir` to `<run_dir>/snapshots/<node>-<k>` (call while the node is paused).
+    pub(crate) fn snapshot(&self, node: &str, data_dir: &Path, run_dir: &Path) -> Result<Snapshot> {
+        let k = self.snapshots.fetch_add(1, Ordering::Relaxed);
+        let path = run_dir.join("snapshots").join(format!("{node}-{k}"));
+        copy_dir(data_dir, &path)
+            .map_err(|e| BackendError::io(format!("snapshot of {node}"), e))?;
+        Ok(Snapshot {
+            node: node.to_string(),
+            path,
+            taken: Instant::now(),
+        })
+    }
+
+    /// Replace a stopped node's `data_dir` with the snapshot.
+    pub(crate) fn restore(&self, snap: &Snapshot, data_dir: &Path) -> Result<()> {
+        if self.is_running(&snap.node) {
+            return Err(BackendError::node(
+                &snap.node,
+                "restore needs the node stopped",
+            ));
+        }
+        let _ = fs::remove_dir_all(data_dir);
+        copy_dir(&snap.path, data_dir)
+            .map_err(|e| BackendError::io(format!("restore of {}", snap.node), e))
+    }
+}
+
+/// The last lines of a node's log, for error messages.
+pub(crate) fn tail(log: &Path) -> String {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let start = lines.len().saturating_sub(5);
+    format!("; last lines:\n{}", lines[start..].join("\n"))
+}
+
+/// Recursive copy of a data directory (files and folders only; the node makes no links).
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(to)?;
+    for entry in fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
