@@ -200,17 +200,6 @@ pub fn reconcile_leaves(
 mod tests {
     use super::*;
     use crate::ring::key_position;
-    use crate::version::Version;
-
-    fn rec(ts: u64) -> Record {
-        Record {
-            value: serde_json::json!(ts),
-            version: Version {
-                ts,
-                node: "n1".into(),
-            },
-        }
-    }
 
     fn tree(depth: u32, m: &BTreeMap<String, Record>) -> MerkleTree {
         MerkleTree::build(
@@ -249,7 +238,9 @@ mod tests {
     }
 
     fn keys(n: usize) -> BTreeMap<String, Record> {
-        (0..n).map(|i| (format!("key-{i}"), rec(1))).collect()
+        (0..n)
+            .map(|i| (format!("key-{i}"), Record::at(1)))
+            .collect()
     }
 
     #[test]
@@ -264,10 +255,10 @@ mod tests {
     fn ten_thousand_keys_one_difference_under_100_hashes() {
         let a = keys(10_000);
         let mut b = a.clone();
-        b.insert("key-4242".into(), rec(2));
+        b.insert("key-4242".into(), Record::at(2));
         let (rep, total) = exchange(&a, &b);
         assert!(total < 100, "compared {total} hashes");
-        assert_eq!(rep.adopt, vec![("key-4242".to_string(), rec(2))]);
+        assert_eq!(rep.adopt, vec![("key-4242".to_string(), Record::at(2))]);
         assert!(rep.push.is_empty());
     }
 
@@ -278,7 +269,7 @@ mod tests {
         b.remove("key-7");
         let (rep, total) = exchange(&a, &b);
         assert!(total < 100);
-        assert_eq!(rep.push, vec![("key-7".to_string(), rec(1))]);
+        assert_eq!(rep.push, vec![("key-7".to_string(), Record::at(1))]);
     }
 
     #[test]
@@ -288,7 +279,7 @@ mod tests {
         let bump = |m: &BTreeMap<String, Record>, n: usize| {
             let mut m = m.clone();
             for i in 0..n {
-                m.insert(format!("key-{i}"), rec(9));
+                m.insert(format!("key-{i}"), Record::at(9));
             }
             m
         };

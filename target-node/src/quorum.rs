@@ -169,16 +169,6 @@ pub fn may_have_applied(sent_to_any: bool) -> bool {
 mod tests {
     use super::*;
 
-    fn rec(ts: u64) -> Option<Record> {
-        Some(Record {
-            value: ts.into(),
-            version: Version {
-                ts,
-                node: "n1".into(),
-            },
-        })
-    }
-
     #[test]
     fn write_reaches_w_acks() {
         let mut t = WriteTally::new(2, 3);
@@ -215,7 +205,7 @@ mod tests {
         let mut t = ReadTally::new(3, 3);
         t.answer(ReadAnswer {
             replica: 0,
-            record: rec(5),
+            record: Some(Record::at(5)),
         });
         t.answer(ReadAnswer {
             replica: 1,
@@ -224,7 +214,7 @@ mod tests {
         assert_eq!(
             t.answer(ReadAnswer {
                 replica: 2,
-                record: rec(3)
+                record: Some(Record::at(3))
             }),
             Progress::Reached
         );
@@ -240,11 +230,11 @@ mod tests {
         let mut t = ReadTally::new(2, 3);
         t.answer(ReadAnswer {
             replica: 0,
-            record: rec(4),
+            record: Some(Record::at(4)),
         });
         t.answer(ReadAnswer {
             replica: 2,
-            record: rec(4),
+            record: Some(Record::at(4)),
         });
         assert!(!t.needs_write_back(2));
         assert!(t.stale().is_empty());
@@ -255,7 +245,7 @@ mod tests {
         let mut t = ReadTally::new(1, 3);
         t.answer(ReadAnswer {
             replica: 1,
-            record: rec(4),
+            record: Some(Record::at(4)),
         });
         assert!(t.needs_write_back(2));
         assert!(!t.needs_write_back(1));

@@ -385,26 +385,16 @@ fn apply_batch(
 mod tests {
     use super::*;
 
-    fn rec(ts: u64) -> Record {
-        Record {
-            value: serde_json::json!(ts),
-            version: Version {
-                ts,
-                node: "n1".into(),
-            },
-        }
-    }
-
     #[tokio::test]
     async fn keeps_newest_and_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
             let s = Storage::open(dir.path(), Fsync::Always).unwrap();
-            assert!(s.put("a", rec(2)).await.unwrap());
-            assert!(!s.put("a", rec(1)).await.unwrap());
-            assert!(!s.put("a", rec(2)).await.unwrap());
-            assert!(s.put_hint("n2", "b", rec(5)).await.unwrap());
-            assert_eq!(s.get("a"), Some(rec(2)));
+            assert!(s.put("a", Record::at(2)).await.unwrap());
+            assert!(!s.put("a", Record::at(1)).await.unwrap());
+            assert!(!s.put("a", Record::at(2)).await.unwrap());
+            assert!(s.put_hint("n2", "b", Record::at(5)).await.unwrap());
+            assert_eq!(s.get("a"), Some(Record::at(2)));
         }
         // The writer thread holds the database until it notices the storage is gone.
         let mut s = None;
@@ -418,10 +408,16 @@ mod tests {
             }
         }
         let s = s.expect("reopens");
-        assert_eq!(s.get("a"), Some(rec(2)));
-        assert_eq!(s.hint_for("b"), Some(rec(5)));
-        assert!(!s.delete_hint("n2", "b", &rec(4).version).await.unwrap());
-        assert!(s.delete_hint("n2", "b", &rec(5).version).await.unwrap());
+        assert_eq!(s.get("a"), Some(Record::at(2)));
+        assert_eq!(s.hint_for("b"), Some(Record::at(5)));
+        assert!(!s
+            .delete_hint("n2", "b", &Record::at(4).version)
+            .await
+            .unwrap());
+        assert!(s
+            .delete_hint("n2", "b", &Record::at(5).version)
+            .await
+            .unwrap());
         assert!(s.hints().is_empty());
     }
 }

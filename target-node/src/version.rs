@@ -32,6 +32,18 @@ pub struct Record {
 }
 
 impl Record {
+    /// A test record: value `ts`, written by `n1` at version `ts`.
+    #[cfg(test)]
+    pub(crate) fn at(ts: u64) -> Record {
+        Record {
+            value: ts.into(),
+            version: Version {
+                ts,
+                node: "n1".into(),
+            },
+        }
+    }
+
     /// True when `self` should replace `current` on a replica: strictly newer only, so
     /// replaying the same write is a no-op and a replica never moves backwards.
     pub fn supersedes(&self, current: Option<&Record>) -> bool {
