@@ -486,3 +486,46 @@ fn a_key_out_of_time_is_unknown_with_its_reason() {
     assert_eq!(r.keys["small"].valid, Verdict::Valid);
     assert_eq!(r.valid, Verdict::Unknown);
 }
+
+/// JSON objects are unordered: a read that returns the written object with its keys in
+/// another order (as Go's encoder, which sorts keys, would) saw the same value; so does a cas
+/// expecting it. A different object is still told apart. Through the public file path, so
+/// the reader's `preserve_order` maps meet the models as they do in `quorate check`.
+#[test]
+fn reordered_objects_are_equal_values() -> anyhow::Result<()> {
+    use quorate_checker::check::{check_file, CheckOptions};
+    let lines = |read: &str| {
+        format!(
+            r#"{{"index":0,"process":0,"type":"invoke","f":"write","key":"k","value":{{"a":1,"b":{{"x":2,"y":[{{"p":1,"q":2}}]}}}}}}
+{{"index":1,"process":0,"type":"ok","f":"write","key":"k","value":{{"a":1,"b":{{"x":2,"y":[{{"p":1,"q":2}}]}}}}}}
+{{"index":2,"process":1,"type":"invoke","f":"read","key":"k","value":null}}
+{{"index":3,"process":1,"type":"ok","f":"read","key":"k","value":{read}}}
+{{"index":4,"process":2,"type":"invoke","f":"cas","key":"k","value":[{read},{{"z":1,"a":0}}]}}
+{{"index":5,"process":2,"type":"ok","f":"cas","key":"k","value":[{read},{{"z":1,"a":0}}]}}
+{{"index":6,"process":1,"type":"invoke","f":"read","key":"k","value":null}}
+{{"index":7,"process":1,"type":"ok","f":"read","key":"k","value":{{"a":0,"z":1}}}}
+"#
+        )
+    };
+    let dir = tempfile::tempdir()?;
+    let check = |name: &str, read: &str| -> anyhow::Result<Verdict> {
+        let path = dir.path().join(name);
+        std::fs::write(&path, lines(read))?;
+        Ok(check_file(&path, &CheckOptions::default())?.valid)
+    };
+    assert_eq!(
+        check(
+            "reordered.jsonl",
+            r#"{"b":{"y":[{"q":2,"p":1}],"x":2},"a":1}"#
+        )?,
+        Verdict::Valid
+    );
+    assert_eq!(
+        check(
+            "different.jsonl",
+            r#"{"b":{"y":[{"q":2,"p":3}],"x":2},"a":1}"#
+        )?,
+        Verdict::Invalid
+    );
+    Ok(())
+}

@@ -9,6 +9,8 @@
 //! - [`search`]: the memoised depth-first search (algorithm note there), which also says how
 //!   far into the history it got.
 //! - [`cache`]: the configurations seen (bitsets with Zobrist hashes, stored exactly).
+//! - [`replay`]: a valid verdict's linearization, run again through a fresh model and the
+//!   real-time order before the key is called valid.
 //! - [`shortest`]: the shortest failing prefix, for the counterexample.
 //! - [`explain`]: the counterexample's sentence.
 //!
@@ -19,6 +21,7 @@
 pub mod cache;
 pub mod explain;
 pub mod plan;
+pub mod replay;
 pub mod search;
 pub mod shortest;
 
@@ -104,7 +107,9 @@ pub struct LinearResult {
 }
 
 /// An op that does not fit the model (a `cas` under `register`, a `write` of `null` …).
-/// A malformed history is an error; a violation is a verdict.
+/// A malformed history is an error; a violation is a verdict. Also a checker bug found by
+/// [`replay`] (a linearization that does not replay; the message starts "checker bug"),
+/// which must not become a verdict either.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("op {op} (line {line}): {message}")]
 pub struct ModelError {
@@ -174,6 +179,8 @@ fn judge<M: Model>(
     };
     match search::search(&mut model, &plan, &limits) {
         Found::Linearizable(order) => {
+            // A second, plain look before saying valid: a pruning bug must not become a verdict.
+            replay::replay(&mut compile(ops)?, ops, &order)?;
             result.linearization = Some(order.iter().map(|&i| ops[i].id).collect());
         }
         Found::GaveUp(reason) => {

@@ -5,50 +5,12 @@
 //! values histories almost always hold) take a fast path; anything else is keyed by its
 //! canonical JSON text.
 
-use serde_json::Value;
-use std::hash::{BuildHasherDefault, Hasher};
+use serde_json::{Map, Value};
 
-/// A fast, non-cryptographic hasher (the multiply-rotate scheme of rustc's FxHash) for the
-/// models' memo tables: their keys are small integers and strings from the history, and
-/// SipHash's protection against chosen keys costs more than the search itself.
-#[derive(Default, Clone, Copy)]
-pub struct FastHasher(u64);
-
-const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-impl Hasher for FastHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.write_u64(u64::from_le_bytes(w));
-        }
-        for &b in chunks.remainder() {
-            self.write_u64(u64::from(b));
-        }
-    }
-    #[inline]
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(SEED);
-    }
-    #[inline]
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-    #[inline]
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// A `HashMap` with [`FastHasher`].
-pub type FastMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FastHasher>>;
+/// A `HashMap` with rustc's FxHash for the models' memo tables: their keys are small integers
+/// and strings from the history, and SipHash's protection against chosen keys costs more than
+/// the search itself.
+pub type FastMap<K, V> = rustc_hash::FxHashMap<K, V>;
 
 /// Interns JSON values: equal values get equal ids, ids count up from 0.
 #[derive(Debug, Default, Clone)]
@@ -81,7 +43,20 @@ impl Interner {
                     next
                 }
             },
-            other => *self.other.entry(other.to_string()).or_insert(next),
+            // serde_json keeps object keys in insertion order (`preserve_order`), so two equal
+            // objects can print differently: key them by their canonical form.
+            other => {
+                let canonical = canonical(other);
+                let text = canonical.to_string();
+                match self.other.get(&text) {
+                    Some(&id) => id,
+                    None => {
+                        self.other.insert(text, next);
+                        self.values.push(canonical);
+                        return next;
+                    }
+                }
+            }
         };
         if id == next {
             self.values.push(v.clone());
@@ -121,6 +96,24 @@ impl Interner {
     }
 }
 
+/// `v` with every object's keys sorted, recursively: equal JSON values (RFC 8259 objects are
+/// unordered) become identical values, so they print the same.
+pub fn canonical(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => {
+            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            let sorted: Map<String, Value> = entries
+                .into_iter()
+                .map(|(k, x)| (k.clone(), canonical(x)))
+                .collect();
+            Value::Object(sorted)
+        }
+        Value::Array(a) => Value::Array(a.iter().map(canonical).collect()),
+        other => other.clone(),
+    }
+}
+
 /// A value for a sentence: JSON text, so `3`, `"abc"`, `[1,2]`.
 pub fn show(v: &Value) -> String {
     let s = v.to_string();
@@ -148,5 +141,21 @@ mod tests {
         assert_eq!(i.intern(&json!([1, 2])), c);
         assert_eq!(i.len(), 3);
         assert_eq!(i.value(c), &json!([1, 2]));
+    }
+
+    #[test]
+    fn reordered_objects_share_an_id() {
+        let mut i = Interner::new();
+        let a: Value = serde_json::from_str(r#"{"a":1,"b":{"x":[{"p":1,"q":2}],"y":2}}"#).unwrap();
+        let b: Value = serde_json::from_str(r#"{"b":{"y":2,"x":[{"q":2,"p":1}]},"a":1}"#).unwrap();
+        assert_ne!(
+            a.to_string(),
+            b.to_string(),
+            "preserve_order keeps insertion order"
+        );
+        let id = i.intern(&a);
+        assert_eq!(i.intern(&b), id);
+        assert_ne!(i.intern(&json!({"a": 1, "b": 3})), id);
+        assert_eq!(i.len(), 2);
     }
 }
