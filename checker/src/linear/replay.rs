@@ -49,7 +49,7 @@ pub fn replay<M: Model>(model: &mut M, ops: &[&Op], order: &[usize]) -> Result<(
                 ));
             }
         }
-        if latest_call.map_or(true, |(call, _)| op.call > call) {
+        if latest_call.is_none_or(|(call, _)| op.call > call) {
             latest_call = Some((op.call, i));
         }
         state = model.step(state, i).ok_or_else(|| {
