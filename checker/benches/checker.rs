@@ -8,6 +8,9 @@
 //!
 //! `--file PATH [--model M]` checks one file and prints every key's verdict (for diagnosis).
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use quorate_checker::history::History;
 use quorate_checker::import::{read_history, Format};
 use quorate_checker::linear::{check, LinearOptions, LinearResult};
@@ -71,13 +74,6 @@ const CASES: &[Case] = &[
         target_mb: Some(2048.0),
     },
 ];
-
-fn data_dir() -> PathBuf {
-    match std::env::var_os("QUORATE_PORCUPINE_DATA") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/porcupine"),
-    }
-}
 
 /// Read and pair a file the way `quorate check` does (`import::read_history`).
 fn load(path: &Path) -> Res<History> {
@@ -174,7 +170,7 @@ fn summary(r: &LinearResult) -> String {
 
 /// Run one case in this process; prints `ms\tpeak_mb\tnote`.
 fn run_case(name: &str) -> Res<()> {
-    let dir = data_dir();
+    let dir = common::porcupine_data_dir()?;
     let timed = |reps: usize, f: &dyn Fn() -> Res<String>| -> Res<(f64, f64, String)> {
         let mut times = Vec::new();
         let mut note = String::new();

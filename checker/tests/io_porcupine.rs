@@ -1,31 +1,15 @@
 //! Every Porcupine data file reads, is recognised by `auto` as the format `expected.json` names,
 //! pairs, and has the number of ops `expected.json` gives.
 
-use anyhow::{bail, Context, Result};
+mod common;
+
+use anyhow::{Context, Result};
 use quorate_checker::history::{pair, EventType};
 use quorate_checker::import::{read_path_as, Format};
-use std::path::PathBuf;
-
-/// The data set lives beside the workspace (`../shared/data/porcupine`); QUORATE_PORCUPINE_DATA
-/// overrides it.
-fn data_dir() -> Result<PathBuf> {
-    let dir = std::env::var_os("QUORATE_PORCUPINE_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/porcupine")
-        });
-    if !dir.join("expected.json").exists() {
-        bail!(
-            "Porcupine data not found at {}; set QUORATE_PORCUPINE_DATA to the folder holding expected.json",
-            dir.display()
-        );
-    }
-    Ok(dir)
-}
 
 #[test]
 fn every_file_reads_in_the_expected_format_with_the_expected_op_count() -> Result<()> {
-    let dir = data_dir()?;
+    let dir = common::porcupine_data_dir()?;
     let expected: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json"))?)?;
     let files = expected.as_object().context("expected.json is an object")?;
@@ -63,7 +47,7 @@ fn every_file_reads_in_the_expected_format_with_the_expected_op_count() -> Resul
 
 #[test]
 fn kv_files_have_keys_and_etcd_files_do_not() -> Result<()> {
-    let dir = data_dir()?;
+    let dir = common::porcupine_data_dir()?;
     let (kv, _) = read_path_as(&dir.join("kv/c10-ok.txt"), Format::Auto)?;
     assert!(kv.iter().all(|e| e.key.is_some()));
     assert!(kv.iter().any(|e| e.f == "append") && kv.iter().any(|e| e.f == "get"));

@@ -4,34 +4,20 @@
 //! a missing folder fails the test with a message, it is never skipped. Every invalid key must
 //! also come with a counterexample whose failing op is one of the key's ops.
 
-use anyhow::{bail, Context, Result};
+mod common;
+
+use anyhow::{Context, Result};
 use quorate_checker::history::pair;
 use quorate_checker::import::{read_path, Format};
 use quorate_checker::linear::{check, LinearOptions};
 use quorate_checker::model::ModelKind;
 use quorate_checker::verdict::Verdict;
 use serde_json::Value;
-use std::path::PathBuf;
 use std::time::Duration;
-
-fn data_dir() -> Result<PathBuf> {
-    let dir = match std::env::var_os("QUORATE_PORCUPINE_DATA") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/porcupine"),
-    };
-    if !dir.join("expected.json").is_file() {
-        bail!(
-            "Porcupine test data not found: {} has no expected.json. Set QUORATE_PORCUPINE_DATA \
-             to the folder holding expected.json, jepsen/ and kv/.",
-            dir.display()
-        );
-    }
-    Ok(dir)
-}
 
 #[test]
 fn every_porcupine_history_gets_its_expected_verdict() -> Result<()> {
-    let dir = data_dir()?;
+    let dir = common::porcupine_data_dir()?;
     let expected: serde_json::Map<String, Value> = serde_json::from_str(
         &std::fs::read_to_string(dir.join("expected.json")).context("reading expected.json")?,
     )
