@@ -11,8 +11,10 @@
 //! [`MAX_OPS_PER_KEY`] ops per key (for an invalid key, the ones around the op that cannot be
 //! placed) and [`MAX_OPS_TOTAL`] in all; the page says what it left out.
 //!
-//! No external assets: the data is embedded as JSON (with `<` escaped, so no value can close
-//! the script), and the script draws it with SVG, setting text with `textContent` only.
+//! The page itself (HTML, CSS and the script) is `timeline.html` beside this file, compiled in
+//! with `include_str!`; this file computes the data. No external assets: the data is embedded
+//! as JSON (with `<` escaped, so no value can close the script), and the script draws it with
+//! SVG, setting text with `textContent` only.
 
 use crate::check::FileReport;
 use crate::history::{Event, Op, Outcome};
@@ -240,171 +242,9 @@ fn escape_html(s: &str) -> String {
     out
 }
 
-/// The page: CSS, a header, the SVG area, a tooltip, the data and the script that draws it.
-const TEMPLATE: &str = r##"<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{TITLE}}</title>
-<style>
-body{font:13px/1.4 system-ui,sans-serif;margin:16px;color:#222}
-h1{font-size:16px;margin:0 0 4px}
-.meta{color:#555;margin-bottom:8px}
-.verdict-true{color:#1a7f37}.verdict-false{color:#c62828}.verdict-unknown{color:#9a6700}
-#controls{margin:8px 0}#controls label{margin-right:14px}
-#explain{margin:6px 0;padding:6px 8px;background:#fff4f4;border-left:3px solid #c62828;display:none}
-#note{color:#666;margin:4px 0}
-#scroll{overflow-x:auto;border:1px solid #ddd}
-svg text{font-size:11px}
-.bar{stroke:#0003;stroke-width:1}
-.ok{fill:#7cc47f}.fail{fill:#bdbdbd}.mismatch{fill:#f0a35e}.info{fill:#f2d64b;fill-opacity:.6}
-.lin{stroke:#1565c0;stroke-width:2}.bad{fill:#e53935;stroke:#7f0000;stroke-width:3}
-.fault{fill:#9575cd;fill-opacity:.13}.faultlabel{fill:#5e35b1}
-.mark{stroke:#00897b;stroke-dasharray:2 2}
-.grid{stroke:#eee}
-#tip{position:fixed;pointer-events:none;background:#fff;border:1px solid #999;padding:6px 8px;
- box-shadow:0 2px 6px #0003;white-space:pre;font:12px ui-monospace,monospace;display:none;max-width:60em}
-.legend span{display:inline-block;width:12px;height:10px;margin:0 4px 0 10px;vertical-align:middle}
-</style></head>
-<body>
-<h1 id="title"></h1>
-<div class="meta" id="meta"></div>
-<div id="controls">
- <label>key <select id="key"></select></label>
- <label>zoom <input id="zoom" type="range" min="1" max="40" value="1"></label>
- <span class="legend"><span class="ok"></span>ok<span class="mismatch"></span>cas mismatch
- <span class="fail"></span>fail<span class="info"></span>info (unknown)
- <span class="bad"></span>cannot be placed<span style="border:2px solid #1565c0;height:6px"></span>linearized prefix (numbered)
- <span class="fault"></span>fault</span>
-</div>
-<div id="explain"></div>
-<div id="note"></div>
-<div id="scroll"><svg id="svg" xmlns="http://www.w3.org/2000/svg"></svg></div>
-<div id="tip"></div>
-<script type="application/json" id="data">{{DATA}}</script>
-<script>
-"use strict";
-const D = JSON.parse(document.getElementById("data").textContent);
-const NS = "http://www.w3.org/2000/svg";
-const $ = id => document.getElementById(id);
-const vname = v => v === true ? "valid" : v === false ? "INVALID" : v === "unknown" ? "unknown" : "not checked";
-const vcls = v => "verdict-" + String(v);
-const unit = D.axis === "time" ? "ms" : "line";
-const show = v => v === undefined || v === null ? "null" : JSON.stringify(v);
-
-$("title").textContent = D.file;
-const meta = $("meta");
-const vs = document.createElement("b");
-vs.textContent = vname(D.valid); vs.className = vcls(D.valid);
-meta.append(vs, ` — ${D.ops} ops, ${D.keys.length} key(s), model ${D.model}, format ${D.format}; x axis: ` +
-  (D.axis === "time" ? "time (ms since the first event)" : "line order (the history has no times)"));
-
-const sel = $("key");
-D.keys.forEach((k, i) => {
-  const o = document.createElement("option");
-  o.value = i;
-  o.textContent = (k.key === "" ? "(the history)" : k.key) + " — " + vname(k.valid) + ` (${k.ops} ops)`;
-  sel.append(o);
-});
-sel.onchange = draw; $("zoom").oninput = draw;
-
-function el(name, attrs, parent) {
-  const e = document.createElementNS(NS, name);
-  for (const [a, v] of Object.entries(attrs)) e.setAttribute(a, v);
-  if (parent) parent.append(e);
-  return e;
-}
-
-function tip(ev, lines) {
-  const t = $("tip");
-  t.textContent = lines.join("\n");
-  t.style.display = "block";
-  t.style.left = Math.min(ev.clientX + 12, innerWidth - t.offsetWidth - 8) + "px";
-  t.style.top = (ev.clientY + 12) + "px";
-}
-function untip() { $("tip").style.display = "none"; }
-
-function draw() {
-  const k = D.keys[+sel.value];
-  const svg = $("svg");
-  svg.replaceChildren();
-  const ex = $("explain");
-  if (k.counterexample) {
-    ex.style.display = "block";
-    ex.textContent = `op ${k.counterexample.op} cannot be placed: ${k.counterexample.explanation}` +
-      ` (linearized prefix: ${k.counterexample.prefix.length} ops, numbered on their bars)`;
-  } else if (k.reason) {
-    ex.style.display = "block"; ex.textContent = "unknown: " + k.reason;
-  } else ex.style.display = "none";
-  const notes = [];
-  if (k.drawn < k.ops) notes.push(k.drawn === 0
-    ? `This key's ${k.ops} ops are not drawn: the page draws at most ${D.max_total} ops in all.`
-    : `Drawn: ops ${k.first_drawn + 1}–${k.first_drawn + k.drawn} of this key's ${k.ops} (at most ${D.max_per_key} per key` +
-      (k.counterexample ? ", around the op that cannot be placed)." : ")."));
-  $("note").textContent = notes.join(" ");
-  if (k.list.length === 0) return;
-
-  const procs = [...new Set(k.list.map(o => o.p))].sort((a, b) => a - b);
-  const row = new Map(procs.map((p, i) => [p, i]));
-  let lo = Infinity, hi = -Infinity;
-  for (const o of k.list) { lo = Math.min(lo, o.s); hi = Math.max(hi, o.e === null ? D.end : o.e); }
-  if (!(hi > lo)) hi = lo + 1;
-  const pad = (hi - lo) * 0.02;
-  lo = Math.max(0, lo - pad); hi += pad;
-  const left = 70, top = 24, rh = 20;
-  const width = Math.max(900, $("scroll").clientWidth - 4) * +$("zoom").value;
-  const height = top + procs.length * rh + 24;
-  svg.setAttribute("width", width); svg.setAttribute("height", height);
-  const X = x => left + (x - lo) / (hi - lo) * (width - left - 10);
-
-  // Fault windows behind everything.
-  for (const f of D.faults) {
-    if (f.e < lo || f.s > hi) continue;
-    const r = el("rect", {x: X(Math.max(f.s, lo)), y: 0, width: Math.max(2, X(Math.min(f.e, hi)) - X(Math.max(f.s, lo))),
-      height, class: "fault"}, svg);
-    r.onmousemove = ev => tip(ev, [`fault ${f.f}`, `from ${f.s.toFixed(3)} to ${f.e.toFixed(3)} ${unit}`,
-      `value: ${show(f.value)}`]);
-    r.onmouseleave = untip;
-    el("text", {x: X(Math.max(f.s, lo)) + 2, y: 10, class: "faultlabel"}, svg).textContent = f.f;
-  }
-  for (const m of D.marks) {
-    if (m.x < lo || m.x > hi) continue;
-    const l = el("line", {x1: X(m.x), x2: X(m.x), y1: 0, y2: height, class: "mark"}, svg);
-    l.onmousemove = ev => tip(ev, [`${m.who}: ${m.f}`, show(m.value)]);
-    l.onmouseleave = untip;
-  }
-  // Axis ticks.
-  for (let i = 0; i <= 10; i++) {
-    const x = lo + (hi - lo) * i / 10;
-    el("line", {x1: X(x), x2: X(x), y1: top - 4, y2: height - 20, class: "grid"}, svg);
-    el("text", {x: X(x), y: height - 6, "text-anchor": "middle"}, svg).textContent =
-      (D.axis === "time" ? x.toFixed(1) : Math.round(x)) + (i === 10 ? " " + unit : "");
-  }
-  procs.forEach((p, i) => {
-    el("text", {x: 4, y: top + i * rh + 14}, svg).textContent = "process " + p;
-  });
-  for (const o of k.list) {
-    const y = top + row.get(o.p) * rh + 3;
-    const x1 = X(o.s), x2 = X(o.e === null ? hi : o.e);
-    let cls = "bar " + o.outcome + (o.lin ? " lin" : "") + (o.bad ? " bad" : "");
-    const r = el("rect", {x: x1, y, width: Math.max(3, x2 - x1), height: rh - 6, rx: 2, class: cls}, svg);
-    const label = `${o.f} ${o.outcome === "ok" && o.f !== "write" ? show(o.in) + "→" + show(o.out) : show(o.in)}`;
-    if (x2 - x1 > 40) el("text", {x: x1 + 3, y: y + rh - 10, "pointer-events": "none"}, svg).textContent =
-      (o.lin ? "#" + o.lin + " " : "") + label;
-    else if (o.lin) el("text", {x: x1, y: y - 1, "pointer-events": "none"}, svg).textContent = "#" + o.lin;
-    r.onmousemove = ev => tip(ev, [
-      `op ${o.id} · process ${o.p} · ${o.f}` + (o.bad ? " · CANNOT BE PLACED" : ""),
-      `input:  ${show(o.in)}`,
-      `output: ${o.outcome === "ok" ? show(o.out) : "—"}`,
-      `outcome: ${o.outcome}` + (o.err ? ` (${o.err})` : ""),
-      `from ${o.s.toFixed(3)} to ${o.e === null ? "the end (never completed)" : o.e.toFixed(3)} ${unit}`,
-    ].concat(o.node ? [`node: ${o.node}`] : [], o.lin ? [`linearized ${o.lin} of ${k.counterexample.prefix.length}`] : []));
-    r.onmouseleave = untip;
-  }
-}
-draw();
-</script>
-</body></html>
-"##;
+/// The page (`timeline.html` beside this file): CSS, a header, the SVG area, a tooltip, and the
+/// script that draws the data put in its `{{DATA}}` slot; `{{TITLE}}` is the page title.
+const TEMPLATE: &str = include_str!("timeline.html");
 
 #[cfg(test)]
 mod tests {
