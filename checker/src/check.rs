@@ -9,15 +9,17 @@ use crate::history::{pair, Event, History, HistoryError};
 use crate::import::{self, Format};
 use crate::linear::{self, LinearOptions, LinearResult, ModelError};
 use crate::model::ModelKind;
+use crate::quorum::{self, CheckResult};
 use crate::verdict::Verdict;
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 use std::fmt::{self, Write as _};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-/// The checks `--checks` can name (INTERFACES.md). Only those in [`Check::AVAILABLE`] run in
-/// this version; naming another is an error, not a silent skip.
+/// The checks `--checks` can name (INTERFACES.md); [`Check::AVAILABLE`] are those this version
+/// runs (all of them); naming another is an error, not a silent skip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Check {
     Linearizable,
@@ -39,7 +41,7 @@ impl Check {
     ];
 
     /// The checks this version implements.
-    pub const AVAILABLE: [Check; 1] = [Check::Linearizable];
+    pub const AVAILABLE: [Check; 6] = Check::ALL;
 
     pub fn name(self) -> &'static str {
         match self {
@@ -52,8 +54,7 @@ impl Check {
         }
     }
 
-    /// Parse a comma-separated `--checks` list. Unknown names and names of checks this version
-    /// does not have are errors that say which.
+    /// Parse a comma-separated `--checks` list. Unknown names are errors that say which.
     pub fn parse_list(list: &str) -> Result<Vec<Check>, String> {
         let mut out = Vec::new();
         for name in list.split(',').map(str::trim) {
@@ -163,6 +164,10 @@ pub struct FileReport {
     pub history: History,
     /// `None` when the linearizable check was not asked for.
     pub linearizable: Option<LinearResult>,
+    /// The quorum checks that were asked for (or apply, by default): a result or why skipped.
+    pub quorum: BTreeMap<Check, CheckResult>,
+    /// Why the verdict is `unknown` regardless of the checks ("no client ops").
+    pub reason: Option<String>,
     /// All checks combined: invalid > unknown > valid.
     pub valid: Verdict,
     /// Reading plus checking.
@@ -205,27 +210,60 @@ pub fn check_history(
     let model = opts
         .model
         .unwrap_or_else(|| default_model(format, &history));
-    let checks: &[Check] = if opts.checks.is_empty() {
-        &Check::AVAILABLE
-    } else {
+    let explicit = !opts.checks.is_empty();
+    let checks: &[Check] = if explicit {
         &opts.checks
+    } else {
+        &Check::AVAILABLE
     };
     let mut valid = Verdict::Valid;
     let mut linearizable = None;
-    if checks.contains(&Check::Linearizable) {
-        let lin_opts = LinearOptions {
+    let mut quorum = BTreeMap::new();
+    let mut reason = None;
+    if history.ops.is_empty() {
+        // Nothing was checked, so nothing holds: never valid.
+        reason = Some("no client ops".to_string());
+        valid = Verdict::Unknown;
+    } else {
+        // Per op: the anomaly the quorum checks know, for the linearizability sentence.
+        let mut named: BTreeMap<u64, String> = BTreeMap::new();
+        run_quorum(
+            &history,
             model,
-            initial: opts.initial.clone(),
-            time_limit: opts.time_limit,
-            memory_limit: opts.memory_limit,
-        };
-        let result = linear::check(&history, &lin_opts).map_err(|source| CheckError::Model {
-            file: file.to_string(),
-            model,
-            source,
-        })?;
-        valid = valid.and(result.valid);
-        linearizable = Some(result);
+            opts,
+            checks,
+            explicit,
+            &mut quorum,
+            &mut named,
+        );
+        for r in quorum.values() {
+            if let Some(v) = r.verdict() {
+                valid = valid.and(v);
+            }
+        }
+        if checks.contains(&Check::Linearizable) {
+            let lin_opts = LinearOptions {
+                model,
+                initial: opts.initial.clone(),
+                time_limit: opts.time_limit,
+                memory_limit: opts.memory_limit,
+            };
+            let mut result =
+                linear::check(&history, &lin_opts).map_err(|source| CheckError::Model {
+                    file: file.to_string(),
+                    model,
+                    source,
+                })?;
+            for k in result.keys.values_mut() {
+                if let Some(cx) = k.counterexample.as_mut() {
+                    if let Some(name) = named.get(&cx.op) {
+                        cx.explanation = format!("{name} — {}", cx.explanation);
+                    }
+                }
+            }
+            valid = valid.and(result.valid);
+            linearizable = Some(result);
+        }
     }
     Ok(FileReport {
         file: file.to_string(),
@@ -233,16 +271,97 @@ pub fn check_history(
         model,
         history,
         linearizable,
+        quorum,
+        reason,
         valid,
         elapsed: start.elapsed(),
     })
 }
 
-/// The model when `--model` is not given: `kv` for kv histories, else `cas-register`.
+/// Run the quorum checks among `checks`. By default (`explicit` false) a check that does not
+/// apply to the history is left out, except the register checks, which say why they are
+/// skipped on a register history (values repeat, cas ops); asked for by name, a check that does
+/// not apply is reported skipped with its reason.
+fn run_quorum(
+    history: &History,
+    model: ModelKind,
+    opts: &CheckOptions,
+    checks: &[Check],
+    explicit: bool,
+    out: &mut BTreeMap<Check, CheckResult>,
+    named: &mut BTreeMap<u64, String>,
+) {
+    let register_checks = [Check::StaleReads, Check::LostWrites, Check::Sessions];
+    if register_checks.iter().any(|c| checks.contains(c)) {
+        let register_history = matches!(model, ModelKind::Register | ModelKind::CasRegister)
+            && quorum::set::applies(history).is_err();
+        match quorum::registers(history, opts.initial.as_ref()) {
+            Ok(regs) => {
+                if checks.contains(&Check::StaleReads) {
+                    let (r, a) = quorum::stale::check(&regs);
+                    named.extend(a);
+                    out.insert(Check::StaleReads, r);
+                }
+                if checks.contains(&Check::LostWrites) {
+                    let (r, a) = quorum::lost::check(&regs);
+                    for (op, s) in a {
+                        named.entry(op).or_insert(s);
+                    }
+                    out.insert(Check::LostWrites, r);
+                }
+                if checks.contains(&Check::Sessions) {
+                    let (r, a) = quorum::sessions::check(&regs);
+                    for (op, s) in a {
+                        named.entry(op).or_insert(s);
+                    }
+                    out.insert(Check::Sessions, r);
+                }
+            }
+            Err(why) if explicit || register_history => {
+                for c in register_checks {
+                    if checks.contains(&c) {
+                        out.insert(c, CheckResult::Skipped(why.clone()));
+                    }
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    if checks.contains(&Check::Set) {
+        match quorum::set::applies(history).and_then(|()| quorum::set::check(history)) {
+            Ok(r) => {
+                out.insert(Check::Set, r);
+            }
+            Err(why) if explicit => {
+                out.insert(Check::Set, CheckResult::Skipped(why));
+            }
+            Err(_) => {}
+        }
+    }
+    if checks.contains(&Check::Convergence) {
+        match quorum::convergence::check(history) {
+            Some(r) => {
+                out.insert(Check::Convergence, r);
+            }
+            None if explicit => {
+                out.insert(
+                    Check::Convergence,
+                    CheckResult::Skipped("the history has no convergence observation".into()),
+                );
+            }
+            None => {}
+        }
+    }
+}
+
+/// The model when `--model` is not given: `kv` for kv histories, `set` for histories with
+/// `add` ops (the set workload), else `cas-register`.
 pub fn default_model(format: Format, history: &History) -> ModelKind {
     let kv_ops = |f: &str| matches!(f, "get" | "put" | "append");
     if format == Format::PorcupineKv || history.ops.iter().any(|op| kv_ops(&op.f)) {
         ModelKind::Kv
+    } else if history.ops.iter().any(|op| op.f == "add") {
+        ModelKind::Set
     } else {
         ModelKind::CasRegister
     }
@@ -265,8 +384,11 @@ impl FileReport {
                 serde_json::to_value(lin).unwrap_or_else(|e| json!({"error": e.to_string()})),
             );
         }
+        for (check, r) in &self.quorum {
+            checks.insert(check.name().into(), r.to_json());
+        }
         let ms = self.elapsed.as_secs_f64() * 1e3;
-        json!({
+        let mut out = json!({
             "file": self.file,
             "valid": self.valid,
             "ops": self.ops(),
@@ -274,7 +396,11 @@ impl FileReport {
             "checks": checks,
             "format": self.format.name(),
             "model": self.model.to_string(),
-        })
+        });
+        if let Some(reason) = &self.reason {
+            out["reason"] = json!(reason);
+        }
+        out
     }
 
     /// The exit code of this file alone (0 valid, 1 invalid, 2 unknown).
@@ -282,19 +408,22 @@ impl FileReport {
         self.valid.exit_code()
     }
 
-    /// A short summary for people: the verdict line, then one line per key that is not valid.
+    /// A short summary for people: the verdict line, then the verdict of each check with its
+    /// counts; over many keys, "67 of 480 keys invalid" and then the keys in natural order
+    /// (k2 before k10), each not-valid key with its reason.
     pub fn summary(&self) -> String {
-        let verdict = match self.valid {
+        let word = |v: Verdict| match v {
             Verdict::Valid => "valid",
             Verdict::Invalid => "INVALID",
             Verdict::Unknown => "unknown",
         };
         let mut out = String::new();
-        let keys = self.linearizable.as_ref().map_or(0, |l| l.keys.len());
-        let _ = writeln!(
+        let keys = self.history.by_key().len();
+        let _ = write!(
             out,
-            "{}: {verdict} — {} ops, {} key{} ({}, {}), {:.1} ms",
+            "{}: {} — {} ops, {} key{} ({}, {}), {:.1} ms",
             self.file,
+            word(self.valid),
             self.ops(),
             keys,
             if keys == 1 { "" } else { "s" },
@@ -302,8 +431,36 @@ impl FileReport {
             self.model,
             self.elapsed.as_secs_f64() * 1e3
         );
+        match &self.reason {
+            Some(reason) => {
+                let _ = writeln!(out, " ({reason})");
+            }
+            None => out.push('\n'),
+        }
         if let Some(lin) = &self.linearizable {
-            for (key, r) in &lin.keys {
+            let mut bad: Vec<&String> = lin
+                .keys
+                .iter()
+                .filter(|(_, r)| r.valid != Verdict::Valid)
+                .map(|(k, _)| k)
+                .collect();
+            bad.sort_by(|a, b| quorum::natural_cmp(a, b));
+            let invalid = lin
+                .keys
+                .values()
+                .filter(|r| r.valid == Verdict::Invalid)
+                .count();
+            let unknown = bad.len() - invalid;
+            let _ = write!(out, "  linearizable: {}", word(lin.valid));
+            if lin.keys.len() > 1 {
+                let _ = write!(out, " — {invalid} of {} keys invalid", lin.keys.len());
+                if unknown > 0 {
+                    let _ = write!(out, ", {unknown} unknown");
+                }
+            }
+            out.push('\n');
+            for key in bad {
+                let r = &lin.keys[key];
                 let name = if key.is_empty() {
                     "the history".to_string()
                 } else {
@@ -314,20 +471,30 @@ impl FileReport {
                     (Verdict::Invalid, Some(cx), _) => {
                         let _ = writeln!(
                             out,
-                            "  {name}: not linearizable at op {}: {}",
+                            "    {name}: not linearizable at op {}: {}",
                             cx.op, cx.explanation
                         );
                     }
                     (Verdict::Invalid, None, _) => {
-                        let _ = writeln!(out, "  {name}: not linearizable");
+                        let _ = writeln!(out, "    {name}: not linearizable");
                     }
                     (Verdict::Unknown, _, reason) => {
                         let _ = writeln!(
                             out,
-                            "  {name}: unknown ({})",
+                            "    {name}: unknown ({})",
                             reason.as_deref().unwrap_or("the search gave up")
                         );
                     }
+                }
+            }
+        }
+        for (check, r) in &self.quorum {
+            match r {
+                CheckResult::Skipped(why) => {
+                    let _ = writeln!(out, "  {check}: skipped ({why})");
+                }
+                CheckResult::Done { valid, line, .. } => {
+                    let _ = writeln!(out, "  {check}: {} — {line}", word(*valid));
                 }
             }
         }
@@ -407,8 +574,10 @@ mod tests {
             Check::parse_list("linearizable").unwrap(),
             [Check::Linearizable]
         );
-        let e = Check::parse_list("linearizable,stale-reads").unwrap_err();
-        assert!(e.contains("\"stale-reads\" is not available"), "{e}");
+        assert_eq!(
+            Check::parse_list("stale-reads,linearizable,stale-reads").unwrap(),
+            [Check::StaleReads, Check::Linearizable]
+        );
         let e = Check::parse_list("bogus").unwrap_err();
         assert!(e.contains("unknown check \"bogus\""), "{e}");
         assert!(Check::parse_list("linearizable,").is_err());

@@ -7,6 +7,7 @@
 //! - [`import`]: reading files: quorate JSONL, Jepsen EDN, Porcupine logs; format detection.
 //! - [`model`]: sequential specifications (register, cas-register, kv, set).
 //! - [`linear`]: the linearizability search, per key, with counterexamples.
+//! - [`quorum`]: the quorum checks (stale reads, lost writes, sessions, convergence, set).
 //! - [`verdict`]: valid / invalid / unknown.
 //! - [`check`]: one file end to end — read, pair, check — as INTERFACES.md's JSON object and a
 //!   summary for people (all of `quorate check` but its flags).
@@ -16,5 +17,6 @@ pub mod history;
 pub mod import;
 pub mod linear;
 pub mod model;
+pub mod quorum;
 pub mod report;
 pub mod verdict;
