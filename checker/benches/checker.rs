@@ -15,6 +15,7 @@ use quorate_checker::history::History;
 use quorate_checker::import::{read_history, Format};
 use quorate_checker::linear::{check, LinearOptions, LinearResult};
 use quorate_checker::model::ModelKind;
+use quorate_checker::quorum;
 use quorate_checker::verdict::Verdict;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -68,7 +69,8 @@ const CASES: &[Case] = &[
     Case {
         name: "gen-1m",
         what: "generated register history: 1,000,000 ops, 100 keys × 10,000 used one after \
-               another, 10 clients, unique values, 5% info (JSONL read + check)",
+               another, 10 clients, unique values, 5% info (JSONL read + linearizability check + \
+               quorum checks)",
         target: "≤ 10 s and ≤ 2 GB",
         target_ms: 10_000.0,
         target_mb: Some(2048.0),
@@ -238,13 +240,21 @@ fn run_case(name: &str) -> Res<()> {
                 let (t, c) = (Instant::now(), cpu_ms());
                 let r = check(&h, &opts(ModelKind::CasRegister))?;
                 let (check_ms, check_cpu) = (t.elapsed().as_secs_f64() * 1e3, cpu_ms() - c);
+                let (t, c) = (Instant::now(), cpu_ms());
+                let quorum = quorum_checks(&h)?;
+                let (q_ms, q_cpu) = (t.elapsed().as_secs_f64() * 1e3, cpu_ms() - c);
                 Ok(format!(
-                    "{}; read+pair {:.2} s wall / {:.2} s CPU, check {:.2} s wall / {:.2} s CPU",
+                    "{}; read+pair {:.2} s wall / {:.2} s CPU, check {:.2} s wall / {:.2} s CPU; \
+                     quorum checks (stale-reads, lost-writes, sessions: {quorum}) {:.2} s wall / \
+                     {:.2} s CPU = {:.0}% of read+check wall (target ≤ 50%)",
                     summary(&r),
                     read_ms / 1e3,
                     read_cpu / 1e3,
                     check_ms / 1e3,
-                    check_cpu / 1e3
+                    check_cpu / 1e3,
+                    q_ms / 1e3,
+                    q_cpu / 1e3,
+                    100.0 * q_ms / (read_ms + check_ms)
                 ))
             });
             let _ = std::fs::remove_file(&tmp);
@@ -255,6 +265,26 @@ fn run_case(name: &str) -> Res<()> {
     };
     println!("{ms:.3}\t{cpu:.3}\t{:.1}\t{note}", peak_mb());
     Ok(())
+}
+
+/// The register quorum checks on `h`, as `quorate check` runs them: their verdicts.
+fn quorum_checks(h: &History) -> Res<String> {
+    let regs = quorum::registers(h, None)?;
+    let verdicts = [
+        quorum::stale::check(&regs).0,
+        quorum::lost::check(&regs).0,
+        quorum::sessions::check(&regs).0,
+    ]
+    .iter()
+    .map(|r| match r.verdict() {
+        Some(Verdict::Valid) => "valid",
+        Some(Verdict::Invalid) => "invalid",
+        Some(Verdict::Unknown) => "unknown",
+        None => "skipped",
+    })
+    .collect::<Vec<_>>()
+    .join("/");
+    Ok(verdicts)
 }
 
 /// Write a linearizable register history: `keys` keys used one after another, `per_key` ops
