@@ -256,8 +256,8 @@ pub fn check_history(
                 })?;
             for k in result.keys.values_mut() {
                 if let Some(cx) = k.counterexample.as_mut() {
-                    if let Some(name) = named.get(&cx.op) {
-                        cx.explanation = format!("{name} — {}", cx.explanation);
+                    if let Some(sentence) = named.get(&cx.op) {
+                        cx.explanation = name_anomaly(sentence, &cx.explanation);
                     }
                 }
             }
@@ -276,6 +276,20 @@ pub fn check_history(
         valid,
         elapsed: start.elapsed(),
     })
+}
+
+/// The linearizability sentence, naming the anomaly a quorum check found on the same op: a
+/// generic "cannot take effect" becomes the quorum check's sentence ("stale read: read (op 7)
+/// began 12 ms after write op 9 completed, …"); a specific one gets the anomaly's name in front
+/// ("lost write: read of 1 at 0.220 s returned a value overwritten by …").
+fn name_anomaly(quorum_sentence: &str, explanation: &str) -> String {
+    if explanation.contains("cannot take effect") {
+        return quorum_sentence.to_string();
+    }
+    match quorum_sentence.split_once(": ") {
+        Some((name, _)) => format!("{name}: {explanation}"),
+        None => explanation.to_string(),
+    }
 }
 
 /// Run the quorum checks among `checks`. By default (`explicit` false) a check that does not

@@ -44,9 +44,9 @@ pub struct CheckArgs {
     #[arg(long, value_name = "JSON", value_parser = parse_json)]
     pub initial: Option<Value>,
 
-    /// Comma-separated checks [default: linearizable plus every quorum check that applies]. This
-    /// version has `linearizable`; stale-reads, lost-writes, sessions, convergence and set are
-    /// refused until they exist.
+    /// Comma-separated checks [default: linearizable plus every quorum check that applies]:
+    /// linearizable, stale-reads, lost-writes, sessions, convergence, set. Named, a check that
+    /// does not apply to the history says why it was skipped.
     #[arg(long, value_name = "LIST", value_parser = parse_checks)]
     pub checks: Option<CheckList>,
 
