@@ -144,13 +144,23 @@ impl Default for CheckOptions {
 pub enum CheckError {
     #[error(transparent)]
     History(#[from] HistoryError),
-    #[error("{file}: {source}; expected ops the {model} model knows")]
+    #[error("{file}: {source}{hint}", hint = model_hint(source, *model))]
     Model {
         file: String,
         model: ModelKind,
         #[source]
         source: ModelError,
     },
+}
+
+/// What a user can do about a model error: ops the model does not know are the history's
+/// fault; a linearization that does not replay is the checker's (no hint: the message says so).
+fn model_hint(source: &ModelError, model: ModelKind) -> String {
+    if source.to_string().starts_with("checker bug") {
+        String::new()
+    } else {
+        format!("; expected ops the {model} model knows")
+    }
 }
 
 /// A checked file: the history and what each check said.
