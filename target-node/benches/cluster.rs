@@ -105,7 +105,13 @@ fn cpu_secs(pid: &str) -> f64 {
 
 /// CPU seconds used so far by the nodes and by this load client together.
 fn cluster_cpu(pids: &[String]) -> f64 {
-    pids.iter().map(|p| cpu_secs(p)).sum::<f64>() + cpu_secs("self")
+    nodes_cpu(pids) + cpu_secs("self")
+}
+
+/// CPU seconds used so far by the nodes alone (what a wrk row is charged: wrk's own CPU is
+/// not the system under test).
+fn nodes_cpu(pids: &[String]) -> f64 {
+    pids.iter().map(|p| cpu_secs(p)).sum::<f64>()
 }
 
 struct Figures {
@@ -202,6 +208,209 @@ async fn load(http: &reqwest::Client, nodes: &Nodes, op: Op, secs: f64, conc: us
     }
 }
 
+/// The Lua script wrk runs for one op: PUTs and GETs walk the same key space as the project's
+/// client (`k0`..`k{KEYS-1}`), each wrk thread from its own offset; `/health` needs none.
+fn wrk_script(op: Op) -> Option<String> {
+    let call = match op {
+        Op::Health => return None,
+        Op::Write => {
+            "wrk.format(\"PUT\", \"/kv/k\" .. ((i * 31) % KEYS), \
+             {[\"Content-Type\"] = \"application/json\"}, '{\"value\":' .. i .. '}')"
+        }
+        Op::Read => "wrk.format(\"GET\", \"/kv/k\" .. ((i * 31) % KEYS))",
+    };
+    Some(format!(
+        "local KEYS = {KEYS}\nlocal i = math.random(0, 1000000)\n\
+         request = function()\n  i = i + 1\n  return {call}\nend\n"
+    ))
+}
+
+/// `wrk` on PATH, installed with apt when missing and running as root; None (with a note on
+/// stderr) when it cannot be had, so the wrk rows are left out rather than invented.
+fn wrk_available() -> bool {
+    let have = || {
+        Command::new("wrk")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+    };
+    if have() {
+        return true;
+    }
+    if nix_is_root() {
+        eprintln!("wrk missing: installing it with apt-get");
+        let _ = Command::new("apt-get")
+            .args(["install", "-y", "wrk"])
+            .stdout(Stdio::null())
+            .status();
+    }
+    let ok = have();
+    if !ok {
+        eprintln!("wrk not available: the wrk rows are left out");
+    }
+    ok
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// A wrk duration such as `812.00us`, `3.21ms` or `1.02s`, in ms.
+fn wrk_ms(s: &str) -> Option<f64> {
+    let (num, mult) = if let Some(n) = s.strip_suffix("us") {
+        (n, 0.001)
+    } else if let Some(n) = s.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60_000.0)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        return None;
+    };
+    num.parse::<f64>().ok().map(|v| v * mult)
+}
+
+/// What one wrk run printed: requests, non-2xx/socket errors, p50 and p99 in ms.
+struct WrkOut {
+    requests: f64,
+    per_sec: f64,
+    errors: u64,
+    p50: f64,
+    p99: f64,
+}
+
+fn parse_wrk(out: &str) -> Option<WrkOut> {
+    let mut w = WrkOut {
+        requests: f64::NAN,
+        per_sec: 0.0,
+        errors: 0,
+        p50: 0.0,
+        p99: 0.0,
+    };
+    for line in out.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.as_slice() {
+            ["50%", v] => w.p50 = wrk_ms(v)?,
+            ["99%", v] => w.p99 = wrk_ms(v)?,
+            [n, "requests", "in", ..] => w.requests = n.parse().ok()?,
+            ["Requests/sec:", n] => w.per_sec = n.parse().ok()?,
+            ["Non-2xx", "or", "3xx", "responses:", n] => w.errors += n.parse::<u64>().ok()?,
+            ["Socket", "errors:", rest @ ..] => {
+                // "connect 0, read 0, write 0, timeout 0"
+                for pair in rest.chunks(2) {
+                    if let [_, n] = pair {
+                        w.errors += n.trim_end_matches(',').parse::<u64>().unwrap_or(0);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    (!w.requests.is_nan()).then_some(w)
+}
+
+/// Drives the three nodes with one wrk process each (`conc` connections in all) for `secs`,
+/// charging only the nodes' CPU. Bounded: wrk stops itself after `secs`; a wrk that is still
+/// running `secs + 10` s later is killed and its row dropped.
+fn wrk_load(
+    nodes: &Nodes,
+    op: Op,
+    secs: f64,
+    conc: usize,
+    dir: &std::path::Path,
+) -> Option<Figures> {
+    let pids: Vec<String> = nodes.children.iter().map(|c| c.id().to_string()).collect();
+    let script = wrk_script(op).map(|text| {
+        let path = dir.join(format!("wrk-{}.lua", op_name(op)));
+        std::fs::write(&path, text).expect("write wrk script");
+        path
+    });
+    let per = (conc / nodes.urls.len()).max(1);
+    let cpu0 = nodes_cpu(&pids);
+    let start = Instant::now();
+    let mut kids = Vec::new();
+    for u in &nodes.urls {
+        let mut cmd = Command::new("wrk");
+        cmd.args([
+            "-t1",
+            &format!("-c{per}"),
+            &format!("-d{}s", secs.ceil() as u64),
+        ])
+        .args(["--timeout", "5s", "--latency"]);
+        if let Some(p) = &script {
+            cmd.arg("-s").arg(p);
+        }
+        let url = if op == Op::Health {
+            format!("{u}/health")
+        } else {
+            u.clone()
+        };
+        kids.push(
+            cmd.arg(url)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .ok()?,
+        );
+    }
+    let deadline = start + Duration::from_secs_f64(secs + 10.0);
+    let mut outs = Vec::new();
+    for mut k in kids {
+        loop {
+            match k.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                _ => {
+                    let _ = k.kill();
+                    let _ = k.wait();
+                    return None;
+                }
+            }
+        }
+        let mut text = String::new();
+        use std::io::Read;
+        k.stdout.take()?.read_to_string(&mut text).ok()?;
+        outs.push(parse_wrk(&text)?);
+    }
+    let cpu = nodes_cpu(&pids) - cpu0;
+    let requests: f64 = outs.iter().map(|o| o.requests).sum();
+    let per_sec: f64 = outs.iter().map(|o| o.per_sec).sum();
+    let errors: u64 = outs.iter().map(|o| o.errors).sum();
+    let good = (requests - errors as f64).max(0.0);
+    Some(Figures {
+        cpu_us_per_op: if good > 0.0 { cpu * 1e6 / good } else { 0.0 },
+        ops_per_s: if requests > 0.0 {
+            per_sec * good / requests
+        } else {
+            0.0
+        },
+        // The worst of the three wrk processes (one per node).
+        p50_ms: outs.iter().map(|o| o.p50).fold(0.0, f64::max),
+        p99_ms: outs.iter().map(|o| o.p99).fold(0.0, f64::max),
+        errors,
+    })
+}
+
+fn op_name(op: Op) -> &'static str {
+    match op {
+        Op::Write => "write",
+        Op::Read => "read",
+        Op::Health => "health",
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing here takes arguments.
     let secs: f64 = std::env::var("BENCH_SECS")
@@ -223,8 +432,11 @@ fn main() {
         .unwrap_or(0);
     let load_avg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let mut rows = Vec::new();
-    // CPU per plain request, measured on the first cluster: the yardstick for every row.
-    let mut baseline_cpu: Option<f64> = None;
+    let wrk = wrk_available();
+    let scripts = tempfile::tempdir().expect("tempdir");
+    // CPU per plain request, per driver, measured on the first cluster: the yardstick.
+    let mut base_client: Option<f64> = None;
+    let mut base_wrk: Option<f64> = None;
     rt.block_on(async {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(conc)
@@ -243,25 +455,45 @@ fn main() {
                 // Warm the connection pools and fill the key space.
                 let _ = load(&http, &nodes, Op::Write, 0.5, conc).await;
                 let mut results = Vec::new();
-                if baseline_cpu.is_none() {
-                    let h = load(&http, &nodes, Op::Health, secs, conc).await;
-                    baseline_cpu = Some(h.cpu_us_per_op.max(1.0));
-                    results.push(("GET /health (1 plain request: the yardstick)", h));
+                let ops = [Op::Health, Op::Write, Op::Read];
+                for op in ops {
+                    if op == Op::Health && base_client.is_some() {
+                        continue;
+                    }
+                    let f = load(&http, &nodes, op, secs, conc).await;
+                    if op == Op::Health {
+                        base_client = Some(f.cpu_us_per_op.max(0.1));
+                    }
+                    results.push(("client", op, f, base_client));
+                    if !wrk || (op == Op::Health && base_wrk.is_some()) {
+                        continue;
+                    }
+                    let dir = scripts.path();
+                    let f = wrk_load(&nodes, op, secs, conc, dir);
+                    match f {
+                        Some(f) => {
+                            if op == Op::Health {
+                                base_wrk = Some(f.cpu_us_per_op.max(0.1));
+                            }
+                            results.push(("wrk", op, f, base_wrk));
+                        }
+                        None => eprintln!("wrk {preset}/{fsync}/{} gave no figures", op_name(op)),
+                    }
                 }
-                results.push(("write", load(&http, &nodes, Op::Write, secs, conc).await));
-                results.push(("read", load(&http, &nodes, Op::Read, secs, conc).await));
-                for (op, f) in &results {
-                    let cost = f.cpu_us_per_op / baseline_cpu.unwrap_or(1.0);
+                for (driver, op, f, base) in &results {
+                    let name = if *op == Op::Health {
+                        "GET /health (plain: the yardstick)"
+                    } else {
+                        op_name(*op)
+                    };
                     let line = format!(
-                        "| {preset} | {fsync} | {op} | {:.0} | {:.2} | {:.2} | {} | {:.0} | {:.1} | {:.0}k–{:.0}k |",
+                        "| {preset} | {fsync} | {name} | {driver} | {:.0} | {:.2} | {:.2} | {} | {:.0} | {:.1} |",
                         f.ops_per_s,
                         f.p50_ms,
                         f.p99_ms,
                         f.errors,
                         f.cpu_us_per_op,
-                        cost,
-                        75.0 / cost.max(0.01),
-                        95.0 / cost.max(0.01),
+                        f.cpu_us_per_op / base.unwrap_or(1.0),
                     );
                     println!("{line}");
                     rows.push(line);
@@ -286,13 +518,17 @@ cluster of the release `quorate-node` on loopback, one load client in the same m
 writes then {secs} s of reads per row; every op is one quorum operation (N=3). Machine: \
 {cores} cores, {cpu}; the nodes and the client share them, and so does whatever else runs \
 (load average before: {}, after: {}); `ops/s` and the latencies are what was measured under \
-that load. `cpu µs/op` is the CPU time the three nodes and the client spent per op (inflated \
+that load. Each op is driven twice: by the project's client (tokio + reqwest, this process) \
+and by `wrk` (one process per node, {conc} connections in all, a Lua script for varied keys; \
+p50/p99 are the worst of the three). `cpu µs/op` is the CPU time per op of the three nodes \
+and the project's client (`client` rows) or of the three nodes alone (`wrk` rows; inflated \
 too when the machine is oversubscribed); `× plain` divides it by the CPU of one plain \
-`GET /health` request measured in the same run, a ratio that load affects far less; \
-`quiet est.` = 75k–95k ÷ `× plain`, using issue 3's figure for a bare axum + reqwest pair on \
-this machine when idle — an estimate, not a measurement. Target: ≥ 10,000 ops/s for \
-`strict` with `--fsync never`.\n\n\
-| preset | fsync | op | ops/s | p50 ms | p99 ms | errors | cpu µs/op | × plain | quiet est. ops/s |\n\
+`GET /health` request under the same driver in the same run, a ratio that load affects far \
+less. Every \
+figure is measured; none is estimated. Targets (issue 11): under wrk, `strict` \
+write ≤ 6× plain, read ≤ 5×, `abd` write ≤ 10×; `strict`/`never` ≥ 15,000 writes/s and \
+≥ 20,000 reads/s; the project's client ≥ 50,000 `/health`/s.\n\n\
+| preset | fsync | op | driver | ops/s | p50 ms | p99 ms | errors | cpu µs/op | × plain |\n\
 | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n{}\n",
         load_avg.split_whitespace().next().unwrap_or("?"),
         load_after.split_whitespace().next().unwrap_or("?"),
