@@ -89,6 +89,22 @@ pub fn classify(op: &OpSpec, status: u16, body: &Value) -> Completion {
     }
 }
 
+/// Map a status and the raw body to an outcome. A success whose body is not JSON is not a
+/// success the client can read (a read's value is unknown, a write's acknowledgement is not the
+/// protocol's): `info` with the parse error, never `ok` with `null`.
+pub fn complete(op: &OpSpec, status: u16, bytes: &[u8]) -> Completion {
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(body) => classify(op, status, &body),
+        Err(e) if (200..=299).contains(&status) => Completion::not_ok(
+            EventType::Info,
+            op.value.clone(),
+            format!("{status} with a body that is not JSON: {e}"),
+        ),
+        // An error status is classified by the status alone.
+        Err(_) => classify(op, status, &Value::Null),
+    }
+}
+
 /// Send one op and wait for its outcome, bounded by `timeout`.
 pub async fn execute(
     http: &reqwest::Client,
@@ -125,10 +141,7 @@ pub async fn execute(
             };
             Completion::not_ok(EventType::Info, op.value.clone(), what)
         }
-        Ok(Ok((status, bytes))) => {
-            let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            classify(op, status, &body)
-        }
+        Ok(Ok((status, bytes))) => complete(op, status, &bytes),
     }
 }
 
@@ -287,6 +300,21 @@ mod tests {
                 OpKind::Cas => json!([1, 2]),
             },
         }
+    }
+
+    #[test]
+    fn a_success_whose_body_is_not_json_is_info_with_the_error() {
+        for f in [OpKind::Read, OpKind::Write, OpKind::Cas] {
+            let c = complete(&op(f), 200, b"<html>oops</html>");
+            assert_eq!(c.kind, EventType::Info, "{f:?}");
+            let e = c.error.unwrap();
+            assert!(e.starts_with("200 with a body that is not JSON"), "{e}");
+        }
+        // A JSON 200 read is still ok with its value; an error status keeps its meaning.
+        let c = complete(&op(OpKind::Read), 200, br#"{"value": 4}"#);
+        assert_eq!((c.kind, c.value), (EventType::Ok, json!(4)));
+        let c = complete(&op(OpKind::Write), 500, b"not json");
+        assert_eq!((c.kind, c.error.as_deref()), (EventType::Info, Some("500")));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! exactly what anyone auditing the run later will read.
 
 use crate::runner::RunOutcome;
-use quorate_checker::check::{check_events, CheckOptions};
+use quorate_checker::check::{check_events, combine_exit_codes, CheckOptions};
 use quorate_checker::history::Process;
 use quorate_checker::import::{read_path, Format};
 use quorate_checker::model::ModelKind;
@@ -65,7 +65,12 @@ pub fn check(history: &Path, model: ModelKind, per_key: Duration, run_dir: &Path
                 if !ok {
                     valid = valid.and(Verdict::Invalid);
                 }
-                json!({"valid": ok, "keys_differing": e.value.get("keys_differing").cloned().unwrap_or(json!(0))})
+                // INTERFACES.md's shape: {"valid", "keys_differing", "keys"}.
+                json!({
+                    "valid": ok,
+                    "keys_differing": e.value.get("keys_differing").cloned().unwrap_or(json!(0)),
+                    "keys": e.value.get("keys").cloned().unwrap_or(json!([])),
+                })
             }
             None => {
                 json!({"skipped": "no convergence observation in the history (run interrupted?)"})
@@ -78,16 +83,16 @@ pub fn check(history: &Path, model: ModelKind, per_key: Duration, run_dir: &Path
     out
 }
 
-/// 0 valid, 1 invalid, 2 unknown, 3 error (INTERFACES.md).
+/// 0 valid, 1 invalid, 2 unknown, 3 error (INTERFACES.md), by the checker's own rule: the
+/// verdict's [`Verdict::exit_code`], and an error outranks it ([`combine_exit_codes`]).
 pub fn exit_code(results: &Value) -> u8 {
-    if results.get("error").is_some() {
-        return 3;
-    }
-    match results.get("valid") {
-        Some(Value::Bool(true)) => 0,
-        Some(Value::Bool(false)) => 1,
-        _ => 2,
-    }
+    let verdict = match results.get("valid") {
+        Some(Value::Bool(true)) => Verdict::Valid,
+        Some(Value::Bool(false)) => Verdict::Invalid,
+        _ => Verdict::Unknown,
+    };
+    let error = results.get("error").is_some().then_some(3);
+    combine_exit_codes(std::iter::once(verdict.exit_code()).chain(error))
 }
 
 /// The end-of-run summary for stderr.
@@ -119,10 +124,11 @@ pub fn summary(results: &Value, outcome: Option<&RunOutcome>) -> String {
             s.push_str(&format!("  {name}: {v}\n"));
         }
     }
+    // An error means no verdict, whatever the checks said about what was recorded.
     let verdict = match results.get("valid") {
+        _ if results.get("error").is_some() => "none (error)",
         Some(Value::Bool(true)) => "valid",
         Some(Value::Bool(false)) => "INVALID",
-        _ if results.get("error").is_some() => "error",
         _ => "unknown",
     };
     s.push_str(&format!("verdict: {verdict}"));

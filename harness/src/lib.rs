@@ -1,13 +1,14 @@
 //! quorate (the harness): the CLI and everything a run needs.
 //!
 //! - [`cmd`]: one module per subcommand (`run`, `check`), each `main(args) -> exit code`.
-//! - [`runner`]: the phases of a run — cluster up, clients + nemesis, heal, quiet, final
-//!   reads, convergence, cluster down.
+//! - [`runner`]: the phases of a run — cluster up, clients + nemesis, heal, quiet,
+//!   convergence, final reads, cluster down.
 //! - [`backend`]: the [`backend::Cluster`] trait and its backends (`local`: child processes
 //!   behind the fault proxy; `netns`: namespaces and firewall rules).
 //! - [`proxy`]: the TCP fault proxy, one listener per directed link (drop, blackhole, delay,
 //!   reset, heal).
 //! - [`nemesis`]: the seeded fault schedule and one file per fault.
+//! - [`convergence`]: the `convergence` observation (which keys' replicas differ, where).
 //! - [`client`]: logical client processes and how a response becomes a history line.
 //! - [`recorder`]: appends every event to `history.jsonl` as it happens.
 //! - [`ring`]: the node's consistent-hash ring, so faults can aim at a key's home nodes.
@@ -18,6 +19,7 @@
 pub mod backend;
 pub mod client;
 pub mod cmd;
+pub mod convergence;
 pub mod judge;
 pub mod junit;
 pub mod nemesis;

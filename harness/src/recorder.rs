@@ -100,7 +100,17 @@ impl Recorder {
 
     /// A nemesis event (`<fault>-start` / `-stop`).
     pub fn nemesis(&self, f: &str, value: Value) {
+        tracing::info!(target: "quorate::nemesis", "{f} {value}");
         self.record(Event::new(Process::Nemesis, EventType::Info, f, value));
+    }
+
+    /// A nemesis event for a fault step that failed: `value` says what was actually done,
+    /// `error` what could not be (HISTORY.md: `"error"` on the nemesis event).
+    pub fn nemesis_error(&self, f: &str, value: Value, error: &str) {
+        tracing::error!(target: "quorate::nemesis", "{f} {value} FAILED: {error}");
+        let mut ev = Event::new(Process::Nemesis, EventType::Info, f, value);
+        ev.error = Some(error.to_string());
+        self.record(ev);
     }
 
     /// A harness observation.

@@ -1,5 +1,9 @@
 //! The phases of a run: start the cluster → clients and nemesis together for the time limit →
-//! heal → quiet period → final reads of every key → convergence observation → stop.
+//! heal → quiet period → convergence observation → final reads of every key → stop.
+//!
+//! A run that cannot stand behind a verdict ends in an error (exit 3) instead: a fault that
+//! could not be applied or healed (the nemesis stops at once, see [`crate::nemesis`]), or a
+//! fault phase in which no client op was recorded.
 //!
 //! Shutdown is the part that must never fail: SIGINT/SIGTERM only flip a stop flag that every
 //! loop watches; the nemesis heals on its way out; the cluster is shut down explicitly at the
@@ -8,17 +12,16 @@
 
 use crate::backend::local::LocalCluster;
 use crate::backend::netns::NetnsCluster;
-use crate::backend::{Cluster, ClusterSpec};
+use crate::backend::{BackendKind, Cluster, ClusterSpec};
 use crate::client::{self, SlotConfig, Target};
-use crate::cmd::run::BackendKind;
+use crate::convergence;
 use crate::nemesis::{Ctx, Fault, Nemesis};
 use crate::progress::Progress;
 use crate::recorder::Recorder;
 use crate::ring::Ring;
 use anyhow::Context;
 use quorate_workloads::{OpKind, OpSpec, RegisterWorkload};
-use serde_json::{json, Value};
-use std::collections::BTreeMap;
+use serde_json::Value;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -190,9 +193,10 @@ async fn drive(
 
     let progress = Progress::new(cfg.time_limit);
     let mut stop_w = stop.clone();
-    // Fault phase: until the deadline or a stop request, refreshing the progress line.
+    // Fault phase: until the deadline, a stop request, or the nemesis ending early (a fault
+    // that failed), refreshing the progress line.
     loop {
-        if *stop_w.borrow() || Instant::now() >= deadline {
+        if *stop_w.borrow() || Instant::now() >= deadline || nem.is_finished() {
             break;
         }
         progress.update(phase_start.elapsed(), &rec.counts, "faults");
@@ -202,16 +206,32 @@ async fn drive(
         }
     }
     // The nemesis heals on its way out; clients keep working until it has.
-    let faults_started = nem.await.unwrap_or(0);
+    let nem_result = nem
+        .await
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("the nemesis task failed: {e}")));
     let phase_elapsed = phase_start.elapsed();
     let _ = clients_tx.send(true);
     while slots.join_next().await.is_some() {}
+    progress.finish();
+    let faults_started = match nem_result {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::error!("nemesis: {e:#}");
+            return Err(e.context("the nemesis failed, so no verdict is given"));
+        }
+    };
     let client_ops = rec.counts.invokes.load(Ordering::Relaxed);
     let interrupted = *stop.borrow();
+    if client_ops == 0 && !interrupted {
+        anyhow::bail!(
+            "no client op was recorded in {:.1} s of fault phase, so there is nothing to judge \
+             (see the node logs under nodes/)",
+            phase_elapsed.as_secs_f64()
+        );
+    }
 
     let mut converged = None;
     if !interrupted {
-        progress.update(phase_start.elapsed(), &rec.counts, "quiet");
         let mut s = stop.clone();
         tokio::select! {
             _ = tokio::time::sleep(cfg.quiet) => {}
@@ -219,7 +239,8 @@ async fn drive(
         }
     }
     if !*stop.borrow() {
-        progress.update(phase_start.elapsed(), &rec.counts, "final reads");
+        // Before the final reads: they repair what they read (HISTORY.md).
+        converged = Some(convergence::observe(cluster, rec).await.converged());
         final_reads(
             cfg,
             &targets,
@@ -228,9 +249,7 @@ async fn drive(
             stop.clone(),
         )
         .await;
-        converged = Some(convergence(cluster, rec).await);
     }
-    progress.finish();
     let c = &rec.counts;
     Ok(RunOutcome {
         interrupted: *stop.borrow(),
@@ -280,72 +299,4 @@ async fn final_reads(
         });
     }
     while set.join_next().await.is_some() {}
-}
-
-/// Compare `GET /digest` across nodes: a range has converged when every replica that reports
-/// it gives the same hash. Recorded as a `convergence` harness observation (HISTORY.md).
-async fn convergence(cluster: &Arc<dyn Cluster>, rec: &Arc<Recorder>) -> bool {
-    let http = client::http_client();
-    // (start, end) -> node -> hash
-    let mut ranges: BTreeMap<(u64, u64), BTreeMap<String, String>> = BTreeMap::new();
-    let mut unreachable = Vec::new();
-    for n in cluster.nodes() {
-        let url = format!("http://{}/digest", cluster.admin_addr(n));
-        let body: Option<Value> = match http.get(url).timeout(Duration::from_secs(5)).send().await {
-            Ok(r) => r.json().await.ok(),
-            Err(_) => None,
-        };
-        let Some(body) = body else {
-            unreachable.push(n.clone());
-            continue;
-        };
-        for r in body
-            .get("ranges")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let (Some(s), Some(e)) = (
-                r.get("start").and_then(Value::as_u64),
-                r.get("end").and_then(Value::as_u64),
-            ) else {
-                continue;
-            };
-            let h = r
-                .get("hash")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            ranges.entry((s, e)).or_default().insert(n.clone(), h);
-        }
-    }
-    let differing: Vec<Value> = ranges
-        .iter()
-        .filter(|(_, by_node)| {
-            let mut hs = by_node.values();
-            let first = hs.next();
-            hs.any(|h| Some(h) != first)
-        })
-        .take(20)
-        .map(|((s, e), by_node)| json!({"start": s, "end": e, "hashes": by_node}))
-        .collect();
-    let count = ranges
-        .values()
-        .filter(|by_node| {
-            let mut hs = by_node.values();
-            let first = hs.next();
-            hs.any(|h| Some(h) != first)
-        })
-        .count();
-    let converged = count == 0 && unreachable.is_empty();
-    rec.harness(
-        "convergence",
-        json!({
-            "converged": converged,
-            "keys_differing": count,
-            "detail": {"unit": "ring ranges", "ranges": ranges.len(),
-                       "differing": differing, "unreachable": unreachable},
-        }),
-    );
-    converged
 }

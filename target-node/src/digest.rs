@@ -6,6 +6,9 @@
 //! can line them up: a range has converged when all its replicas report the same `hash`.
 //! A range's hash is the wrapping sum of its entries' hashes (key, version, value), so it does
 //! not depend on the order keys were written; an empty range hashes to 0.
+//!
+//! `GET /digest/keys?start=S&end=E` lists the keys of one of those ranges with each key's
+//! entry hash, so the harness can name the keys whose replicas differ, not only the ranges.
 
 use serde_json::{json, Value};
 
@@ -48,4 +51,47 @@ pub fn digest(node: &Node) -> Value {
         "hints_pending": node.storage.hints().len(),
         "ranges": ranges,
     })
+}
+
+/// `GET /digest/keys?start=S&end=E`: the keys this node holds in the range `(S, E)` exactly as
+/// `/digest` names it, each with its entry hash (the same hash the range sums), sorted by key.
+/// An error names the query and what was expected.
+pub fn range_keys(node: &Node, query: Option<&str>) -> Result<Value, String> {
+    let mut start = None;
+    let mut end = None;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let parsed = v
+            .parse::<u64>()
+            .map_err(|_| format!("{k}={v:?}: expected an unsigned integer"));
+        match k {
+            "start" => start = Some(parsed?),
+            "end" => end = Some(parsed?),
+            other => {
+                return Err(format!(
+                    "unknown parameter {other:?}; expected start and end"
+                ))
+            }
+        }
+    }
+    let (Some(start), Some(end)) = (start, end) else {
+        return Err("expected ?start=S&end=E, a range as GET /digest lists it".into());
+    };
+    let Some(i) = node
+        .ranges
+        .iter()
+        .position(|r| r.start == start && r.end == end)
+    else {
+        return Err(format!(
+            "no ring range starts at {start} and ends at {end}; take them from GET /digest"
+        ));
+    };
+    let mut keys = Vec::new();
+    node.storage.scan(|k, r| {
+        if node.ring.range_index(key_position(k)) == i {
+            keys.push(json!({"key": k, "hash": format!("{:016x}", entry_hash(k, r))}));
+        }
+    });
+    keys.sort_by(|a, b| a["key"].as_str().cmp(&b["key"].as_str()));
+    Ok(json!({"node": node.cfg.id, "start": start, "end": end, "keys": keys}))
 }

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{rejection::PathRejection, Path, State};
+use axum::extract::{rejection::PathRejection, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -194,6 +194,12 @@ async fn digest(State(node): St) -> Response {
     Json(crate::digest::digest(&node)).into_response()
 }
 
+async fn digest_keys(State(node): St, RawQuery(q): RawQuery) -> Result<Response, ApiError> {
+    crate::digest::range_keys(&node, q.as_deref())
+        .map(|v| Json(v).into_response())
+        .map_err(|e| err(StatusCode::BAD_REQUEST, format!("/digest/keys: {e}")))
+}
+
 async fn clock_offset(State(node): St, body: Body) -> Result<Response, ApiError> {
     let body: Value = parse(&read_body(body, MAX_BODY).await?)?;
     let ms = field(&body, "ms")?
@@ -289,6 +295,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/health", get(health))
         .route("/stats", get(stats))
         .route("/digest", get(digest))
+        .route("/digest/keys", get(digest_keys))
         .route("/admin/clock-offset", put(clock_offset))
         .route("/internal/get", post(internal_get))
         .route("/internal/put", post(internal_put))

@@ -3,13 +3,23 @@
 //! Exit codes: 0 after a clean shutdown (SIGTERM/SIGINT), 3 when it cannot start (bad flag,
 //! refused configuration such as R > N, unusable data dir, address in use) — the same "error"
 //! code as the `quorate` commands.
+//!
+//! `--check-config` (anywhere among the flags): validate the flags as a start would, print
+//! `configuration ok` or the error, and exit 0 or 3 — without opening the data directory or
+//! binding. The harness runs it before starting a cluster, so a refused configuration is
+//! reported at once in the node's own words.
 use anyhow::Context;
 use clap::Parser;
 use quorate_node::config::Cli;
 use quorate_node::node::Node;
 
 fn main() {
-    let cli = match Cli::try_parse() {
+    // Handled outside clap so the node's own flag table stays as it is.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let before = args.len();
+    args.retain(|a| a != "--check-config");
+    let check_only = args.len() != before;
+    let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
             let code = if e.use_stderr() { 3 } else { 0 };
@@ -17,6 +27,18 @@ fn main() {
             std::process::exit(code);
         }
     };
+    if check_only {
+        match cli.into_config() {
+            Ok(_) => {
+                println!("configuration ok");
+                std::process::exit(0);
+            }
+            Err(e) => {
+                eprintln!("quorate-node: invalid configuration: {e}");
+                std::process::exit(3);
+            }
+        }
+    }
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -16,11 +16,30 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// The system under test (`--target`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    Node,
+    Etcd,
+}
+
+/// How nodes are run and faults injected (`--backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendKind {
+    #[default]
+    Local,
+    Netns,
+}
+
 /// A backend error: always names the node or the tool involved.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     #[error("node binary not found: {0}")]
     NodeBinary(String),
+    #[error("node configuration refused: {0}")]
+    NodeConfig(String),
     #[error("node {node}: {message}")]
     Node { node: String, message: String },
     #[error("{what}: {source}")]
@@ -139,5 +158,46 @@ pub fn find_node_bin(explicit: Option<&std::path::Path>) -> Result<PathBuf> {
     Err(BackendError::NodeBinary(format!(
         "looked in {}; build it with `cargo build -p quorate-node` or pass --node-bin PATH",
         tried.join(", ")
+    )))
+}
+
+/// Ask the node binary whether it accepts `node_args` for a cluster of `nodes`
+/// (`quorate-node … --check-config`: validates and exits, opening and binding nothing), so a
+/// refused configuration stops the run before anything starts, in the node's own words.
+pub fn check_node_config(
+    node_bin: &std::path::Path,
+    nodes: &[String],
+    node_args: &[String],
+) -> Result<()> {
+    let first = nodes.first().map(String::as_str).unwrap_or("n1");
+    // Placeholder addresses: nothing is dialled or bound by --check-config.
+    let peers: Vec<String> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("{n}=127.0.0.1:{}", 1 + i))
+        .collect();
+    let out = std::process::Command::new(node_bin)
+        .arg("--id")
+        .arg(first)
+        .arg("--listen")
+        .arg("127.0.0.1:1")
+        .arg("--peers")
+        .arg(peers.join(","))
+        .arg("--data-dir")
+        .arg(std::env::temp_dir().join("quorate-check-config"))
+        .args(node_args)
+        .arg("--check-config")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| BackendError::io(format!("run {} --check-config", node_bin.display()), e))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    Err(BackendError::NodeConfig(format!(
+        "{} refused the node flags {:?} ({}): {said}",
+        node_bin.display(),
+        node_args.join(" "),
+        out.status
     )))
 }

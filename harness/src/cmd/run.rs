@@ -1,7 +1,7 @@
 //! `quorate run`: flags (INTERFACES.md's table, exactly), validation, the results folder, and
 //! the exit code. The phases themselves live in [`crate::runner`].
 
-use crate::backend::{self, node_ids};
+use crate::backend::{self, node_ids, BackendKind, Target};
 use crate::nemesis::{self, Fault};
 use crate::runner::{self, RunConfig};
 use crate::{judge, junit, store};
@@ -11,21 +11,6 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Target {
-    Node,
-    Etcd,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BackendKind {
-    #[default]
-    Local,
-    Netns,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -270,6 +255,30 @@ fn node_version(bin: &Path) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// Logs: everything at info and above to `<run>/harness.log` (every nemesis action, its
+/// targets and its outcome among them), warn and above to stderr as well.
+fn install_logging(run_dir: &Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::prelude::*;
+    let path = run_dir.join("harness.log");
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("create {}", path.display()))?;
+    let to_file = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file))
+        .with_filter(LevelFilter::INFO);
+    let to_stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(LevelFilter::WARN);
+    // A second run in one process (tests) keeps the first subscriber.
+    let _ = tracing_subscriber::registry()
+        .with(to_file)
+        .with(to_stderr)
+        .try_init();
+    Ok(())
+}
+
 pub fn main(args: RunArgs) -> u8 {
     match run(args) {
         Ok(code) => code,
@@ -297,6 +306,12 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
             return Ok(3);
         }
     };
+    // Before anything starts: a configuration the node refuses would only fail later, node by
+    // node, after waiting for health checks that cannot pass.
+    if let Err(e) = backend::check_node_config(&node_bin, &cfg.nodes, &cfg.node_args) {
+        eprintln!("quorate run: {e}");
+        return Ok(3);
+    }
     let name = args.name.clone().unwrap_or_else(|| {
         let target = match args.target {
             Target::Node => "node",
@@ -307,6 +322,8 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     eprintln!("quorate run: seed {seed}");
     let run_dir = store::create_run_dir(&args.results, &name)
         .with_context(|| format!("create a run folder under {}", args.results.display()))?;
+    install_logging(&run_dir)?;
+    tracing::info!("run {name}: seed {seed}, folder {}", run_dir.display());
     let started = store::now_stamp();
     let test = json!({
         "name": name,
@@ -370,11 +387,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         )
         .with_context(|| format!("write --junit {}", j.display()))?;
     }
-    let code = if run_error.is_some() {
-        3
-    } else {
-        judge::exit_code(&results)
-    };
+    let code = judge::exit_code(&results);
     eprintln!("{}", judge::summary(&results, outcome.as_ref().ok()));
     if let Some(e) = run_error {
         eprintln!("quorate run: error: {e}");

@@ -1,8 +1,9 @@
 //! Clock skew: give nodes LWW clock offsets seconds apart (`PUT /admin/clock-offset`), and
 //! set them back to zero when the fault stops. Admin calls go to the node's own address, not
-//! through the proxy, so a concurrent partition cannot swallow them.
+//! through the proxy, so a concurrent partition cannot swallow them. The events list the
+//! offsets really set; a node that refused one is the event's `error` (see [`super`]).
 
-use super::{Active, Ctx};
+use super::{joined, Active, Ctx};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -23,36 +24,71 @@ pub fn offsets(nodes: &[String], rng: &mut ChaCha8Rng) -> BTreeMap<String, i64> 
         .collect()
 }
 
-async fn set(ctx: &Ctx, node: &str, ms: i64) -> bool {
+/// Set one node's offset; the error names the node and what it answered.
+async fn set(ctx: &Ctx, node: &str, ms: i64) -> Result<(), String> {
     let url = format!("http://{}/admin/clock-offset", ctx.cluster.admin_addr(node));
-    ctx.http
+    let resp = ctx
+        .http
         .put(url)
         .json(&json!({ "ms": ms }))
         .timeout(Duration::from_secs(2))
         .send()
         .await
-        .map(|r| r.status().is_success())
-        .unwrap_or(false)
+        .map_err(|e| format!("clock offset {ms} ms on {node}: {e}"))?;
+    if resp.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "clock offset {ms} ms on {node}: HTTP {}",
+            resp.status()
+        ))
+    }
 }
 
-pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> Active {
-    let offs = offsets(ctx.cluster.nodes(), rng);
-    for (n, ms) in &offs {
-        if !set(ctx, n, *ms).await {
-            tracing::warn!("clock offset on {n} not applied");
+/// Set every offset in `offs`; returns those applied and the failures.
+async fn set_all(ctx: &Ctx, offs: &BTreeMap<String, i64>) -> (BTreeMap<String, i64>, Vec<String>) {
+    let mut applied = BTreeMap::new();
+    let mut errors = Vec::new();
+    for (n, ms) in offs {
+        match set(ctx, n, *ms).await {
+            Ok(()) => {
+                applied.insert(n.clone(), *ms);
+            }
+            Err(e) => errors.push(e),
         }
     }
-    ctx.rec
-        .nemesis("clock-skew-start", json!({ "offsets_ms": offs }));
-    Active::ClockSkew(offs.keys().cloned().collect())
+    (applied, errors)
 }
 
-pub async fn stop(ctx: &Ctx, nodes: Vec<String>) {
-    let mut offs = BTreeMap::new();
-    for n in &nodes {
-        set(ctx, n, 0).await;
-        offs.insert(n.clone(), 0);
+pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
+    let offs = offsets(ctx.cluster.nodes(), rng);
+    let (applied, errors) = set_all(ctx, &offs).await;
+    let value = json!({ "offsets_ms": applied });
+    match joined(&errors) {
+        None => {
+            ctx.rec.nemesis("clock-skew-start", value);
+            Ok(Active::ClockSkew(offs.keys().cloned().collect()))
+        }
+        Some(e) => {
+            ctx.rec.nemesis_error("clock-skew-start", value, &e);
+            let _ = stop(ctx, applied.keys().cloned().collect()).await;
+            anyhow::bail!("clock-skew-start: {e}")
+        }
     }
-    ctx.rec
-        .nemesis("clock-skew-stop", json!({ "offsets_ms": offs }));
+}
+
+pub async fn stop(ctx: &Ctx, nodes: Vec<String>) -> anyhow::Result<()> {
+    let zero: BTreeMap<String, i64> = nodes.into_iter().map(|n| (n, 0)).collect();
+    let (applied, errors) = set_all(ctx, &zero).await;
+    let value = json!({ "offsets_ms": applied });
+    match joined(&errors) {
+        None => {
+            ctx.rec.nemesis("clock-skew-stop", value);
+            Ok(())
+        }
+        Some(e) => {
+            ctx.rec.nemesis_error("clock-skew-stop", value, &e);
+            anyhow::bail!("clock-skew-stop: {e}")
+        }
+    }
 }

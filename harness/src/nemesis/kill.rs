@@ -1,30 +1,65 @@
 //! Kill: SIGKILL a random minority, restart it (same data directory) when the fault stops.
+//!
+//! `kill-start` lists the nodes really killed; `kill-stop` the nodes really restarted, with
+//! the failures as its `error` (see the convention in [`super`]).
 
-use super::{minority, Active, Ctx};
+use super::{joined, minority, Active, Ctx};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
-pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> Active {
+pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
     let nodes = minority(ctx.cluster.nodes(), rng);
-    let n2 = nodes.clone();
-    let killed: Vec<String> = ctx
-        .blocking(move |c| n2.into_iter().filter(|n| c.kill(n).is_ok()).collect())
-        .await;
-    ctx.rec.nemesis("kill-start", json!({ "nodes": killed }));
-    Active::Kill(killed)
-}
-
-pub async fn stop(ctx: &Ctx, nodes: Vec<String>) {
-    let n2 = nodes.clone();
-    let errors: Vec<String> = ctx
+    let (killed, errors) = ctx
         .blocking(move |c| {
-            n2.iter()
-                .filter_map(|n| c.restart(n).err().map(|e| e.to_string()))
-                .collect()
+            let mut killed = Vec::new();
+            let mut errors = Vec::new();
+            for n in nodes {
+                match c.kill(&n) {
+                    Ok(()) => killed.push(n),
+                    Err(e) => errors.push(format!("kill {n}: {e}")),
+                }
+            }
+            (killed, errors)
         })
         .await;
-    for e in &errors {
-        tracing::warn!("restart failed: {e}");
+    let value = json!({ "nodes": killed });
+    match joined(&errors) {
+        None => {
+            ctx.rec.nemesis("kill-start", value);
+            Ok(Active::Kill(killed))
+        }
+        Some(e) => {
+            ctx.rec.nemesis_error("kill-start", value, &e);
+            // Bring back the ones that did die, so the cluster is whole again.
+            let _ = stop(ctx, killed).await;
+            anyhow::bail!("kill-start: {e}")
+        }
     }
-    ctx.rec.nemesis("kill-stop", json!({ "nodes": nodes }));
+}
+
+pub async fn stop(ctx: &Ctx, nodes: Vec<String>) -> anyhow::Result<()> {
+    let (restarted, errors) = ctx
+        .blocking(move |c| {
+            let mut restarted = Vec::new();
+            let mut errors = Vec::new();
+            for n in nodes {
+                match c.restart(&n) {
+                    Ok(()) => restarted.push(n),
+                    Err(e) => errors.push(format!("restart {n}: {e}")),
+                }
+            }
+            (restarted, errors)
+        })
+        .await;
+    let value = json!({ "nodes": restarted });
+    match joined(&errors) {
+        None => {
+            ctx.rec.nemesis("kill-stop", value);
+            Ok(())
+        }
+        Some(e) => {
+            ctx.rec.nemesis_error("kill-stop", value, &e);
+            anyhow::bail!("kill-stop: {e}")
+        }
+    }
 }

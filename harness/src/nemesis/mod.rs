@@ -13,6 +13,20 @@
 //! (the home-nodes target follows the busy key, which depends on how fast clients went).
 //! Every start and stop is a nemesis event in the history; [`Nemesis::run`] heals everything
 //! before it returns, also when told to stop early.
+//!
+//! ## A fault says what really happened
+//! Each fault module has `start(ctx, rng) -> anyhow::Result<Active>` and
+//! `stop(ctx, …) -> anyhow::Result<()>` (a new fault follows the same shape):
+//! - the event it records lists only what was actually done (the links really cut, the nodes
+//!   really killed, the offsets really set);
+//! - when a step fails, it records its event with `"error": "<what failed>"`
+//!   ([`Recorder::nemesis_error`]), undoes what it can of its own half-applied step, and
+//!   returns the error — never a silent skip, never a success over a fault that did not happen;
+//! - [`Nemesis::run`] stops the schedule at the first error, heals the cluster and returns the
+//!   error; the runner ends the run with exit 3 and prints it on stderr, so no verdict is given
+//!   over faults that did not happen.
+//!
+//! Every event is also logged (tracing, `harness.log`); failures at error level reach stderr.
 
 pub mod clock_skew;
 pub mod kill;
@@ -134,17 +148,39 @@ pub struct Nemesis {
 }
 
 impl Nemesis {
-    /// Run the schedule until `deadline` or `stop`; always heals before returning. Returns the
-    /// number of faults started.
-    pub async fn run(self, deadline: Instant, mut stop: watch::Receiver<bool>) -> usize {
+    /// Run the schedule until `deadline`, `stop`, or the first fault step that fails; always
+    /// heals before returning. Returns the number of faults started, or the first failure
+    /// (see the module note).
+    pub async fn run(
+        self,
+        deadline: Instant,
+        stop: watch::Receiver<bool>,
+    ) -> anyhow::Result<usize> {
         if self.faults.is_empty() {
-            return 0;
+            return Ok(0);
         }
+        let mut started = 0;
+        let res = self.schedule(deadline, stop, &mut started).await;
+        // Whatever happened, the cluster is whole when the schedule ends.
+        let healed = self.ctx.blocking(|c| c.heal()).await;
+        res?;
+        healed.map_err(|e| {
+            tracing::error!("nemesis: final heal failed: {e}");
+            anyhow::anyhow!("healing the cluster at the end of the fault schedule: {e}")
+        })?;
+        Ok(started)
+    }
+
+    async fn schedule(
+        &self,
+        deadline: Instant,
+        mut stop: watch::Receiver<bool>,
+        started: &mut usize,
+    ) -> anyhow::Result<()> {
         // A stream of its own, so the schedule does not shift when the workload changes.
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed ^ 0x6e65_6d65_7369_7321);
         let hold = self.interval.mul_f64(0.7);
         let gap = self.interval - hold;
-        let mut started = 0;
         // Bounded: at most one fault per interval until the deadline.
         loop {
             if sleep_or_stop(gap, deadline, &mut stop).await {
@@ -160,8 +196,9 @@ impl Nemesis {
                 Fault::Pause => pause::start(&self.ctx, &mut rng).await,
                 Fault::StaleRestore => stale_restore::start(&self.ctx, &mut rng).await,
                 Fault::ClockSkew => clock_skew::start(&self.ctx, &mut rng).await,
-            };
-            started += 1;
+            }
+            .map_err(|e| e.context(format!("{} could not be applied", fault.name())))?;
+            *started += 1;
             // Faults end by `deadline + hold` at the latest, even when started just before it.
             let end = deadline + hold;
             let mut stopped = false;
@@ -169,7 +206,15 @@ impl Nemesis {
                 Active::StaleRestore(st) => {
                     // Stale-restore acts in the middle of its window too.
                     stopped = sleep_or_stop(hold / 2, end, &mut stop).await;
-                    Active::StaleRestore(stale_restore::restore(&self.ctx, st).await)
+                    let st = match stale_restore::restore(&self.ctx, st).await {
+                        Ok(st) => st,
+                        Err((st, e)) => {
+                            // Undo what can be undone (the pin, the cut) before reporting.
+                            let _ = stale_restore::stop(&self.ctx, st).await;
+                            return Err(e.context("stale-restore could not restore its node"));
+                        }
+                    };
+                    Active::StaleRestore(st)
                 }
                 other => {
                     stopped = sleep_or_stop(hold / 2, end, &mut stop).await || stopped;
@@ -179,17 +224,17 @@ impl Nemesis {
             if !stopped {
                 let _ = sleep_or_stop(hold - hold / 2, end, &mut stop).await;
             }
-            self.stop_one(active).await;
+            self.stop_one(active)
+                .await
+                .map_err(|e| e.context(format!("{} could not be healed", fault.name())))?;
             if *stop.borrow() {
                 break;
             }
         }
-        // Whatever happened, the cluster is whole when the schedule ends.
-        let _ = self.ctx.blocking(|c| c.heal()).await;
-        started
+        Ok(())
     }
 
-    async fn stop_one(&self, active: Active) {
+    async fn stop_one(&self, active: Active) -> anyhow::Result<()> {
         match active {
             Active::Partition => partition::stop(&self.ctx).await,
             Active::Kill(nodes) => kill::stop(&self.ctx, nodes).await,
@@ -210,6 +255,11 @@ async fn sleep_or_stop(d: Duration, deadline: Instant, stop: &mut watch::Receive
         _ = tokio::time::sleep_until(until.into()) => *stop.borrow(),
         _ = stop.changed() => true,
     }
+}
+
+/// Join the failures of several targets into one error (`None` when all succeeded).
+pub fn joined(errors: &[String]) -> Option<String> {
+    (!errors.is_empty()).then(|| errors.join("; "))
 }
 
 /// A random minority of the nodes (at least one), sorted.

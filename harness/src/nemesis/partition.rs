@@ -114,26 +114,45 @@ pub fn home_nodes(nodes: &[String], home: &[String]) -> Links {
     between(home, &rest)
 }
 
-/// Apply `links` and record `partition-start`.
-pub async fn apply(ctx: &Ctx, kind: &str, links: Links, extra: Option<serde_json::Value>) {
+/// Apply `links` and record `partition-start` with the links actually cut. The first link
+/// that cannot be cut ends the step: the event then carries the error, and the error is
+/// returned (the nemesis heals).
+pub async fn apply(
+    ctx: &Ctx,
+    kind: &str,
+    links: Links,
+    extra: Option<serde_json::Value>,
+) -> anyhow::Result<()> {
     let l2 = links.clone();
-    let _ = ctx
+    let (applied, err) = ctx
         .blocking(move |c| {
-            for (a, b) in &l2 {
-                c.drop_traffic(a, b)?;
+            let mut applied = Vec::new();
+            for (a, b) in l2 {
+                if let Err(e) = c.drop_traffic(&a, &b) {
+                    return (applied, Some(format!("cut {a} -> {b}: {e}")));
+                }
+                applied.push([a, b]);
             }
-            Ok::<_, crate::backend::BackendError>(())
+            (applied, None)
         })
         .await;
-    let drop: Vec<[String; 2]> = links.into_iter().map(|(a, b)| [a, b]).collect();
-    let mut value = json!({"kind": kind, "drop": drop});
+    let mut value = json!({"kind": kind, "drop": applied});
     if let Some(extra) = extra {
         value["key"] = extra;
     }
-    ctx.rec.nemesis("partition-start", value);
+    match err {
+        None => {
+            ctx.rec.nemesis("partition-start", value);
+            Ok(())
+        }
+        Some(e) => {
+            ctx.rec.nemesis_error("partition-start", value, &e);
+            anyhow::bail!("partition {kind}: {e}")
+        }
+    }
 }
 
-pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> Active {
+pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
     let nodes = ctx.cluster.nodes().to_vec();
     let kind = *KINDS.choose(rng).expect("kinds");
     let (links, key) = match kind {
@@ -148,14 +167,24 @@ pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> Active {
             (home_nodes(&nodes, &home), Some(json!(key)))
         }
     };
-    apply(ctx, kind, links, key).await;
-    Active::Partition
+    apply(ctx, kind, links, key).await?;
+    Ok(Active::Partition)
 }
 
-/// Heal every link and record `partition-stop`.
-pub async fn stop(ctx: &Ctx) {
-    let _ = ctx.blocking(|c| c.heal()).await;
-    ctx.rec.nemesis("partition-stop", serde_json::Value::Null);
+/// Heal every link and record `partition-stop` (with the error when healing failed).
+pub async fn stop(ctx: &Ctx) -> anyhow::Result<()> {
+    match ctx.blocking(|c| c.heal()).await {
+        Ok(()) => {
+            ctx.rec.nemesis("partition-stop", serde_json::Value::Null);
+            Ok(())
+        }
+        Err(e) => {
+            let e = format!("heal: {e}");
+            ctx.rec
+                .nemesis_error("partition-stop", serde_json::Value::Null, &e);
+            anyhow::bail!("partition-stop: {e}")
+        }
+    }
 }
 
 #[cfg(test)]

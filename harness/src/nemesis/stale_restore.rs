@@ -23,11 +23,13 @@ use std::time::Instant;
 
 pub struct State {
     node: String,
-    snapshot: Option<Snapshot>,
+    snapshot: Snapshot,
     /// Z: cut off in the second half.
     other: Option<String>,
     taken: Instant,
     age_ms: Option<u64>,
+    /// Why the middle step failed, recorded on `stale-restore-stop`.
+    error: Option<String>,
 }
 
 fn isolate(nodes: &[String], x: &str) -> Vec<(String, String)> {
@@ -40,7 +42,7 @@ fn isolate(nodes: &[String], x: &str) -> Vec<(String, String)> {
     out
 }
 
-pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> Active {
+pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
     let nodes = ctx.cluster.nodes().to_vec();
     let key_index = ctx.busy_key.load(std::sync::atomic::Ordering::Relaxed);
     ctx.pin.set(key_index);
@@ -54,27 +56,39 @@ pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> Active {
     let x2 = x.clone();
     let snapshot = ctx
         .blocking(move |c| {
-            c.pause(&x2).ok()?;
-            let snap = c.snapshot(&x2);
-            let _ = c.resume(&x2);
-            snap.ok()
+            c.pause(&x2).map_err(|e| format!("pause {x2}: {e}"))?;
+            let snap = c.snapshot(&x2).map_err(|e| format!("copy {x2}: {e}"));
+            let resumed = c.resume(&x2).map_err(|e| format!("resume {x2}: {e}"));
+            let snap = snap?;
+            resumed?;
+            Ok::<_, String>(snap)
         })
         .await;
     let taken = Instant::now();
-    ctx.rec.nemesis(
-        "stale-restore-start",
-        json!({ "node": x, "snapshot_age_ms": 0 }),
-    );
+    let value = json!({ "node": x, "snapshot_age_ms": 0 });
+    let snapshot = match snapshot {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.rec.nemesis_error("stale-restore-start", value, &e);
+            ctx.pin.clear();
+            anyhow::bail!("stale-restore-start: {e}");
+        }
+    };
+    ctx.rec.nemesis("stale-restore-start", value);
     if let Some(y) = home.get(1) {
-        partition::apply(ctx, "one", isolate(&nodes, y), Some(json!(key))).await;
+        if let Err(e) = partition::apply(ctx, "one", isolate(&nodes, y), Some(json!(key))).await {
+            ctx.pin.clear();
+            return Err(e);
+        }
     }
-    Active::StaleRestore(State {
+    Ok(Active::StaleRestore(State {
         node: x,
         snapshot,
         other: home.get(2).cloned(),
         taken,
         age_ms: None,
-    })
+        error: None,
+    }))
 }
 
 /// The middle step: X comes back from its old copy; Z is cut off instead of Y.
@@ -83,7 +97,10 @@ pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> Active {
 /// key's home nodes exists meanwhile), then the cut moves from Y to Z in one blocking call, and
 /// only then X restarts. Healing Y first would let Y catch up from Z — through new writes, read
 /// repair and anti-entropy — before Z is cut, and the old values would never be seen.
-pub async fn restore(ctx: &Ctx, mut st: State) -> State {
+///
+/// On failure the state comes back with the error (for `stale-restore-stop`) and X has been
+/// restarted if it could be.
+pub async fn restore(ctx: &Ctx, mut st: State) -> Result<State, (State, anyhow::Error)> {
     let nodes = ctx.cluster.nodes().to_vec();
     let z_links = st
         .other
@@ -95,42 +112,73 @@ pub async fn restore(ctx: &Ctx, mut st: State) -> State {
     let rec = ctx.rec.clone();
     let res = ctx
         .blocking(move |c| {
-            let restored = match &snap {
-                Some(snap) => c.kill(&node).and_then(|_| c.restore(snap)).map(|_| true),
-                None => Ok(false),
-            };
+            c.kill(&node).map_err(|e| format!("kill {node}: {e}"))?;
+            let restored = c
+                .restore(&snap)
+                .map_err(|e| format!("restore {node} from its copy: {e}"));
             // Swap the cut from Y to Z back to back, while X is down.
-            c.heal()?;
-            for (a, b) in &z_links {
-                c.drop_traffic(a, b)?;
-            }
-            rec.nemesis("partition-stop", serde_json::Value::Null);
-            if !z_links.is_empty() {
-                let drop: Vec<[&String; 2]> = z_links.iter().map(|(a, b)| [a, b]).collect();
-                rec.nemesis("partition-start", json!({"kind": "one", "drop": drop}));
-            }
-            if snap.is_some() {
-                // Restart even when the copy failed: the node must come back either way.
-                c.restart(&node)?;
-            }
-            restored
+            let swapped = match c.heal() {
+                Err(e) => {
+                    let e = format!("heal: {e}");
+                    rec.nemesis_error("partition-stop", serde_json::Value::Null, &e);
+                    Err(e)
+                }
+                Ok(()) => {
+                    rec.nemesis("partition-stop", serde_json::Value::Null);
+                    let mut applied = Vec::new();
+                    let mut err = None;
+                    for (a, b) in &z_links {
+                        if let Err(e) = c.drop_traffic(a, b) {
+                            err = Some(format!("cut {a} -> {b}: {e}"));
+                            break;
+                        }
+                        applied.push([a, b]);
+                    }
+                    let value = json!({"kind": "one", "drop": applied});
+                    match err {
+                        Some(e) => {
+                            rec.nemesis_error("partition-start", value, &e);
+                            Err(e)
+                        }
+                        None if z_links.is_empty() => Ok(()),
+                        None => {
+                            rec.nemesis("partition-start", value);
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            // Restart even when the copy failed: the node must come back either way.
+            let restarted = c.restart(&node).map_err(|e| format!("restart {node}: {e}"));
+            restored?;
+            swapped?;
+            restarted
         })
         .await;
     match res {
-        Ok(true) => st.age_ms = Some(st.taken.elapsed().as_millis() as u64),
-        Ok(false) => tracing::warn!("stale-restore of {}: no snapshot was taken", st.node),
-        Err(e) => tracing::warn!("stale-restore of {}: {e}", st.node),
+        Ok(()) => {
+            st.age_ms = Some(st.taken.elapsed().as_millis() as u64);
+            Ok(st)
+        }
+        Err(e) => {
+            let err = anyhow::anyhow!("stale-restore of {}: {e}", st.node);
+            st.error = Some(e);
+            Err((st, err))
+        }
     }
-    st
 }
 
-pub async fn stop(ctx: &Ctx, st: State) {
+pub async fn stop(ctx: &Ctx, st: State) -> anyhow::Result<()> {
     ctx.pin.clear();
-    if st.other.is_some() {
-        partition::stop(ctx).await;
+    let healed = if st.other.is_some() {
+        partition::stop(ctx).await
+    } else {
+        Ok(())
+    };
+    let value = json!({ "node": st.node, "snapshot_age_ms": st.age_ms.unwrap_or(0) });
+    match &st.error {
+        Some(e) => ctx.rec.nemesis_error("stale-restore-stop", value, e),
+        None => ctx.rec.nemesis("stale-restore-stop", value),
     }
-    ctx.rec.nemesis(
-        "stale-restore-stop",
-        json!({ "node": st.node, "snapshot_age_ms": st.age_ms.unwrap_or(0) }),
-    );
+    healed
 }
