@@ -135,24 +135,51 @@ fn abd_is_linearizable_under_partition_kill_pause() {
     }
 }
 
-/// Run seeds until one is found invalid; returns the seeds tried.
+/// Why `results` is not "caught by the linearizable check", or `None` when it is: the check
+/// invalid, with a key whose counterexample names an op and says in a sentence what went
+/// wrong.
+fn not_caught_by_linearizable(results: &Value) -> Option<String> {
+    let lin = &results["checks"]["linearizable"];
+    if lin["valid"] != false {
+        return Some(format!("linearizable is {}", lin["valid"]));
+    }
+    let keys = lin["keys"].as_object()?;
+    let bad: Vec<&Value> = keys.values().filter(|k| k["valid"] == false).collect();
+    if bad.is_empty() {
+        return Some(format!("linearizable invalid but no key is: {lin}"));
+    }
+    for k in bad {
+        let ce = &k["counterexample"];
+        let why = ce["explanation"].as_str().unwrap_or("");
+        if !ce["op"].is_u64() || why.len() < 20 || !why.contains(" at ") {
+            return Some(format!("a counterexample without op or sentence: {k}"));
+        }
+    }
+    None
+}
+
+/// Run seeds until one is caught by the linearizable check; Err holds why each seed was not.
 fn caught(preset: &str, nemesis: &str) -> Result<u64, Vec<String>> {
     let t = tempfile::tempdir().unwrap();
     let mut tried = Vec::new();
     for seed in 1..=5 {
         let o = short(t.path(), preset, nemesis, seed);
-        match o.status.code() {
-            Some(1) => return Ok(seed),
-            code => tried.push(format!(
-                "seed {seed}: exit {code:?}: {}",
+        let why = match o.status.code() {
+            Some(1) => match not_caught_by_linearizable(&results_of(&o)) {
+                None => return Ok(seed),
+                Some(why) => why,
+            },
+            code => format!(
+                "exit {code:?}: {}",
                 String::from_utf8_lossy(&o.stderr)
                     .lines()
                     .rev()
                     .take(4)
                     .collect::<Vec<_>>()
                     .join(" | ")
-            )),
-        }
+            ),
+        };
+        tried.push(format!("seed {seed}: {why}"));
     }
     Err(tried)
 }
@@ -193,6 +220,9 @@ fn abd_is_caught_under_stale_restore() {
             continue;
         }
         let r = results_of(&o);
+        if let Some(why) = not_caught_by_linearizable(&r) {
+            panic!("seed {seed}: exit 1 but not by the linearizable check: {why}");
+        }
         let keys = r["checks"]["linearizable"]["keys"].as_object().unwrap();
         let bad: Vec<&Value> = keys.values().filter(|k| k["valid"] == false).collect();
         assert!(

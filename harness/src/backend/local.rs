@@ -22,7 +22,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a node gets to answer `/health` after it is started.
@@ -33,7 +33,7 @@ pub struct LocalCluster {
     spec: ClusterSpec,
     addrs: BTreeMap<String, SocketAddr>,
     client_addrs: BTreeMap<String, SocketAddr>,
-    procs: NodeProcs,
+    procs: Arc<NodeProcs>,
     proxy: Mutex<Proxy>,
 }
 
@@ -76,7 +76,7 @@ impl LocalCluster {
             spec,
             addrs,
             client_addrs,
-            procs: NodeProcs::new("node-spawner")?,
+            procs: Arc::new(NodeProcs::new("node-spawner")?),
             proxy: Mutex::new(proxy),
         };
         let nodes = cluster.spec.nodes.clone();
@@ -88,20 +88,18 @@ impl LocalCluster {
         for id in &nodes {
             let addr = cluster.addrs[id];
             let id2 = id.clone();
-            let ok = tokio::task::spawn_blocking(move || wait_healthy(addr, deadline))
-                .await
-                .unwrap_or(false);
-            if !ok {
-                let log = cluster.log_path(&id2);
+            let procs = cluster.procs.clone();
+            let up = tokio::task::spawn_blocking(move || {
+                wait_healthy(addr, deadline, &|| procs.exited(&id2))
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("health check panicked: {e}")));
+            if let Err(why) = up {
+                let log = cluster.log_path(id);
                 cluster.shutdown();
                 return Err(BackendError::node(
-                    &id2,
-                    format!(
-                        "did not answer GET /health at {addr} within {} s; see {}{}",
-                        START_TIMEOUT.as_secs(),
-                        log.display(),
-                        tail(&log)
-                    ),
+                    id,
+                    format!("{why}; see {}{}", log.display(), tail(&log)),
                 ));
             }
         }
@@ -207,13 +205,12 @@ impl Cluster for LocalCluster {
             return Err(BackendError::node(node, "is already running"));
         }
         self.spawn_node(node)?;
-        if !wait_healthy(self.addrs[node], Instant::now() + START_TIMEOUT) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        if let Err(why) = wait_healthy(self.addrs[node], deadline, &|| self.procs.exited(node)) {
+            let log = self.log_path(node);
             return Err(BackendError::node(
                 node,
-                format!(
-                    "did not answer GET /health after restart; see {}",
-                    self.log_path(node).display()
-                ),
+                format!("restart: {why}; see {}{}", log.display(), tail(&log)),
             ));
         }
         Ok(())
@@ -267,15 +264,26 @@ fn free_port() -> Result<SocketAddr> {
         .map_err(|e| BackendError::io("bind a loopback port", e))
 }
 
-/// Poll `GET /health` with a bare HTTP/1.0 request (no runtime needed) until 200 or deadline.
-pub fn wait_healthy(addr: SocketAddr, deadline: Instant) -> bool {
+/// Poll `GET /health` with a bare HTTP/1.0 request (no runtime needed) until 200, the
+/// deadline, or `exited` reporting that the process has ended (then its exit status).
+pub fn wait_healthy(
+    addr: SocketAddr,
+    deadline: Instant,
+    exited: &dyn Fn() -> Option<String>,
+) -> std::result::Result<(), String> {
     while Instant::now() < deadline {
         if health(addr) {
-            return true;
+            return Ok(());
+        }
+        if let Some(status) = exited() {
+            return Err(format!("exited ({status}) before answering GET /health"));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    false
+    Err(format!(
+        "did not answer GET /health at {addr} within {} s",
+        START_TIMEOUT.as_secs()
+    ))
 }
 
 fn health(addr: SocketAddr) -> bool {

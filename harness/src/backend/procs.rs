@@ -90,6 +90,15 @@ impl NodeProcs {
         self.children.lock().unwrap().get(node).map(|c| c.id())
     }
 
+    /// If the node's process has exited on its own, reap it and say how it ended (so a node
+    /// that refuses to start is reported at once, not after a health-check timeout).
+    pub(crate) fn exited(&self, node: &str) -> Option<String> {
+        let mut children = self.children.lock().unwrap();
+        let status = children.get_mut(node)?.try_wait().ok()??;
+        children.remove(node);
+        Some(status.to_string())
+    }
+
     pub(crate) fn is_running(&self, node: &str) -> bool {
         self.children.lock().unwrap().contains_key(node)
     }

@@ -75,7 +75,7 @@ pub struct RunArgs {
     /// What clients do.
     #[arg(long, value_enum, default_value = "register")]
     pub workload: Workload,
-    /// Register op mix: read,write[,cas].
+    /// Register op mix: read,write[,cas] (reads may be left out: `--ops write`).
     #[arg(long, default_value = "read,write")]
     pub ops: String,
     /// Logical client processes.

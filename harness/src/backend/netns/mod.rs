@@ -207,14 +207,13 @@ impl NetnsCluster {
         let deadline = Instant::now() + START_TIMEOUT;
         for id in &cluster.spec.nodes {
             let addr = cluster.addrs[id];
-            if !wait_healthy(addr, deadline) {
+            if let Err(why) = wait_healthy(addr, deadline, &|| cluster.procs.exited(id)) {
                 let log = cluster.log_path(id);
                 return Err(BackendError::node(
                     id,
                     format!(
-                        "did not answer GET /health at {addr} (namespace {}) within {} s; see {}{}",
+                        "{why} (namespace {}); see {}{}",
                         cluster.namespaces[id],
-                        START_TIMEOUT.as_secs(),
                         log.display(),
                         tail(&log)
                     ),
@@ -424,15 +423,12 @@ impl Cluster for NetnsCluster {
             return Err(BackendError::node(node, "is already running"));
         }
         self.spawn_node(node)?;
-        if !wait_healthy(self.addrs[node], Instant::now() + START_TIMEOUT) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        if let Err(why) = wait_healthy(self.addrs[node], deadline, &|| self.procs.exited(node)) {
             let log = self.log_path(node);
             return Err(BackendError::node(
                 node,
-                format!(
-                    "did not answer GET /health after restart; see {}{}",
-                    log.display(),
-                    tail(&log)
-                ),
+                format!("restart: {why}; see {}{}", log.display(), tail(&log)),
             ));
         }
         Ok(())
