@@ -151,7 +151,8 @@ fn not_caught_by_linearizable(results: &Value) -> Option<String> {
     for k in bad {
         let ce = &k["counterexample"];
         let why = ce["explanation"].as_str().unwrap_or("");
-        if !ce["op"].is_u64() || why.len() < 20 || !why.contains(" at ") {
+        // A sentence: several words, not a bare code.
+        if !ce["op"].is_u64() || why.split_whitespace().count() < 5 {
             return Some(format!("a counterexample without op or sentence: {k}"));
         }
     }
@@ -232,7 +233,7 @@ fn abd_is_caught_under_stale_restore() {
         for k in bad {
             let why = k["counterexample"]["explanation"].as_str().unwrap_or("");
             assert!(
-                why.starts_with("read of"),
+                why.contains("read of") || why.contains("stale read"),
                 "seed {seed}: the anomaly should be a stale read, got: {why}"
             );
         }
