@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn root() -> PathBuf {
@@ -305,20 +305,23 @@ fn out_dir_with_several_files_has_a_folder_each() -> Result<()> {
     Ok(())
 }
 
-fn porcupine(name: &str) -> Option<String> {
-    let dir = std::env::var_os("QUORATE_PORCUPINE_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/data/porcupine"));
-    let p = dir.join(name);
-    Path::new(&p).exists().then(|| p.display().to_string())
+/// The checker's one Porcupine-data helper, shared by path (a missing data set is an error).
+#[path = "../../checker/tests/common/mod.rs"]
+mod common;
+
+fn porcupine(name: &str) -> Result<String> {
+    Ok(common::porcupine_data_dir()?
+        .join(name)
+        .display()
+        .to_string())
 }
 
 #[test]
 fn porcupine_files_get_their_verdicts_and_kv_its_model() -> Result<()> {
-    let (Some(etcd), Some(kv)) = (porcupine("jepsen/etcd_000.log"), porcupine("kv/c01-ok.txt"))
-    else {
-        anyhow::bail!("Porcupine data not found; set QUORATE_PORCUPINE_DATA");
-    };
+    let (etcd, kv) = (
+        porcupine("jepsen/etcd_000.log")?,
+        porcupine("kv/c01-ok.txt")?,
+    );
     let out = quorate(&["--json", &etcd, &kv]);
     assert_eq!(code(&out), 1, "{}", stderr(&out));
     let lines = json_lines(&out)?;

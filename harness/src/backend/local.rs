@@ -255,9 +255,27 @@ impl Drop for LocalCluster {
     }
 }
 
-/// A free loopback port. Another process could take it before the node binds it; on this
-/// single-user test machine that window is small enough, and start-up fails loudly if it hits.
+/// A free loopback port for a node to bind, taken below Linux's default ephemeral range
+/// (32768–60999): outgoing connections (clients, the proxy, other runs' nodes) pick their local
+/// ports from that range, so a port handed out there could be taken by a connection before the
+/// node binds it ("Address already in use"). Ports 20000–31999 are handed out in turn from a
+/// per-process starting point, each checked free by binding it; another listener could still
+/// take one in the moment between, and start-up then fails loudly naming the node.
 fn free_port() -> Result<SocketAddr> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id().wrapping_mul(7919) % SPAN;
+    for _ in 0..SPAN {
+        let i = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = LOW + (start + i) % SPAN;
+        if let Ok(l) = std::net::TcpListener::bind(("127.0.0.1", port as u16)) {
+            if let Ok(addr) = l.local_addr() {
+                return Ok(addr);
+            }
+        }
+    }
     let l = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(|e| BackendError::io("bind a loopback port", e))?;
     l.local_addr()
