@@ -3,27 +3,15 @@
 //! `kill-start` lists the nodes really killed; `kill-stop` the nodes really restarted, with
 //! the failures as its `error` (see the convention in [`super`]).
 
-use super::{joined, minority, Active, Ctx};
+use super::{minority, on_each, Active, Ctx};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
 pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
     let nodes = minority(ctx.cluster.nodes(), rng);
-    let (killed, errors) = ctx
-        .blocking(move |c| {
-            let mut killed = Vec::new();
-            let mut errors = Vec::new();
-            for n in nodes {
-                match c.kill(&n) {
-                    Ok(()) => killed.push(n),
-                    Err(e) => errors.push(format!("kill {n}: {e}")),
-                }
-            }
-            (killed, errors)
-        })
-        .await;
+    let (killed, failed) = on_each(ctx, nodes, "kill", |c, n| c.kill(n)).await;
     let value = json!({ "nodes": killed });
-    match joined(&errors) {
+    match failed {
         None => {
             ctx.rec.nemesis("kill-start", value);
             Ok(Active::Kill(killed))
@@ -38,21 +26,9 @@ pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
 }
 
 pub async fn stop(ctx: &Ctx, nodes: Vec<String>) -> anyhow::Result<()> {
-    let (restarted, errors) = ctx
-        .blocking(move |c| {
-            let mut restarted = Vec::new();
-            let mut errors = Vec::new();
-            for n in nodes {
-                match c.restart(&n) {
-                    Ok(()) => restarted.push(n),
-                    Err(e) => errors.push(format!("restart {n}: {e}")),
-                }
-            }
-            (restarted, errors)
-        })
-        .await;
+    let (restarted, failed) = on_each(ctx, nodes, "restart", |c, n| c.restart(n)).await;
     let value = json!({ "nodes": restarted });
-    match joined(&errors) {
+    match failed {
         None => {
             ctx.rec.nemesis("kill-stop", value);
             Ok(())

@@ -262,6 +262,30 @@ pub fn joined(errors: &[String]) -> Option<String> {
     (!errors.is_empty()).then(|| errors.join("; "))
 }
 
+/// Apply `act` (kill, restart, pause, resume …) to each of `nodes` off the async workers:
+/// the nodes it worked on, and the failures joined into one message (see [`joined`]).
+pub async fn on_each(
+    ctx: &Ctx,
+    nodes: Vec<String>,
+    verb: &'static str,
+    act: fn(&dyn Cluster, &str) -> crate::backend::Result<()>,
+) -> (Vec<String>, Option<String>) {
+    let (done, errors) = ctx
+        .blocking(move |c| {
+            let mut done = Vec::new();
+            let mut errors = Vec::new();
+            for n in nodes {
+                match act(c, &n) {
+                    Ok(()) => done.push(n),
+                    Err(e) => errors.push(format!("{verb} {n}: {e}")),
+                }
+            }
+            (done, errors)
+        })
+        .await;
+    (done, joined(&errors))
+}
+
 /// A random minority of the nodes (at least one), sorted.
 pub fn minority(nodes: &[String], rng: &mut ChaCha8Rng) -> Vec<String> {
     use rand::Rng;

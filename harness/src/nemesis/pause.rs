@@ -4,27 +4,15 @@
 //! `pause-start` lists the nodes really stopped, `pause-stop` the nodes really continued;
 //! failures are the event's `error` (see the convention in [`super`]).
 
-use super::{joined, minority, Active, Ctx};
+use super::{minority, on_each, Active, Ctx};
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 
 pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
     let nodes = minority(ctx.cluster.nodes(), rng);
-    let (paused, errors) = ctx
-        .blocking(move |c| {
-            let mut paused = Vec::new();
-            let mut errors = Vec::new();
-            for n in nodes {
-                match c.pause(&n) {
-                    Ok(()) => paused.push(n),
-                    Err(e) => errors.push(format!("pause {n}: {e}")),
-                }
-            }
-            (paused, errors)
-        })
-        .await;
+    let (paused, failed) = on_each(ctx, nodes, "pause", |c, n| c.pause(n)).await;
     let value = json!({ "nodes": paused });
-    match joined(&errors) {
+    match failed {
         None => {
             ctx.rec.nemesis("pause-start", value);
             Ok(Active::Pause(paused))
@@ -38,21 +26,9 @@ pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
 }
 
 pub async fn stop(ctx: &Ctx, nodes: Vec<String>) -> anyhow::Result<()> {
-    let (resumed, errors) = ctx
-        .blocking(move |c| {
-            let mut resumed = Vec::new();
-            let mut errors = Vec::new();
-            for n in nodes {
-                match c.resume(&n) {
-                    Ok(()) => resumed.push(n),
-                    Err(e) => errors.push(format!("resume {n}: {e}")),
-                }
-            }
-            (resumed, errors)
-        })
-        .await;
+    let (resumed, failed) = on_each(ctx, nodes, "resume", |c, n| c.resume(n)).await;
     let value = json!({ "nodes": resumed });
-    match joined(&errors) {
+    match failed {
         None => {
             ctx.rec.nemesis("pause-stop", value);
             Ok(())
