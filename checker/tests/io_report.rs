@@ -10,6 +10,9 @@ use quorate_checker::report::timeline::{render, MAX_OPS_PER_KEY};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
+#[path = "common/browser.rs"]
+mod browser;
+
 fn example(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../examples/histories")
@@ -160,40 +163,62 @@ fn tool(candidates: &[&'static str]) -> Option<&'static str> {
     }
 }
 
-/// Render the invalid example in headless Chromium and read back the drawn SVG.
+/// Render the invalid example in headless Chromium and read back the drawn SVG: no console
+/// error, and the bars, the bad op and the fault window are in the DOM.
 #[test]
 fn renders_in_headless_chromium() -> Result<()> {
-    let Some(browser) = tool(&["chromium", "chromium-browser", "google-chrome", "chrome"]) else {
+    let Some(chromium) = browser::chromium() else {
         return Ok(());
     };
     let report = check_file(&example("register-bad.jsonl"), &CheckOptions::default())?;
     let dir = tempfile::tempdir()?;
     let page = dir.path().join("timeline.html");
     std::fs::write(&page, render(&report))?;
-    let profile = tempfile::tempdir()?;
-    // No network here: without the background-networking flags Chromium keeps dialling out.
-    let out = std::process::Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("file://{}", page.display()))
-        .output()?;
-    let dom = String::from_utf8_lossy(&out.stdout);
+    let shown = browser::render(chromium, &page, 1200, 800, None)?;
+    assert!(
+        shown.errors.is_empty(),
+        "console errors: {:?}",
+        shown.errors
+    );
+    let dom = &shown.dom;
     assert!(dom.contains("class=\"bar ok"), "bars drawn: {dom}");
     assert!(
         dom.contains(" bad\""),
         "the op that cannot be placed is marked"
     );
     assert!(dom.contains("class=\"fault\""), "the partition is shaded");
+    Ok(())
+}
+
+/// The browser helper itself: a page that throws is reported, with its message.
+#[test]
+fn the_browser_helper_reports_a_throwing_page() -> Result<()> {
+    let Some(chromium) = browser::chromium() else {
+        return Ok(());
+    };
+    let dir = tempfile::tempdir()?;
+    let page = dir.path().join("bad.html");
+    std::fs::write(
+        &page,
+        "<html><head></head><body><p id=p>x</p><script>console.log('fine'); \
+         document.getElementById('p').dataset.w = 7; console.error('drawn wrong'); \
+         notAFunction();</script></body></html>",
+    )?;
+    let shot = dir.path().join("bad.png");
+    let shown = browser::render(chromium, &page, 400, 300, Some(&shot))?;
+    assert!(shown.dom.contains("data-w=\"7\""), "{}", shown.dom);
+    assert_eq!(shown.errors.len(), 2, "{:?}", shown.console);
+    assert!(
+        shown.errors[0].contains("drawn wrong"),
+        "{:?}",
+        shown.errors
+    );
+    assert!(
+        shown.errors[1].contains("notAFunction"),
+        "{:?}",
+        shown.errors
+    );
+    assert!(std::fs::metadata(&shot)?.len() > 0);
     Ok(())
 }
 
