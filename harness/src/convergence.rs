@@ -16,6 +16,7 @@
 
 use crate::backend::Cluster;
 use crate::recorder::Recorder;
+use quorate_checker::quorum::natural_cmp;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -55,22 +56,15 @@ impl Convergence {
     }
 }
 
-/// Order keys as a person would: a shared prefix, then the number (`k2` < `k10`).
-pub fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    fn split(s: &str) -> (&str, Option<u64>, &str) {
-        let digits_at = s.find(|c: char| c.is_ascii_digit()).unwrap_or(s.len());
-        let (prefix, rest) = s.split_at(digits_at);
-        let end = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        (prefix, rest[..end].parse().ok(), &rest[end..])
-    }
-    let (pa, na, ra) = split(a);
-    let (pb, nb, rb) = split(b);
-    pa.cmp(pb)
-        .then(na.cmp(&nb))
-        .then_with(|| ra.cmp(rb))
-        .then_with(|| a.cmp(b))
+/// The elements of `v[field]` when it is an array; none otherwise (a node that answers without
+/// the field simply lists nothing).
+fn items<'a>(v: &'a Value, field: &str) -> impl Iterator<Item = &'a Value> {
+    v.get(field).and_then(Value::as_array).into_iter().flatten()
+}
+
+/// `v[field]` as a string, when it is one.
+fn text<'a>(v: &'a Value, field: &str) -> Option<&'a str> {
+    v.get(field).and_then(Value::as_str)
 }
 
 async fn get_json(http: &reqwest::Client, url: String) -> Result<Value, String> {
@@ -109,34 +103,24 @@ pub async fn observe(cluster: &Arc<dyn Cluster>, rec: &Recorder) -> Convergence 
                 continue;
             }
         };
-        for r in body
-            .get("ranges")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for r in items(&body, "ranges") {
             let (Some(s), Some(e)) = (
                 r.get("start").and_then(Value::as_u64),
                 r.get("end").and_then(Value::as_u64),
             ) else {
                 continue;
             };
-            let h = r.get("hash").and_then(Value::as_str).unwrap_or("");
+            let h = text(r, "hash").unwrap_or("");
             hashes
                 .entry((s, e))
                 .or_default()
                 .insert(n.clone(), h.to_string());
             let reps = replicas.entry((s, e)).or_default();
-            for x in r
-                .get("replicas")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if let Some(x) = x.as_str() {
-                    reps.insert(x.to_string());
-                }
-            }
+            reps.extend(
+                items(r, "replicas")
+                    .filter_map(Value::as_str)
+                    .map(String::from),
+            );
         }
     }
     let differing: Vec<RangeId> = hashes
@@ -168,16 +152,8 @@ pub async fn observe(cluster: &Arc<dyn Cluster>, rec: &Recorder) -> Convergence 
             match get_json(&http, url).await {
                 Ok(body) => {
                     asked.push(n.clone());
-                    for k in body
-                        .get("keys")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                    {
-                        let (Some(key), Some(h)) = (
-                            k.get("key").and_then(Value::as_str),
-                            k.get("hash").and_then(Value::as_str),
-                        ) else {
+                    for k in items(&body, "keys") {
+                        let (Some(key), Some(h)) = (text(k, "key"), text(k, "hash")) else {
                             continue;
                         };
                         keys.entry(key.to_string())
@@ -216,13 +192,6 @@ pub async fn observe(cluster: &Arc<dyn Cluster>, rec: &Recorder) -> Convergence 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn natural_order_puts_numbers_in_numeric_order() {
-        let mut v = vec!["k10", "k2", "k139", "k1", "a", "k02x"];
-        v.sort_by(|a, b| natural_cmp(a, b));
-        assert_eq!(v, ["a", "k1", "k2", "k02x", "k10", "k139"]);
-    }
 
     #[test]
     fn converged_only_when_nothing_differs_and_everyone_answered() {
