@@ -112,7 +112,7 @@ pub async fn execute(
     op: &OpSpec,
     timeout: Duration,
 ) -> Completion {
-    let base = format!("http://{}/kv/{}", target.addr, op.key);
+    let base = format!("http://{}/kv/{}", target.addr, key_path(&op.key));
     let req = match op.f {
         OpKind::Read => http.get(&base),
         OpKind::Write => http.put(&base).json(&json!({ "value": op.value })),
@@ -143,6 +143,12 @@ pub async fn execute(
         }
         Ok(Ok((status, bytes))) => complete(op, status, &bytes),
     }
+}
+
+/// A key as one URL path segment: `/` (the set workload's `s/<element>`) and `%` escaped, so
+/// the node's `/kv/{key}` route sees the whole key.
+pub fn key_path(key: &str) -> String {
+    key.replace('%', "%25").replace('/', "%2F")
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {

@@ -10,6 +10,8 @@
 //! - [`nemesis`]: the seeded fault schedule and one file per fault.
 //! - [`convergence`]: the `convergence` observation (which keys' replicas differ, where).
 //! - [`client`]: logical client processes and how a response becomes a history line.
+//! - [`set_client`]: the set workload's adds and set reads, and the final read of every set.
+//! - [`node_stats`]: the nodes' `/stats` at the end of a run, and which repairs they show.
 //! - [`recorder`]: appends every event to `history.jsonl` as it happens.
 //! - [`ring`]: the node's consistent-hash ring, so faults can aim at a key's home nodes.
 //! - [`judge`]: reads the history back, checks it, shapes `results.json`, picks the exit code.
@@ -23,9 +25,11 @@ pub mod convergence;
 pub mod judge;
 pub mod junit;
 pub mod nemesis;
+pub mod node_stats;
 pub mod progress;
 pub mod proxy;
 pub mod recorder;
 pub mod ring;
 pub mod runner;
+pub mod set_client;
 pub mod store;

@@ -1,5 +1,6 @@
 //! The phases of a run: start the cluster → clients and nemesis together for the time limit →
-//! heal → quiet period → convergence observation → final reads of every key → stop.
+//! heal → quiet period → convergence observation → final reads of every key (every set, for
+//! the set workload) → the nodes' `/stats` → stop.
 //!
 //! A run that cannot stand behind a verdict ends in an error (exit 3) instead: a fault that
 //! could not be applied or healed (the nemesis stops at once, see [`crate::nemesis`]), or a
@@ -15,13 +16,16 @@ use crate::backend::netns::NetnsCluster;
 use crate::backend::{BackendKind, Cluster, ClusterSpec};
 use crate::client::{self, SlotConfig, Target};
 use crate::convergence;
-use crate::nemesis::{Ctx, Fault, Nemesis};
+use crate::nemesis::{Ctx, Fault, LinkFaults, Nemesis};
+use crate::node_stats;
 use crate::progress::Progress;
 use crate::recorder::Recorder;
 use crate::ring::Ring;
+use crate::set_client::{self, SetRegistry};
 use anyhow::Context;
-use quorate_workloads::{OpKind, OpSpec, RegisterWorkload};
+use quorate_workloads::{OpKind, OpSpec, RegisterWorkload, SetWorkload};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -36,6 +40,11 @@ pub struct RunConfig {
     pub ring_n: usize,
     pub vnodes: usize,
     pub workload: RegisterWorkload,
+    /// `--workload set`: clients run this instead of the register workload (whose
+    /// `concurrency` still sizes the client slots).
+    pub set: Option<SetWorkload>,
+    /// Delay, jitter and reset probability of the `slow` and `flaky` faults.
+    pub link_faults: LinkFaults,
     pub time_limit: Duration,
     pub interval: Duration,
     pub quiet: Duration,
@@ -57,6 +66,8 @@ pub struct RunOutcome {
     /// Client ops per second during the fault phase.
     pub rate: f64,
     pub converged: Option<bool>,
+    /// Each node's `GET /stats` at the end of the run (see [`node_stats`]).
+    pub node_stats: BTreeMap<String, Value>,
 }
 
 /// Run all phases on a fresh tokio runtime. History goes to `<run_dir>/history.jsonl`.
@@ -165,15 +176,38 @@ async fn drive(
     };
     let phase_start = Instant::now();
     let mut slots = tokio::task::JoinSet::new();
+    let registry = SetRegistry::default();
     for slot in 0..cfg.workload.concurrency {
-        slots.spawn(client::run_slot(
-            slot,
-            cfg.workload.client(slot),
+        let (sc, rec, http, rx) = (
             slot_cfg.clone(),
             rec.clone(),
             client::http_client(),
             clients_rx.clone(),
-        ));
+        );
+        match &cfg.set {
+            Some(set) => {
+                let gen = set.client(slot);
+                slots.spawn(set_client::run_slot(
+                    slot,
+                    gen,
+                    sc,
+                    registry.clone(),
+                    rec,
+                    http,
+                    rx,
+                ));
+            }
+            None => {
+                slots.spawn(client::run_slot(
+                    slot,
+                    cfg.workload.client(slot),
+                    sc,
+                    rec,
+                    http,
+                    rx,
+                ));
+            }
+        }
     }
     let nemesis = Nemesis {
         faults: faults.to_vec(),
@@ -186,6 +220,7 @@ async fn drive(
             busy_key: busy.clone(),
             pin: pin.clone(),
             http: client::http_client(),
+            link_faults: cfg.link_faults,
         },
     };
     let deadline = phase_start + cfg.time_limit;
@@ -241,15 +276,23 @@ async fn drive(
     if !*stop.borrow() {
         // Before the final reads: they repair what they read (HISTORY.md).
         converged = Some(convergence::observe(cluster, rec).await.converged());
-        final_reads(
-            cfg,
-            &targets,
-            rec,
-            busy.load(Ordering::Relaxed),
-            stop.clone(),
-        )
-        .await;
+        if cfg.set.is_some() {
+            let base = FINAL_READ_PROCESSES;
+            let timeout = cfg.op_timeout;
+            set_client::final_reads(&targets, &registry, rec, base, timeout, stop.clone()).await;
+        } else {
+            final_reads(
+                cfg,
+                &targets,
+                rec,
+                busy.load(Ordering::Relaxed),
+                stop.clone(),
+            )
+            .await;
+        }
     }
+    // After the final reads, so their read repairs count too.
+    let node_stats = node_stats::fetch(cluster, &client::http_client()).await;
     let c = &rec.counts;
     Ok(RunOutcome {
         interrupted: *stop.borrow(),
@@ -260,8 +303,13 @@ async fn drive(
         faults: faults_started,
         rate: client_ops as f64 / phase_elapsed.as_secs_f64().max(1e-9),
         converged,
+        node_stats,
     })
 }
+
+/// Final reads run under process numbers from here up: past every process a slot could have
+/// reached (slots step by `concurrency` after each info).
+const FINAL_READ_PROCESSES: u64 = 1_000_000_000;
 
 /// Read every key once, after the quiet period, so lost writes show. Each read runs under a
 /// process number no client used.
@@ -273,8 +321,7 @@ async fn final_reads(
     stop: watch::Receiver<bool>,
 ) {
     let http = client::http_client();
-    // Past every process a slot could have reached: slots step by `concurrency` after info.
-    let base = 1_000_000_000u64;
+    let base = FINAL_READ_PROCESSES;
     let sem = Arc::new(tokio::sync::Semaphore::new(
         cfg.workload.concurrency as usize,
     ));

@@ -243,10 +243,30 @@ impl Cluster for LocalCluster {
         Ok(())
     }
 
+    fn delay_traffic(&self, from: &str, to: &str, delay: std::time::Duration) -> Result<()> {
+        let proxy = self.proxy.lock().unwrap();
+        proxy.state(from, to).ok_or_else(|| no_link(from, to))?;
+        proxy.delay(from, to, delay);
+        Ok(())
+    }
+
+    fn reset_connections(&self, from: &str, to: &str) -> Result<()> {
+        let proxy = self.proxy.lock().unwrap();
+        proxy.state(from, to).ok_or_else(|| no_link(from, to))?;
+        proxy.reset(from, to);
+        Ok(())
+    }
+
     fn shutdown(&self) {
         self.procs.stop_all();
         self.proxy.lock().unwrap().shutdown();
     }
+}
+
+/// A link fault aimed at a link the proxy does not have (a client link under
+/// `--direct-clients`, or a node that is not in the cluster).
+fn no_link(from: &str, to: &str) -> BackendError {
+    BackendError::Unsupported(format!("the fault proxy has no link {from} -> {to}"))
 }
 
 impl Drop for LocalCluster {

@@ -121,6 +121,23 @@ pub trait Cluster: Send + Sync {
     /// Restore every link; the cluster is whole again.
     fn heal(&self) -> Result<()>;
 
+    /// Delay the traffic of connections `from` opens to `to` by `delay` per chunk, both ways
+    /// (`Duration::ZERO` removes it; [`Cluster::heal`] does too). Backends that cannot delay
+    /// packets say so.
+    fn delay_traffic(&self, from: &str, to: &str, delay: std::time::Duration) -> Result<()> {
+        let _ = delay;
+        Err(BackendError::Unsupported(format!(
+            "delaying {from} -> {to}: this backend cannot delay links"
+        )))
+    }
+
+    /// Reset (RST) every open connection `from` has to `to`. Backends that cannot say so.
+    fn reset_connections(&self, from: &str, to: &str) -> Result<()> {
+        Err(BackendError::Unsupported(format!(
+            "resetting {from} -> {to}: this backend cannot reset connections"
+        )))
+    }
+
     /// Stop everything, kill and reap every process, remove every rule. Idempotent.
     fn shutdown(&self);
 }

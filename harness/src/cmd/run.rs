@@ -4,9 +4,10 @@
 use crate::backend::{self, node_ids, BackendKind, Target};
 use crate::nemesis::{self, Fault};
 use crate::runner::{self, RunConfig};
-use crate::{judge, junit, store};
+use crate::{judge, junit, node_stats, store};
 use clap::{Args, ValueEnum};
-use quorate_workloads::RegisterWorkload;
+use quorate_checker::check::Check;
+use quorate_workloads::{RegisterWorkload, SetWorkload};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -84,7 +85,7 @@ pub struct RunArgs {
     /// Ops per second over all clients (default: unlimited).
     #[arg(long)]
     pub rate: Option<f64>,
-    /// Register keys rotate after this many ops.
+    /// Register keys (sets, for `--workload set`) rotate after this many ops.
     #[arg(long, default_value_t = 200)]
     pub ops_per_key: u64,
     /// Length of the fault phase, in seconds.
@@ -93,9 +94,18 @@ pub struct RunArgs {
     /// Checking budget per key, in seconds.
     #[arg(long, default_value_t = 60.0)]
     pub check_time_limit: f64,
-    /// Faults: partition,kill,pause,stale-restore,clock-skew, or none.
+    /// Faults: partition,kill,pause,stale-restore,clock-skew,slow,flaky, or none.
     #[arg(long, default_value = "partition,kill")]
     pub nemesis: String,
+    /// `slow`: delay per forwarded chunk on the slowed links, in ms.
+    #[arg(long, default_value_t = 50)]
+    pub slow_delay_ms: u64,
+    /// `slow`: jitter of that delay (uniform within ± this), redrawn every 10 ms, in ms.
+    #[arg(long, default_value_t = 25)]
+    pub slow_jitter_ms: u64,
+    /// `flaky`: chance that a flaky link's connections are reset, per link every 100 ms.
+    #[arg(long, default_value_t = 0.2)]
+    pub flaky_reset_probability: f64,
     /// Seconds between fault starts (each lasts about as long).
     #[arg(long, default_value_t = 5.0)]
     pub nemesis_interval: f64,
@@ -172,10 +182,15 @@ pub fn validate(a: &RunArgs, seed: u64) -> Result<(RunConfig, Vec<Fault>), Strin
     if a.target == Target::Etcd {
         return Err("--target etcd: not available yet; expected --target node".into());
     }
-    if a.workload == Workload::Set {
-        return Err("--workload set: not available yet; expected --workload register".into());
-    }
+    let faults = nemesis::parse_list(&a.nemesis)?;
     if a.backend == BackendKind::Netns {
+        if let Some(f) = faults.iter().find(|f| f.needs_link_faults()) {
+            return Err(format!(
+                "--nemesis {}: the netns backend cannot delay or reset links yet (its faults are \
+                 firewall drops); use --backend local, whose fault proxy can",
+                f.name()
+            ));
+        }
         backend::netns::preflight().map_err(|e| e.to_string())?;
     }
     if !PRESETS.contains(&a.preset.as_str()) {
@@ -209,12 +224,28 @@ pub fn validate(a: &RunArgs, seed: u64) -> Result<(RunConfig, Vec<Fault>), Strin
     let time_limit = positive("--time-limit", a.time_limit)?;
     positive("--check-time-limit", a.check_time_limit)?;
     let interval = positive("--nemesis-interval", a.nemesis_interval)?;
-    let faults = nemesis::parse_list(&a.nemesis)?;
+    let p = a.flaky_reset_probability;
+    if !(p.is_finite() && (0.0..=1.0).contains(&p)) {
+        return Err(format!(
+            "--flaky-reset-probability {p}: expected a probability from 0 to 1"
+        ));
+    }
+    let link_faults = nemesis::LinkFaults {
+        delay: Duration::from_millis(a.slow_delay_ms),
+        jitter: Duration::from_millis(a.slow_jitter_ms),
+        reset_probability: p,
+    };
     if let Some(name) = &a.name {
         store::validate_name(name)?;
     }
     let workload = RegisterWorkload::new(&a.ops, a.ops_per_key, a.concurrency, seed)
         .map_err(|e| e.to_string())?;
+    let set = match a.workload {
+        Workload::Register => None,
+        Workload::Set => {
+            Some(SetWorkload::new(a.ops_per_key, a.concurrency, seed).map_err(|e| e.to_string())?)
+        }
+    };
     let ae_ms = a.anti_entropy_interval_ms.unwrap_or(1000);
     let quiet = match a.quiet {
         Some(q) if q >= 0.0 && q.is_finite() => Duration::from_secs_f64(q),
@@ -232,6 +263,8 @@ pub fn validate(a: &RunArgs, seed: u64) -> Result<(RunConfig, Vec<Fault>), Strin
             ring_n: n,
             vnodes: a.vnodes.unwrap_or(64),
             workload,
+            set,
+            link_faults,
             time_limit,
             interval,
             quiet,
@@ -243,6 +276,25 @@ pub fn validate(a: &RunArgs, seed: u64) -> Result<(RunConfig, Vec<Fault>), Strin
         },
         faults,
     ))
+}
+
+/// The model a run's history is checked against.
+fn model(cfg: &RunConfig) -> quorate_checker::model::ModelKind {
+    match &cfg.set {
+        Some(set) => set.model(),
+        None => cfg.workload.model(),
+    }
+}
+
+/// The checks a run asks for (empty: the checker's default, every one that applies). A set
+/// read is many element reads at different instants, not a snapshot, so the set as a whole
+/// is not something the store claims to be linearizable: the set workload gets Jepsen's
+/// set-full (`set`) and `convergence`, and `linearizable` is reported skipped with that reason.
+fn checks(cfg: &RunConfig) -> &'static [Check] {
+    match cfg.set {
+        Some(_) => &[Check::Set, Check::Convergence],
+        None => &[],
+    }
 }
 
 fn node_version(bin: &Path) -> Value {
@@ -317,7 +369,11 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
             Target::Node => "node",
             Target::Etcd => "etcd",
         };
-        format!("{target}-{}-register", args.preset)
+        let workload = match args.workload {
+            Workload::Register => "register",
+            Workload::Set => "set",
+        };
+        format!("{target}-{}-{workload}", args.preset)
     });
     eprintln!("quorate run: seed {seed}");
     let run_dir = store::create_run_dir(&args.results, &name)
@@ -332,7 +388,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         "args": args,
         "node_args": cfg.node_args,
         "nodes": cfg.nodes,
-        "model": cfg.workload.model().to_string(),
+        "model": model(&cfg).to_string(),
         "quiet_ms": cfg.quiet.as_millis() as u64,
         "versions": {
             "quorate": env!("CARGO_PKG_VERSION"),
@@ -359,7 +415,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         Duration::from_secs_f64(args.check_time_limit)
     };
     let mut results = if history.exists() {
-        judge::check(&history, cfg.workload.model(), budget, &run_dir)
+        judge::check_with(&history, model(&cfg), checks(&cfg), budget, &run_dir)
     } else {
         json!({"file": "history.jsonl", "error": "no history recorded"})
     };
@@ -375,6 +431,8 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
             "invokes": o.invokes, "ok": o.ok, "fail": o.fail, "info": o.info,
             "ops_per_s": (o.rate * 10.0).round() / 10.0, "faults": o.faults,
             "converged": o.converged, "interrupted": o.interrupted,
+            "node_stats": o.node_stats,
+            "repairs": node_stats::repairs(&o.node_stats),
         });
     }
     let results_path = run_dir.join("results.json");
@@ -389,6 +447,9 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     }
     let code = judge::exit_code(&results);
     eprintln!("{}", judge::summary(&results, outcome.as_ref().ok()));
+    if let Some(s) = results["run"]["repairs"]["sentence"].as_str() {
+        eprintln!("{s}");
+    }
     if let Some(e) = run_error {
         eprintln!("quorate run: error: {e}");
     }

@@ -6,6 +6,8 @@
 //! - [`stale_restore`]: a home node of the busy key comes back from a copy taken before the
 //!   writes it acknowledged.
 //! - [`clock_skew`]: LWW clock offsets seconds apart.
+//! - [`slow`]: delay and jitter on the links into one home node of the busy key.
+//! - [`flaky`]: random connection resets on the links of a minority of the nodes.
 //!
 //! The schedule is one fault at a time: every `interval` a fault starts, holds for 70% of the
 //! interval, then stops, leaving the cluster whole for the rest. Which fault, and its targets,
@@ -29,9 +31,11 @@
 //! Every event is also logged (tracing, `harness.log`); failures at error level reach stderr.
 
 pub mod clock_skew;
+pub mod flaky;
 pub mod kill;
 pub mod partition;
 pub mod pause;
+pub mod slow;
 pub mod stale_restore;
 
 use crate::backend::Cluster;
@@ -55,6 +59,8 @@ pub enum Fault {
     Pause,
     StaleRestore,
     ClockSkew,
+    Slow,
+    Flaky,
 }
 
 impl FromStr for Fault {
@@ -66,6 +72,8 @@ impl FromStr for Fault {
             "pause" => Ok(Fault::Pause),
             "stale-restore" => Ok(Fault::StaleRestore),
             "clock-skew" => Ok(Fault::ClockSkew),
+            "slow" => Ok(Fault::Slow),
+            "flaky" => Ok(Fault::Flaky),
             other => Err(other.to_string()),
         }
     }
@@ -79,6 +87,37 @@ impl Fault {
             Fault::Pause => "pause",
             Fault::StaleRestore => "stale-restore",
             Fault::ClockSkew => "clock-skew",
+            Fault::Slow => "slow",
+            Fault::Flaky => "flaky",
+        }
+    }
+
+    /// Faults that delay or reset links, which only the fault proxy (`--backend local`) can.
+    pub fn needs_link_faults(self) -> bool {
+        matches!(self, Fault::Slow | Fault::Flaky)
+    }
+}
+
+/// Settings of the link faults: `--slow-delay-ms`, `--slow-jitter-ms`,
+/// `--flaky-reset-probability`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinkFaults {
+    /// Delay per forwarded chunk on a slow link (default 50 ms: a request and its response
+    /// are each delayed, and twice delay plus jitter stays under the node's 300 ms replica
+    /// timeout, so slow writes still land).
+    pub delay: Duration,
+    /// Spread of the delay, redrawn every 10 ms (default 25 ms).
+    pub jitter: Duration,
+    /// Chance that a flaky link's connections are reset, per link every 100 ms (default 0.2).
+    pub reset_probability: f64,
+}
+
+impl Default for LinkFaults {
+    fn default() -> LinkFaults {
+        LinkFaults {
+            delay: Duration::from_millis(50),
+            jitter: Duration::from_millis(25),
+            reset_probability: 0.2,
         }
     }
 }
@@ -91,7 +130,7 @@ pub fn parse_list(s: &str) -> Result<Vec<Fault>, String> {
     let mut out = Vec::new();
     for part in s.split(',') {
         let f: Fault = part.parse().map_err(|bad: String| {
-            format!("--nemesis: unknown fault {bad:?}; expected a comma list of partition, kill, pause, stale-restore, clock-skew, or none")
+            format!("--nemesis: unknown fault {bad:?}; expected a comma list of partition, kill, pause, stale-restore, clock-skew, slow, flaky, or none")
         })?;
         if !out.contains(&f) {
             out.push(f);
@@ -112,6 +151,8 @@ pub struct Ctx {
     /// Holds the clients on one key while a fault needs it (stale-restore).
     pub pin: KeyPin,
     pub http: reqwest::Client,
+    /// Delay, jitter and reset probability for `slow` and `flaky`.
+    pub link_faults: LinkFaults,
 }
 
 impl Ctx {
@@ -138,6 +179,8 @@ pub enum Active {
     Pause(Vec<String>),
     StaleRestore(stale_restore::State),
     ClockSkew(Vec<String>),
+    Slow(slow::State),
+    Flaky(flaky::State),
 }
 
 pub struct Nemesis {
@@ -157,6 +200,11 @@ impl Nemesis {
         stop: watch::Receiver<bool>,
     ) -> anyhow::Result<usize> {
         if self.faults.is_empty() {
+            // Hold until the deadline all the same: the runner ends the fault phase early when
+            // the nemesis ends (a failed fault), and `--nemesis none` must not end it at once.
+            let mut stop = stop;
+            let left = deadline.saturating_duration_since(Instant::now());
+            sleep_or_stop(left, deadline, &mut stop).await;
             return Ok(0);
         }
         let mut started = 0;
@@ -196,6 +244,8 @@ impl Nemesis {
                 Fault::Pause => pause::start(&self.ctx, &mut rng).await,
                 Fault::StaleRestore => stale_restore::start(&self.ctx, &mut rng).await,
                 Fault::ClockSkew => clock_skew::start(&self.ctx, &mut rng).await,
+                Fault::Slow => slow::start(&self.ctx, &mut rng).await,
+                Fault::Flaky => flaky::start(&self.ctx, &mut rng).await,
             }
             .map_err(|e| e.context(format!("{} could not be applied", fault.name())))?;
             *started += 1;
@@ -241,6 +291,8 @@ impl Nemesis {
             Active::Pause(nodes) => pause::stop(&self.ctx, nodes).await,
             Active::StaleRestore(st) => stale_restore::stop(&self.ctx, st).await,
             Active::ClockSkew(nodes) => clock_skew::stop(&self.ctx, nodes).await,
+            Active::Slow(st) => slow::stop(&self.ctx, st).await,
+            Active::Flaky(st) => flaky::stop(&self.ctx, st).await,
         }
     }
 }

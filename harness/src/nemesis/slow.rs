@@ -1,0 +1,212 @@
+//! Slow links: delay (with jitter) on every link into one home node of the busy key.
+//!
+//! Aimed at the window a partial quorum lives in: a write is acknowledged once W replicas
+//! answer, and the replica behind the slow links gets it `delay` later, so a read that
+//! reaches it (and too few others) meanwhile can miss an acknowledged write. The links are
+//! those other nodes dial to reach the chosen node X (`n→X` for every other node `n`):
+//! coordinators' replica calls to X, requests and responses both, are delayed; X's own calls
+//! out are not. Client links are left alone, as partitions leave them (clients stand outside
+//! the network).
+//!
+//! Jitter as netem does it: each link's delay is redrawn uniformly in
+//! `[delay − jitter, delay + jitter]` (at least 0) every [`REDRAW`], from a stream seeded by
+//! the schedule's rng, so the schedule itself does not shift with how many redraws happened.
+//! The proxy delays each chunk it forwards; a redraw applies to the chunks after it.
+//!
+//! Clients are held on the busy key from start to stop ([`crate::client::KeyPin`]), as for
+//! stale-restore: keys rotate faster than a fault window, and the delay matters only on the
+//! key whose home node it slows.
+
+use super::{Active, Ctx};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// How often each slow link's delay is redrawn.
+pub const REDRAW: Duration = Duration::from_millis(10);
+
+pub struct State {
+    links: Vec<(String, String)>,
+    value: Value,
+    stop: watch::Sender<bool>,
+    /// The jitter task; returns the first error it met redrawing a delay.
+    task: Option<JoinHandle<Option<String>>>,
+}
+
+/// Links into `x` from every other node, sorted.
+pub fn links_into(nodes: &[String], x: &str) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = nodes
+        .iter()
+        .filter(|n| n.as_str() != x)
+        .map(|n| (n.clone(), x.to_string()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// A delay drawn uniformly in `[delay − jitter, delay + jitter]`, at least zero.
+pub fn draw(delay: Duration, jitter: Duration, rng: &mut ChaCha8Rng) -> Duration {
+    if jitter.is_zero() {
+        return delay;
+    }
+    let lo = delay.saturating_sub(jitter);
+    let hi = delay + jitter;
+    Duration::from_micros(rng.gen_range(lo.as_micros() as u64..=hi.as_micros() as u64))
+}
+
+fn pairs(links: &[(String, String)]) -> Vec<[&String; 2]> {
+    links.iter().map(|(a, b)| [a, b]).collect()
+}
+
+pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
+    let nodes = ctx.cluster.nodes().to_vec();
+    let key_index = ctx.busy_key.load(Ordering::Relaxed);
+    ctx.pin.set(key_index);
+    let key = format!("k{key_index}");
+    let mut home = ctx.ring.home_nodes(&key);
+    if home.is_empty() {
+        home = nodes.clone();
+    }
+    let x = home.choose(rng).expect("a cluster has nodes").clone();
+    let links = links_into(&nodes, &x);
+    let cfg = ctx.link_faults;
+    let value = json!({
+        "links": pairs(&links),
+        "delay_ms": cfg.delay.as_millis() as u64,
+        "jitter_ms": cfg.jitter.as_millis() as u64,
+        "node": x,
+        "key": key,
+    });
+    let (delay, jitter) = (cfg.delay, cfg.jitter);
+    let mut redraws = ChaCha8Rng::seed_from_u64(rng.gen());
+    let l2 = links.clone();
+    let applied = ctx
+        .blocking(move |c| {
+            for (a, b) in &l2 {
+                let d = draw(delay, jitter, &mut redraws);
+                if let Err(e) = c.delay_traffic(a, b, d) {
+                    return Err(format!("delay {a} -> {b}: {e}"));
+                }
+            }
+            Ok(redraws)
+        })
+        .await;
+    let redraws = match applied {
+        Ok(r) => r,
+        Err(e) => {
+            ctx.rec.nemesis_error("slow-start", value, &e);
+            // Undo what was applied; the schedule's final heal clears the rest.
+            let _ = undo(ctx, links).await;
+            ctx.pin.clear();
+            anyhow::bail!("slow-start: {e}");
+        }
+    };
+    ctx.rec.nemesis("slow-start", value.clone());
+    let (stop, stopped) = watch::channel(false);
+    let task = (!jitter.is_zero())
+        .then(|| tokio::spawn(redraw(ctx.clone(), links.clone(), redraws, stopped)));
+    Ok(Active::Slow(State {
+        links,
+        value,
+        stop,
+        task,
+    }))
+}
+
+/// Redraw every link's delay each [`REDRAW`] until told to stop; the first failure ends it.
+async fn redraw(
+    ctx: Ctx,
+    links: Vec<(String, String)>,
+    mut rng: ChaCha8Rng,
+    mut stop: watch::Receiver<bool>,
+) -> Option<String> {
+    let cfg = ctx.link_faults;
+    let mut tick = tokio::time::interval(REDRAW);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Bounded by the stop signal, which `stop` always sends (and by the task's abort if the
+    // nemesis itself is dropped).
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return None,
+        }
+        if *stop.borrow() {
+            return None;
+        }
+        for (a, b) in &links {
+            let d = draw(cfg.delay, cfg.jitter, &mut rng);
+            // A proxy rule change is a lock and a watch send: quick enough for a worker.
+            if let Err(e) = ctx.cluster.delay_traffic(a, b, d) {
+                return Some(format!("redraw the delay of {a} -> {b}: {e}"));
+            }
+        }
+    }
+}
+
+async fn undo(ctx: &Ctx, links: Vec<(String, String)>) -> Result<(), String> {
+    ctx.blocking(move |c| {
+        let mut errors = Vec::new();
+        for (a, b) in &links {
+            if let Err(e) = c.delay_traffic(a, b, Duration::ZERO) {
+                errors.push(format!("undelay {a} -> {b}: {e}"));
+            }
+        }
+        super::joined(&errors).map_or(Ok(()), Err)
+    })
+    .await
+}
+
+/// Stop redrawing, take every delay off, release the clients, record `slow-stop`.
+pub async fn stop(ctx: &Ctx, st: State) -> anyhow::Result<()> {
+    let _ = st.stop.send(true);
+    let redraw_error = match st.task {
+        Some(t) => t
+            .await
+            .unwrap_or_else(|e| Some(format!("jitter task: {e}"))),
+        None => None,
+    };
+    let undone = undo(ctx, st.links).await;
+    ctx.pin.clear();
+    let errors: Vec<String> = redraw_error.into_iter().chain(undone.err()).collect();
+    match super::joined(&errors) {
+        None => {
+            ctx.rec.nemesis("slow-stop", st.value);
+            Ok(())
+        }
+        Some(e) => {
+            ctx.rec.nemesis_error("slow-stop", st.value, &e);
+            anyhow::bail!("slow-stop: {e}")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_into_one_node_from_every_other() {
+        let nodes: Vec<String> = (1..=5).map(|i| format!("n{i}")).collect();
+        let l = links_into(&nodes, "n3");
+        assert_eq!(l.len(), 4);
+        assert!(l.iter().all(|(a, b)| b == "n3" && a != "n3"));
+    }
+
+    #[test]
+    fn draws_stay_within_delay_plus_minus_jitter_and_vary() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let (d, j) = (Duration::from_millis(50), Duration::from_millis(20));
+        let draws: Vec<Duration> = (0..1000).map(|_| draw(d, j, &mut rng)).collect();
+        assert!(draws.iter().all(|x| *x >= d - j && *x <= d + j));
+        assert!(draws.iter().any(|x| *x < d) && draws.iter().any(|x| *x > d));
+        // No jitter: exactly the delay; jitter above the delay: never below zero.
+        assert_eq!(draw(d, Duration::ZERO, &mut rng), d);
+        let small = draw(Duration::from_millis(5), j, &mut rng);
+        assert!(small <= Duration::from_millis(25));
+    }
+}

@@ -1,0 +1,290 @@
+//! Set clients: the set workload's ops over HTTP (HISTORY.md: an `add` stores its element
+//! under a key of its own; a set `read` is the sorted list of elements found by reading every
+//! element key added to the set so far), and the final reads of every set.
+//!
+//! A set read is many element reads, each a quorum read through the same node. It is not a
+//! snapshot: element reads happen at slightly different instants. It completes as:
+//! - `ok` with the sorted elements found, when every element read answered (a 404 is "absent");
+//!   a key that holds something other than its element contributes what it holds, so the
+//!   checker counts it as unexpected rather than the harness hiding it;
+//! - otherwise as the first element read that did not answer would have completed on its own
+//!   (`info` for a timeout or a broken connection, `fail` for a refusal), naming the element.
+//!   A read changes nothing, so no answer is simply no answer — the checker ignores it either
+//!   way, and never sees a partial list passed off as the set.
+//!
+//! Which elements a read covers: every element whose `add` was *invoked* on that set before the
+//! read began ([`SetRegistry`], shared by all slots), failed and unknown adds included — an add
+//! that failed yet shows up is exactly what the check should see.
+
+use crate::client::{self, Completion, SlotConfig, Target};
+use crate::recorder::Recorder;
+use quorate_checker::history::{Event, EventType, Process};
+use quorate_workloads::set::{element_key, set_name};
+use quorate_workloads::{OpKind, OpSpec, SetClient, SetOpKind};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Element reads in flight at once per set read.
+const READ_FANOUT: usize = 16;
+
+/// Sets read at once in the final phase (each with [`READ_FANOUT`] element reads in flight).
+const FINAL_SETS_AT_ONCE: usize = 4;
+
+/// Final reads of a set are retried this many times at most until one answers: a set whose
+/// final read never answered cannot be judged (the check would fall back to an earlier read).
+const FINAL_ATTEMPTS: u64 = 5;
+
+/// The elements whose add was invoked, per set index. A std `Mutex`: held only to push or
+/// copy a list, never across an `.await`.
+#[derive(Clone, Debug, Default)]
+pub struct SetRegistry(Arc<Mutex<BTreeMap<u64, Vec<u64>>>>);
+
+impl SetRegistry {
+    pub fn note(&self, set: u64, element: u64) {
+        self.0.lock().unwrap().entry(set).or_default().push(element);
+    }
+
+    /// The elements added to `set` so far, in the order their adds were invoked.
+    pub fn elements(&self, set: u64) -> Vec<u64> {
+        self.0
+            .lock()
+            .unwrap()
+            .get(&set)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Every set that has had an add, in order.
+    pub fn sets(&self) -> Vec<u64> {
+        self.0.lock().unwrap().keys().copied().collect()
+    }
+}
+
+fn event(process: u64, kind: EventType, f: SetOpKind, set: u64, value: Value) -> Event {
+    Event::new(Process::Client(process), kind, f.name(), value).with_key(set_name(set))
+}
+
+/// Record `f`'s invoke, run it, record its completion (node, version and error included).
+async fn recorded<F>(
+    rec: &Recorder,
+    process: u64,
+    target: &Target,
+    f: SetOpKind,
+    set: u64,
+    input: Value,
+    run: F,
+) -> Completion
+where
+    F: std::future::Future<Output = Completion>,
+{
+    let mut inv = event(process, EventType::Invoke, f, set, input);
+    inv.node = Some(target.node.clone());
+    rec.record(inv);
+    let done = run.await;
+    let mut ev = event(process, done.kind, f, set, done.value.clone());
+    ev.node = Some(target.node.clone());
+    ev.version = done.version.clone();
+    ev.error = done.error.clone();
+    rec.record(ev);
+    done
+}
+
+/// Add `element` to `set`: a PUT of the element under its own key, classified as a write.
+pub async fn add(
+    rec: &Recorder,
+    http: &reqwest::Client,
+    process: u64,
+    target: &Target,
+    set: u64,
+    element: u64,
+    timeout: Duration,
+) -> Completion {
+    let op = OpSpec {
+        f: OpKind::Write,
+        key: element_key(element),
+        value: json!(element),
+    };
+    let run = client::execute(http, target, &op, timeout);
+    recorded(
+        rec,
+        process,
+        target,
+        SetOpKind::Add,
+        set,
+        json!(element),
+        run,
+    )
+    .await
+}
+
+/// Read `set`: every element in `elements`, bounded by `timeout` as a whole.
+pub async fn read(
+    rec: &Recorder,
+    http: &reqwest::Client,
+    process: u64,
+    target: &Target,
+    set: u64,
+    elements: Vec<u64>,
+    timeout: Duration,
+) -> Completion {
+    let run = async {
+        match tokio::time::timeout(timeout, read_elements(http, target, elements, timeout)).await {
+            Ok(c) => c,
+            Err(_) => Completion {
+                kind: EventType::Info,
+                value: Value::Null,
+                version: None,
+                error: Some("timeout".into()),
+            },
+        }
+    };
+    recorded(rec, process, target, SetOpKind::Read, set, Value::Null, run).await
+}
+
+async fn read_elements(
+    http: &reqwest::Client,
+    target: &Target,
+    elements: Vec<u64>,
+    timeout: Duration,
+) -> Completion {
+    let sem = Arc::new(tokio::sync::Semaphore::new(READ_FANOUT));
+    let mut reads = tokio::task::JoinSet::new();
+    for e in elements {
+        let (http, target, sem) = (http.clone(), target.clone(), sem.clone());
+        reads.spawn(async move {
+            let _permit = sem.acquire_owned().await.expect("semaphore open");
+            let op = OpSpec {
+                f: OpKind::Read,
+                key: element_key(e),
+                value: Value::Null,
+            };
+            (e, client::execute(&http, &target, &op, timeout).await)
+        });
+    }
+    let mut found = Vec::new();
+    while let Some(joined) = reads.join_next().await {
+        let Ok((e, c)) = joined else { continue };
+        if c.kind != EventType::Ok {
+            // Dropping the set aborts the element reads still running.
+            let why = c.error.unwrap_or_default();
+            return Completion {
+                kind: c.kind,
+                value: Value::Null,
+                version: None,
+                error: Some(format!("element {}: {why}", element_key(e))),
+            };
+        }
+        if !c.value.is_null() {
+            found.push(c.value);
+        }
+    }
+    // Sorted as HISTORY.md asks: numbers by value, anything else (unexpected) after them.
+    found.sort_by(|a, b| match (a.as_u64(), b.as_u64()) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.to_string().cmp(&b.to_string()),
+    });
+    found.dedup();
+    Completion {
+        kind: EventType::Ok,
+        value: Value::Array(found),
+        version: None,
+        error: None,
+    }
+}
+
+/// One set client slot: draws ops from its generator until `stop` turns true (the set
+/// workload's [`client::run_slot`]).
+pub async fn run_slot(
+    slot: u64,
+    mut gen: SetClient,
+    cfg: SlotConfig,
+    registry: SetRegistry,
+    rec: Arc<Recorder>,
+    http: reqwest::Client,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut process = slot;
+    let mut hop = 0usize;
+    let mut ticker = cfg.pace.map(|p| {
+        let mut t = tokio::time::interval(p);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    for _ in 0..cfg.max_ops {
+        if *stop.borrow() {
+            break;
+        }
+        if let Some(t) = ticker.as_mut() {
+            tokio::select! {
+                _ = t.tick() => {}
+                _ = stop.changed() => break,
+            }
+        }
+        let target = &cfg.targets[(slot as usize + hop) % cfg.targets.len()];
+        cfg.busy.fetch_max(gen.set_index(), Ordering::Relaxed);
+        let op = gen.next_op_on(cfg.pin.get());
+        let done = match (op.f, op.element) {
+            (SetOpKind::Add, Some(e)) => {
+                registry.note(op.set, e);
+                add(&rec, &http, process, target, op.set, e, cfg.timeout).await
+            }
+            _ => {
+                let elements = registry.elements(op.set);
+                read(&rec, &http, process, target, op.set, elements, cfg.timeout).await
+            }
+        };
+        if done.kind == EventType::Info {
+            process += cfg.concurrency;
+            hop += 1;
+        }
+    }
+}
+
+/// Read every set once after the quiet period, so lost adds show: each set's read is retried
+/// (at most [`FINAL_ATTEMPTS`] times, each on the next node) until one answers. Process numbers
+/// start at `base`, past any a client slot used.
+pub async fn final_reads(
+    targets: &[Target],
+    registry: &SetRegistry,
+    rec: &Arc<Recorder>,
+    base: u64,
+    timeout: Duration,
+    stop: watch::Receiver<bool>,
+) {
+    let http = client::http_client();
+    let sets = registry.sets();
+    let sem = Arc::new(tokio::sync::Semaphore::new(FINAL_SETS_AT_ONCE));
+    let mut all = tokio::task::JoinSet::new();
+    for (i, set) in sets.iter().copied().enumerate() {
+        let permit = sem.clone().acquire_owned().await.expect("semaphore open");
+        let (rec, http, stop) = (rec.clone(), http.clone(), stop.clone());
+        let elements = registry.elements(set);
+        let targets = targets.to_vec();
+        let stride = sets.len() as u64;
+        all.spawn(async move {
+            let _permit = permit;
+            for attempt in 0..FINAL_ATTEMPTS {
+                if *stop.borrow() {
+                    return;
+                }
+                let target = &targets[(i + attempt as usize) % targets.len()];
+                let process = base + i as u64 + attempt * stride;
+                let c = read(&rec, &http, process, target, set, elements.clone(), timeout).await;
+                if c.kind == EventType::Ok {
+                    return;
+                }
+            }
+            tracing::warn!(
+                "final read of {} did not answer in {FINAL_ATTEMPTS} attempts",
+                set_name(set)
+            );
+        });
+    }
+    while all.join_next().await.is_some() {}
+}
