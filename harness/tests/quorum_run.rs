@@ -391,6 +391,13 @@ fn netns_refuses_link_faults_and_bad_probabilities_are_named() {
         "{}",
         stderr(&o)
     );
+    let o = run(
+        t.path(),
+        1,
+        &["--workload", "set", "--ops", "read,write,cas"],
+    );
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("--ops"), "{}", stderr(&o));
     let o = run(t.path(), 1, &["--nemesis", "sluggish"]);
     assert_eq!(o.status.code(), Some(3));
     assert!(stderr(&o).contains("slow, flaky"), "{}", stderr(&o));

@@ -240,6 +240,12 @@ pub fn validate(a: &RunArgs, seed: u64) -> Result<(RunConfig, Vec<Fault>), Strin
     }
     let workload = RegisterWorkload::new(&a.ops, a.ops_per_key, a.concurrency, seed)
         .map_err(|e| e.to_string())?;
+    if a.workload == Workload::Set && a.ops != "read,write" {
+        return Err(format!(
+            "--ops {:?} applies to --workload register; the set workload's ops are add and read",
+            a.ops
+        ));
+    }
     let set = match a.workload {
         Workload::Register => None,
         Workload::Set => {
