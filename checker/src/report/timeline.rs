@@ -55,6 +55,11 @@ pub fn render(report: &FileReport) -> String {
     page
 }
 
+/// The page titled with its run (the rework that uses `run` follows).
+pub fn render_run(report: &FileReport, _run: &super::RunInfo) -> String {
+    render(report)
+}
+
 /// The JSON the page's script draws.
 fn data(report: &FileReport) -> Value {
     let h = &report.history;
