@@ -9,7 +9,7 @@ use crate::history::{pair, Event, History, HistoryError};
 use crate::import::{self, Format};
 use crate::linear::{self, LinearOptions, LinearResult, ModelError};
 use crate::model::ModelKind;
-use crate::quorum::{self, CheckResult};
+use crate::quorum::{self, Anomalies, CheckResult, Example};
 use crate::verdict::Verdict;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -176,6 +176,9 @@ pub struct FileReport {
     pub linearizable: Option<LinearResult>,
     /// The quorum checks that were asked for (or apply, by default): a result or why skipped.
     pub quorum: BTreeMap<Check, CheckResult>,
+    /// Every anomaly every check found (the quorum checks' in full, the set check's examples,
+    /// each linearizability counterexample), in check order: what the report marks.
+    pub anomalies: Vec<Anomaly>,
     /// Why the verdict is `unknown` regardless of the checks ("no client ops").
     pub reason: Option<String>,
     /// All checks combined: invalid > unknown > valid.
@@ -230,13 +233,13 @@ pub fn check_history(
     let mut linearizable = None;
     let mut quorum = BTreeMap::new();
     let mut reason = None;
+    let mut anomalies = Vec::new();
     if history.ops.is_empty() {
         // Nothing was checked, so nothing holds: never valid.
         reason = Some("no client ops".to_string());
         valid = Verdict::Unknown;
     } else {
-        // Per op: the anomaly the quorum checks know, for the linearizability sentence.
-        let mut named: BTreeMap<u64, String> = BTreeMap::new();
+        let mut found = Vec::new();
         run_quorum(
             &history,
             model,
@@ -244,8 +247,42 @@ pub fn check_history(
             checks,
             explicit,
             &mut quorum,
-            &mut named,
+            &mut found,
         );
+        // Per op: the first anomaly the quorum checks know, for the linearizability sentence.
+        let mut named: BTreeMap<u64, String> = BTreeMap::new();
+        for (check, list) in found {
+            for (at, example) in list {
+                named.entry(at).or_insert_with(|| example.sentence.clone());
+                anomalies.push(Anomaly { check, at, example });
+            }
+        }
+        // Checks that give examples only (set): those.
+        for (check, r) in &quorum {
+            if anomalies.iter().any(|a| a.check == *check) {
+                continue;
+            }
+            let examples = r.to_json()["examples"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            for e in examples {
+                let ops: Vec<u64> = e["ops"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(serde_json::Value::as_u64).collect())
+                    .unwrap_or_default();
+                let Some(&at) = ops.last() else { continue };
+                anomalies.push(Anomaly {
+                    check: *check,
+                    at,
+                    example: Example {
+                        key: e["key"].as_str().unwrap_or_default().to_string(),
+                        ops,
+                        sentence: e["sentence"].as_str().unwrap_or_default().to_string(),
+                    },
+                });
+            }
+        }
         for r in quorum.values() {
             if let Some(v) = r.verdict() {
                 valid = valid.and(v);
@@ -264,11 +301,20 @@ pub fn check_history(
                     model,
                     source,
                 })?;
-            for k in result.keys.values_mut() {
+            for (key, k) in result.keys.iter_mut() {
                 if let Some(cx) = k.counterexample.as_mut() {
                     if let Some(sentence) = named.get(&cx.op) {
                         cx.explanation = name_anomaly(sentence, &cx.explanation);
                     }
+                    anomalies.push(Anomaly {
+                        check: Check::Linearizable,
+                        at: cx.op,
+                        example: Example {
+                            key: key.clone(),
+                            ops: cx.prefix.iter().copied().chain([cx.op]).collect(),
+                            sentence: cx.explanation.clone(),
+                        },
+                    });
                 }
             }
             valid = valid.and(result.valid);
@@ -282,6 +328,7 @@ pub fn check_history(
         history,
         linearizable,
         quorum,
+        anomalies,
         reason,
         valid,
         elapsed: start.elapsed(),
@@ -313,7 +360,7 @@ fn run_quorum(
     checks: &[Check],
     explicit: bool,
     out: &mut BTreeMap<Check, CheckResult>,
-    named: &mut BTreeMap<u64, String>,
+    found: &mut Vec<(Check, Anomalies)>,
 ) {
     let register_checks = [Check::StaleReads, Check::LostWrites, Check::Sessions];
     if register_checks.iter().any(|c| checks.contains(c)) {
@@ -323,21 +370,17 @@ fn run_quorum(
             Ok(regs) => {
                 if checks.contains(&Check::StaleReads) {
                     let (r, a) = quorum::stale::check(&regs);
-                    named.extend(a);
+                    found.push((Check::StaleReads, a));
                     out.insert(Check::StaleReads, r);
                 }
                 if checks.contains(&Check::LostWrites) {
                     let (r, a) = quorum::lost::check(&regs);
-                    for (op, s) in a {
-                        named.entry(op).or_insert(s);
-                    }
+                    found.push((Check::LostWrites, a));
                     out.insert(Check::LostWrites, r);
                 }
                 if checks.contains(&Check::Sessions) {
                     let (r, a) = quorum::sessions::check(&regs);
-                    for (op, s) in a {
-                        named.entry(op).or_insert(s);
-                    }
+                    found.push((Check::Sessions, a));
                     out.insert(Check::Sessions, r);
                 }
             }
@@ -524,6 +567,15 @@ impl FileReport {
         }
         out
     }
+}
+
+/// One anomaly of a checked file: the check that found it, the op it shows at, and the ops
+/// and sentence that explain it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Anomaly {
+    pub check: Check,
+    pub at: u64,
+    pub example: Example,
 }
 
 /// One file's outcome: checked, or an error (unreadable, or ops the model does not know).

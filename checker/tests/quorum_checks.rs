@@ -123,6 +123,9 @@ fn stale_read_two_versions_behind_with_its_gap() {
     assert_eq!(s["k_staleness"]["histogram"], json!([[2, 1]]));
     assert_eq!(s["t_visibility_ms"]["max"], json!(30.0));
     assert_eq!(s["examples"][0]["ops"], json!([ids[3], ids[1]]));
+    // In the precedence graph: one cycle (the read, and writes 2 and 3 that supersede 1).
+    assert_eq!(s["cycles"], json!(1));
+    assert_eq!(s["examples"][1]["ops"], json!([ids[3], ids[1]]));
     // 10 ms after w3 completed the read saw an older value: P(consistent) in the 10 ms bucket 0.
     assert_eq!(s["p_consistent"], json!([[10, 0.0]]));
     // The linearizability sentence names the anomaly.
@@ -138,18 +141,99 @@ fn stale_read_two_versions_behind_with_its_gap() {
 
 #[test]
 fn read_of_a_value_never_written() {
-    let ops = [w(0, "k", 1, 0, 10), r(1, "k", json!(99), 20, 30)];
-    let (j, _) = check(&ops, &[Check::StaleReads]);
+    let ops = [
+        w(0, "k", 1, 0, 10),
+        r(1, "k", json!(99), 20, 30),
+        r(2, "k", json!(1), 40, 50),
+        r(3, "k2", json!(98), 0, 5),
+    ];
+    let (j, ids) = check(&ops, &[Check::StaleReads]);
     let s = &j["checks"]["stale-reads"];
     assert_eq!(
-        (s["never_written"].clone(), s["stale"].clone()),
-        (json!(1), json!(0))
+        [
+            &s["never_written"],
+            &s["stale"],
+            &s["future_reads"],
+            &s["cycles"]
+        ],
+        [&json!(2), &json!(0), &json!(0), &json!(0)],
+        "{s}"
     );
     assert_eq!(s["valid"], json!(false));
+    assert_eq!(s["keys"], json!(["k", "k2"]));
+    let ex = s["examples"].as_array().unwrap();
+    assert_eq!(ex.len(), 2);
+    assert_eq!(ex[0]["ops"], json!([ids[1]]));
+    assert_eq!(
+        ex[0]["sentence"],
+        format!(
+            "read of a value never written: read (op {}) returned 99",
+            ids[1]
+        )
+    );
+    assert_eq!(ex[1]["ops"], json!([ids[3]]));
     assert!(
         j["checks"].get("linearizable").is_none(),
         "--checks selects"
     );
+}
+
+/// A cycle of four ops, none of them a stale read's two: read 2 (concurrent with write 2)
+/// completed before write 3 began, write 3 completed before read 1 began, read 1 returned 1,
+/// which write 2 supersedes, and write 2 is what read 2 returned.
+#[test]
+fn cycle_through_four_ops_with_its_ops_in_order() {
+    let ops = [
+        w(0, "k", 1, 0, 10),
+        w(1, "k", 2, 20, 100),
+        r(2, "k", json!(2), 30, 40),
+        w(3, "k", 3, 50, 60),
+        r(4, "k", json!(1), 70, 80),
+        // A second key: a read of a value written only later, a two-op cycle.
+        r(5, "k2", json!(7), 0, 10),
+        w(6, "k2", 7, 20, 30),
+    ];
+    let (j, ids) = check(&ops, &[Check::StaleReads]);
+    let s = &j["checks"]["stale-reads"];
+    assert_eq!(
+        [
+            &s["stale"],
+            &s["future_reads"],
+            &s["never_written"],
+            &s["cycles"]
+        ],
+        [&json!(1), &json!(1), &json!(0), &json!(2)],
+        "{s}"
+    );
+    let cycles: Vec<&Value> = s["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["sentence"].as_str().unwrap().starts_with("cycle of"))
+        .collect();
+    assert_eq!(cycles.len(), 2);
+    assert_eq!(cycles[0]["key"], "k");
+    assert_eq!(cycles[0]["ops"], json!([ids[2], ids[3], ids[4], ids[1]]));
+    assert_eq!(cycles[1]["key"], "k2");
+    assert_eq!(cycles[1]["ops"], json!([ids[5], ids[6]]));
+    let sentence = cycles[0]["sentence"].as_str().unwrap();
+    for part in [
+        "cycle of 4 ops in the precedence graph",
+        &format!(
+            "read of 2 (op {}) completed before the write of 3 (op {}) began",
+            ids[2], ids[3]
+        ),
+        &format!(
+            "read of 1 (op {}) returned a value the write of 2 (op {}) supersedes",
+            ids[4], ids[1]
+        ),
+        &format!(
+            "write of 2 (op {}) wrote what the read of 2 (op {}) returned",
+            ids[1], ids[2]
+        ),
+    ] {
+        assert!(sentence.contains(part), "{part:?} in {sentence}");
+    }
 }
 
 #[test]
@@ -436,4 +520,55 @@ fn every_quorum_check_holds_on_every_linearizable_history() {
         }
         assert_eq!(j["valid"], json!(true), "seed {seed}");
     }
+}
+
+/// A random register history of one key, not linearizable in general: reads return any value
+/// some write of the key writes (earlier or later), the initial value, or now and then a value
+/// never written; some writes end `info`.
+fn random_history(seed: u64) -> Vec<O> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let n = rng.gen_range(2..30);
+    let writes = rng.gen_range(1..=n);
+    let mut ops = Vec::new();
+    for i in 0..n {
+        let inv = rng.gen_range(0..200);
+        let cmp = inv + rng.gen_range(1..60);
+        let p = i as u64;
+        if i < writes {
+            let mut op = w(p, "k", i as i64 + 1, inv, cmp);
+            if rng.gen_bool(0.15) {
+                op.end = Some(EventType::Info);
+            }
+            ops.push(op);
+        } else {
+            let v = match rng.gen_range(0..10) {
+                0 => Value::Null,
+                1 => json!(1000),
+                _ => json!(rng.gen_range(1..=writes) as i64),
+            };
+            ops.push(r(p, "k", v, inv, cmp));
+        }
+    }
+    ops
+}
+
+/// The precedence graph and the sweep agree: a key's graph has a cycle exactly when the sweep
+/// finds a stale read or a read of a value written only later.
+#[test]
+fn graph_cycles_exactly_when_the_sweep_finds_stale_or_future_reads() {
+    let mut with_cycles = 0;
+    for seed in 0..2000 {
+        let ops = random_history(seed);
+        let (j, _) = check(&ops, &[Check::StaleReads]);
+        let s = &j["checks"]["stale-reads"];
+        let sweep = s["stale"].as_u64().unwrap() + s["future_reads"].as_u64().unwrap();
+        let cycles = s["cycles"].as_u64().unwrap();
+        assert_eq!(cycles > 0, sweep > 0, "seed {seed}: {s}");
+        with_cycles += (cycles > 0) as u32;
+    }
+    // The generator makes both kinds of history.
+    assert!(
+        (200..1800).contains(&with_cycles),
+        "{with_cycles} of 2000 with cycles"
+    );
 }

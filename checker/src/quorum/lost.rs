@@ -3,18 +3,19 @@
 //! invoked). A write overwritten by a concurrent or later write is not lost: the last read then
 //! returns that write, which does not precede w.
 
-use super::{examples_json, invalid_keys, push_example, CheckResult, Example, Registers, Source};
+use super::{
+    examples_json, invalid_keys, push_example, Anomalies, CheckResult, Example, Registers, Source,
+};
 use crate::verdict::Verdict;
 use serde_json::json;
 use std::collections::BTreeMap;
 
-/// The check's result, and per last read that shows a lost write, a sentence naming it (for
-/// the linearizability counterexample).
-pub fn check(regs: &Registers) -> (CheckResult, BTreeMap<u64, String>) {
+/// The check's result, and every lost write, at the last read that shows it.
+pub fn check(regs: &Registers) -> (CheckResult, Anomalies) {
     let (mut acknowledged, mut lost) = (0u64, 0u64);
     let mut examples: Vec<Example> = Vec::new();
     let mut per_key: BTreeMap<String, usize> = BTreeMap::new();
-    let mut lost_ids = BTreeMap::new();
+    let mut found = Anomalies::new();
     for key in &regs.keys {
         let mut bad = 0;
         let Some(last) = key.reads.iter().max_by_key(|r| (r.inv, r.id)) else {
@@ -44,7 +45,14 @@ pub fn check(regs: &Registers) -> (CheckResult, BTreeMap<u64, String>) {
                     "lost write: write of {} (op {}) was acknowledged, yet the key's last read (op {}) returned {src_name}, written before it",
                     w.value, w.id, last.id
                 );
-                lost_ids.entry(last.id).or_insert_with(|| sentence.clone());
+                found.push((
+                    last.id,
+                    Example {
+                        key: key.key.clone(),
+                        ops: vec![w.id, last.id],
+                        sentence: sentence.clone(),
+                    },
+                ));
                 push_example(&mut examples, &key.key, vec![w.id, last.id], sentence);
             }
         }
@@ -57,14 +65,7 @@ pub fn check(regs: &Registers) -> (CheckResult, BTreeMap<u64, String>) {
     };
     let keys = invalid_keys(&per_key);
     let mut line = format!("{lost} lost of {acknowledged} acknowledged writes");
-    if !keys.is_empty() {
-        line.push_str(&format!(
-            "; {} of {} keys invalid: {}",
-            keys.len(),
-            per_key.len(),
-            super::key_list(&keys)
-        ));
-    }
+    line.push_str(&super::keys_invalid_line(&per_key));
     let json = json!({
         "valid": valid,
         "acknowledged": acknowledged,
@@ -73,5 +74,5 @@ pub fn check(regs: &Registers) -> (CheckResult, BTreeMap<u64, String>) {
         "keys": keys,
         "examples": examples_json(&examples),
     });
-    (CheckResult::Done { valid, json, line }, lost_ids)
+    (CheckResult::Done { valid, json, line }, found)
 }

@@ -10,6 +10,7 @@
 //! lives in a file of its own and returns a [`CheckResult`].
 
 pub mod convergence;
+pub mod graph;
 pub mod lost;
 pub mod sessions;
 pub mod set;
@@ -299,6 +300,26 @@ pub fn invalid_keys(per_key: &BTreeMap<String, usize>) -> Vec<String> {
     sort_natural(&mut keys);
     keys
 }
+
+/// "; 3 of 20 keys invalid: k2 k5 k10", or nothing when no key is invalid: the tail of a
+/// check's summary line.
+pub fn keys_invalid_line(per_key: &BTreeMap<String, usize>) -> String {
+    let keys = invalid_keys(per_key);
+    if keys.is_empty() {
+        return String::new();
+    }
+    format!(
+        "; {} of {} keys invalid: {}",
+        keys.len(),
+        per_key.len(),
+        key_list(&keys)
+    )
+}
+
+/// Every anomaly a check found, each with the op it shows at (the read that returned the wrong
+/// value), for the linearizability sentence and the report's marks. Unlike the examples in
+/// the check's JSON, this list is not cut short.
+pub type Anomalies = Vec<(u64, Example)>;
 
 /// Up to 20 naturally sorted key names, then how many more.
 pub fn key_list(keys: &[String]) -> String {

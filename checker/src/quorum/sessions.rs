@@ -11,7 +11,9 @@
 //!   before it began returned a later write of the same session — the writes became visible out
 //!   of session order.
 
-use super::{examples_json, invalid_keys, push_example, CheckResult, Example, Registers, Source};
+use super::{
+    examples_json, invalid_keys, push_example, Anomalies, CheckResult, Example, Registers, Source,
+};
 use crate::verdict::Verdict;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
@@ -23,12 +25,13 @@ struct Counts {
     mw: u64,
 }
 
-/// The check's result, and the read ids that broke monotonic reads ("new value then old").
-pub fn check(regs: &Registers) -> (CheckResult, BTreeMap<u64, String>) {
+/// The check's result, and every violation, at the read that shows it (a monotonic-reads one
+/// named "new value then old value" for the linearizability sentence).
+pub fn check(regs: &Registers) -> (CheckResult, Anomalies) {
     let mut c = Counts::default();
     let mut examples: Vec<Example> = Vec::new();
     let mut per_key: BTreeMap<String, usize> = BTreeMap::new();
-    let mut new_then_old = BTreeMap::new();
+    let mut found = Anomalies::new();
     for key in &regs.keys {
         let before = c.mr + c.ryw + c.mw;
         // Session order: each process's reads and ok writes by invoke time.
@@ -81,14 +84,31 @@ pub fn check(regs: &Registers) -> (CheckResult, BTreeMap<u64, String>) {
                         if let Some((t, by)) = seen {
                             if older(t) {
                                 c.mr += 1;
-                                new_then_old.insert(r.id, format!("new value then old value: read (op {}) of process {} returned {}, older than what its earlier read (op {by}) returned", r.id, r.process, r.value));
+                                let sentence = format!("new value then old value (monotonic reads): read (op {}) of process {} returned {}, older than what its earlier read (op {by}) returned", r.id, r.process, r.value);
+                                found.push((
+                                    r.id,
+                                    Example {
+                                        key: key.key.clone(),
+                                        ops: vec![by, r.id],
+                                        sentence,
+                                    },
+                                ));
                                 push_example(&mut examples, &key.key, vec![by, r.id], format!("monotonic reads: read (op {}) returned {}, older than what the same process's earlier read (op {by}) returned", r.id, r.value));
                             }
                         }
                         if let Some((t, w)) = own {
                             if older(t) {
                                 c.ryw += 1;
-                                push_example(&mut examples, &key.key, vec![w, r.id], format!("read-your-writes: read (op {}) returned {}, older than the same process's earlier write (op {w})", r.id, r.value));
+                                let sentence = format!("read-your-writes: read (op {}) returned {}, older than the same process's earlier write (op {w})", r.id, r.value);
+                                found.push((
+                                    r.id,
+                                    Example {
+                                        key: key.key.clone(),
+                                        ops: vec![w, r.id],
+                                        sentence: sentence.clone(),
+                                    },
+                                ));
+                                push_example(&mut examples, &key.key, vec![w, r.id], sentence);
                             }
                         }
                         if inv > i64::MIN && !matches!(seen, Some((t, _)) if inv <= t) {
@@ -98,7 +118,7 @@ pub fn check(regs: &Registers) -> (CheckResult, BTreeMap<u64, String>) {
                 }
             }
         }
-        monotonic_writes(key, &mut c, &mut examples);
+        monotonic_writes(key, &mut c, &mut examples, &mut found);
         per_key.insert(key.key.clone(), (c.mr + c.ryw + c.mw - before) as usize);
     }
     let total = c.mr + c.ryw + c.mw;
@@ -112,14 +132,7 @@ pub fn check(regs: &Registers) -> (CheckResult, BTreeMap<u64, String>) {
         "{} monotonic-reads, {} read-your-writes, {} monotonic-writes violations",
         c.mr, c.ryw, c.mw
     );
-    if !keys.is_empty() {
-        line.push_str(&format!(
-            "; {} of {} keys invalid: {}",
-            keys.len(),
-            per_key.len(),
-            super::key_list(&keys)
-        ));
-    }
+    line.push_str(&super::keys_invalid_line(&per_key));
     let json = json!({
         "valid": valid,
         "monotonic_reads": c.mr,
@@ -129,12 +142,17 @@ pub fn check(regs: &Registers) -> (CheckResult, BTreeMap<u64, String>) {
         "keys": keys,
         "examples": examples_json(&examples),
     });
-    (CheckResult::Done { valid, json, line }, new_then_old)
+    (CheckResult::Done { valid, json, line }, found)
 }
 
 /// A sweep over read invocations and completions in time order, keeping per writing process
 /// the latest of its writes (in session order) that some completed read has returned.
-fn monotonic_writes(key: &super::RegisterKey, c: &mut Counts, examples: &mut Vec<Example>) {
+fn monotonic_writes(
+    key: &super::RegisterKey,
+    c: &mut Counts,
+    examples: &mut Vec<Example>,
+    found: &mut Anomalies,
+) {
     // Session position of each ok write: (process, seq).
     let mut seq: HashMap<usize, (u64, usize)> = HashMap::new();
     let mut next: HashMap<u64, usize> = HashMap::new();
@@ -170,7 +188,16 @@ fn monotonic_writes(key: &super::RegisterKey, c: &mut Counts, examples: &mut Vec
             if let Some(&(ls, by)) = latest.get(&p) {
                 if ls > s {
                     c.mw += 1;
-                    push_example(examples, &key.key, vec![by, r.id], format!("monotonic writes: read (op {}) returned process {p}'s write {} after read (op {by}) had returned a later write of that process", r.id, r.value));
+                    let sentence = format!("monotonic writes: read (op {}) returned process {p}'s write {} after read (op {by}) had returned a later write of that process", r.id, r.value);
+                    found.push((
+                        r.id,
+                        Example {
+                            key: key.key.clone(),
+                            ops: vec![by, r.id],
+                            sentence: sentence.clone(),
+                        },
+                    ));
+                    push_example(examples, &key.key, vec![by, r.id], sentence);
                 }
             }
         } else if !matches!(latest.get(&p), Some(&(ls, _)) if s <= ls) {

@@ -8,18 +8,22 @@
 //! the earliest completion among them. An `info` write may or may not have happened: reading its
 //! value is no anomaly, and it never supersedes.
 //!
-//! These are paths in the key's precedence graph (write→write edges from real time, w→r from
-//! reads-from): rather than build its O(n²) edges, the check sorts the key's ok writes by invoke
-//! time and walks the graph implicitly. The earliest-completing write invoked after time t is a
-//! suffix minimum; the greedy chain "earliest completion, then the earliest completion invoked
-//! after it, …" is a longest chain of non-overlapping intervals, and binary lifting over that
-//! step counts a chain of any length in O(log n). The same resolution finds reads of values
-//! never written and reads of a value whose only write began after the read completed (a
-//! two-op cycle r→w→r in the graph).
+//! The check is built on the key's precedence graph ([`super::graph`]: write→write, write→read
+//! and read→write edges from real time, reads-from and superseding writes): its cycles are the
+//! anomalies, each reported with its ops (a stale read is the two-op cycle "the read precedes
+//! the superseding write, which completed before the read began"; a read of a value whose only
+//! write began after the read completed is another), and reads of values never written have no
+//! write to come from. The counts and distributions (k, t) come from a sweep over the same
+//! relations rather than from paths in the graph: with the key's ok writes sorted by invoke
+//! time, the earliest-completing write invoked after time t is a suffix minimum; the greedy
+//! chain "earliest completion, then the earliest completion invoked after it, …" is a longest
+//! chain of non-overlapping intervals, and binary lifting over that step counts a chain of any
+//! length in O(log n). A property test holds the two to each other: a key has a cycle exactly
+//! when the sweep finds a stale read or a read of a later write.
 
 use super::{
-    examples_json, invalid_keys, ms, push_example, quantile, span, CheckResult, Example,
-    RegisterKey, Registers, Source,
+    examples_json, graph, invalid_keys, ms, push_example, quantile, span, Anomalies, CheckResult,
+    Example, RegisterKey, Registers, Source,
 };
 use crate::verdict::Verdict;
 use serde_json::{json, Value};
@@ -37,6 +41,8 @@ pub struct StaleStats {
     pub stale: u64,
     pub never_written: u64,
     pub future: u64,
+    /// Cycles of the precedence graph (strongly connected components with two ops or more).
+    pub cycles: u64,
     /// k of each stale read.
     pub ks: Vec<u64>,
     /// t-visibility gap of each stale read (ns, or lines when untimed).
@@ -44,9 +50,12 @@ pub struct StaleStats {
     /// Per `P_BUCKETS_MS` bucket: (reads, consistent reads).
     pub p: [(u64, u64); P_BUCKETS_MS.len()],
     pub per_key: BTreeMap<String, usize>,
+    /// Up to [`super::MAX_EXAMPLES`] reads (stale, never written, written only later).
     pub examples: Vec<Example>,
-    /// The sentence of each anomalous read, by read op id.
-    pub anomalies: BTreeMap<u64, String>,
+    /// Up to [`super::MAX_EXAMPLES`] cycles.
+    pub cycle_examples: Vec<Example>,
+    /// Every anomaly, at its read.
+    pub anomalies: Anomalies,
 }
 
 /// The superseding-write structure of one key: ok writes sorted by invoke time.
@@ -169,8 +178,7 @@ fn one_key(key: &RegisterKey, timed: bool, s: &mut StaleStats) {
                         "read of a value written only later: read (op {}) returned {}, first written by op {}, which began after the read completed (a cycle in the precedence graph)",
                         r.id, r.value, w.id
                     );
-                    s.anomalies.insert(r.id, sentence.clone());
-                    push_example(&mut s.examples, &key.key, vec![r.id, w.id], sentence);
+                    found(s, key, r.id, vec![r.id, w.id], sentence);
                     continue;
                 }
                 w.cmp
@@ -182,8 +190,7 @@ fn one_key(key: &RegisterKey, timed: bool, s: &mut StaleStats) {
                     "read of a value never written: read (op {}) returned {}",
                     r.id, r.value
                 );
-                s.anomalies.insert(r.id, sentence.clone());
-                push_example(&mut s.examples, &key.key, vec![r.id], sentence);
+                found(s, key, r.id, vec![r.id], sentence);
                 continue;
             }
         };
@@ -221,19 +228,46 @@ fn one_key(key: &RegisterKey, timed: bool, s: &mut StaleStats) {
             chains.id[first],
             if k == 1 { "" } else { "s" }
         );
-        s.anomalies.insert(r.id, sentence.clone());
+        found(s, key, r.id, vec![r.id, chains.id[first]], sentence);
+    }
+    for c in graph::cycles(key) {
+        s.cycles += 1;
+        bad += 1;
+        let at = c.ops[0];
         push_example(
-            &mut s.examples,
+            &mut s.cycle_examples,
             &key.key,
-            vec![r.id, chains.id[first]],
-            sentence,
+            c.ops.clone(),
+            c.sentence.clone(),
         );
+        s.anomalies.push((
+            at,
+            Example {
+                key: key.key.clone(),
+                ops: c.ops,
+                sentence: c.sentence,
+            },
+        ));
     }
     s.per_key.insert(key.key.clone(), bad);
 }
 
-/// The check's result (INTERFACES.md fields, plus `never_written`, `future_reads`,
-/// `p_consistent_reads` and `keys`).
+/// Record an anomalous read: in the full list, and as an example while there is room.
+fn found(s: &mut StaleStats, key: &RegisterKey, at: u64, ops: Vec<u64>, sentence: String) {
+    push_example(&mut s.examples, &key.key, ops.clone(), sentence.clone());
+    s.anomalies.push((
+        at,
+        Example {
+            key: key.key.clone(),
+            ops,
+            sentence,
+        },
+    ));
+}
+
+/// The check's result (INTERFACES.md fields, plus `never_written`, `future_reads`, `cycles`,
+/// `p_consistent_reads` and `keys`), and every anomaly. `examples` holds up to
+/// [`super::MAX_EXAMPLES`] anomalous reads, then up to as many cycles.
 ///
 /// `p_consistent` is P(consistent read) as a function of the time since a write completed:
 /// each timed read whose value's write is known (or the initial value) and that began after
@@ -242,8 +276,8 @@ fn one_key(key: &RegisterKey, timed: bool, s: &mut StaleStats) {
 /// newer one (that write does not supersede the value read). Samples fall in buckets whose lower
 /// edges are `P_BUCKETS_MS`; each entry is `[lower edge in ms, share consistent]`, for the
 /// buckets with samples (`p_consistent_reads` gives the sample counts).
-pub fn check(regs: &Registers) -> (CheckResult, BTreeMap<u64, String>) {
-    let s = stats(regs);
+pub fn check(regs: &Registers) -> (CheckResult, Anomalies) {
+    let mut s = stats(regs);
     let mut ks = s.ks.clone();
     ks.sort_unstable();
     let mut gaps = s.gaps.clone();
@@ -268,7 +302,7 @@ pub fn check(regs: &Registers) -> (CheckResult, BTreeMap<u64, String>) {
             p_reads.push(json!([P_BUCKETS_MS[i], n]));
         }
     }
-    let anomalies = s.stale + s.never_written + s.future;
+    let anomalies = s.stale + s.never_written + s.future + s.cycles;
     let valid = if anomalies == 0 {
         Verdict::Valid
     } else {
@@ -281,6 +315,7 @@ pub fn check(regs: &Registers) -> (CheckResult, BTreeMap<u64, String>) {
         "stale": s.stale,
         "never_written": s.never_written,
         "future_reads": s.future,
+        "cycles": s.cycles,
         "k_staleness": {
             "p50": quantile(&ks, 0.5),
             "p99": quantile(&ks, 0.99),
@@ -292,7 +327,7 @@ pub fn check(regs: &Registers) -> (CheckResult, BTreeMap<u64, String>) {
         "p_consistent_reads": p_reads,
         "keys_total": s.per_key.len(),
         "keys": keys,
-        "examples": examples_json(&s.examples),
+        "examples": examples_json(&[std::mem::take(&mut s.examples), std::mem::take(&mut s.cycle_examples)].concat()),
     });
     let mut line = format!("{} stale of {} reads", s.stale, s.reads);
     if let Some(max) = ks.last() {
@@ -310,13 +345,13 @@ pub fn check(regs: &Registers) -> (CheckResult, BTreeMap<u64, String>) {
     if s.future > 0 {
         line.push_str(&format!(", {} of values written only later", s.future));
     }
-    if !keys.is_empty() {
+    if s.cycles > 0 {
         line.push_str(&format!(
-            "; {} of {} keys invalid: {}",
-            keys.len(),
-            s.per_key.len(),
-            super::key_list(&keys)
+            ", {} cycle{} in the precedence graph",
+            s.cycles,
+            if s.cycles == 1 { "" } else { "s" }
         ));
     }
+    line.push_str(&super::keys_invalid_line(&s.per_key));
     (CheckResult::Done { valid, json, line }, s.anomalies)
 }
