@@ -9,7 +9,7 @@ use quorate_checker::check::{check_events, combine_exit_codes, Check, CheckOptio
 use quorate_checker::history::Process;
 use quorate_checker::import::{read_path, Format};
 use quorate_checker::model::ModelKind;
-use quorate_checker::report::timeline;
+use quorate_checker::report::{self, RunInfo};
 use quorate_checker::verdict::Verdict;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -17,8 +17,10 @@ use std::time::{Duration, Instant};
 
 /// Check `history` with `model` (the checker's own `check_events`, so a run's results.json is
 /// exactly what `quorate check --json` would print), add the convergence verdict from the
-/// harness's observation, and write `timeline.html` beside it. Never fails: a problem becomes
-/// an `error` field, as `check --json` reports an unreadable file.
+/// harness's observation, and write the reports beside it (`timeline.html`, `latency.svg`,
+/// `rate.svg`, `staleness.svg`, titled from `test.json`; the timeline's path goes in `report`,
+/// an extension field). Never fails: a problem becomes an `error` field, as `check --json`
+/// reports an unreadable file; a report that cannot be written is a warning.
 pub fn check(history: &Path, model: ModelKind, per_key: Duration, run_dir: &Path) -> Value {
     check_with(history, model, &[], per_key, run_dir)
 }
@@ -53,11 +55,16 @@ pub fn check_with(
         Ok(r) => r,
         Err(e) => return json!({"file": file, "error": e.to_string()}),
     };
-    let html = run_dir.join("timeline.html");
-    if let Err(e) = std::fs::write(&html, timeline::render(&report)) {
-        tracing::warn!("{}: {e}", html.display());
-    }
+    let written = report::write_all(&report, &RunInfo::beside(history), run_dir);
     let mut out = report.to_json();
+    match written {
+        Ok(paths) => {
+            if let Some(html) = paths.first() {
+                out["report"] = json!(html.display().to_string());
+            }
+        }
+        Err(e) => tracing::warn!("reports: {e}"),
+    }
     let mut valid = report.valid;
     if !checks.is_empty() && !checks.contains(&Check::Linearizable) {
         out["checks"]["linearizable"] = json!({"skipped": "a set read is many element reads at \
@@ -140,8 +147,18 @@ pub fn summary(results: &Value, outcome: Option<&RunOutcome>) -> String {
                     c.get("skipped").and_then(Value::as_str).unwrap_or("")
                 ),
             };
-            s.push_str(&format!("  {name}: {v}\n"));
+            let counts = counts(name, c);
+            if counts.is_empty() {
+                s.push_str(&format!("  {name}: {v}\n"));
+            } else {
+                s.push_str(&format!("  {name}: {v} — {counts}\n"));
+            }
         }
+    }
+    if let Some(report) = results.get("report").and_then(Value::as_str) {
+        s.push_str(&format!(
+            "report: {report} (latency.svg, rate.svg, staleness.svg beside it)\n"
+        ));
     }
     // An error means no verdict, whatever the checks said about what was recorded.
     let verdict = match results.get("valid") {
@@ -152,4 +169,90 @@ pub fn summary(results: &Value, outcome: Option<&RunOutcome>) -> String {
     };
     s.push_str(&format!("verdict: {verdict}"));
     s
+}
+
+/// A check's counts in words, from its JSON object: `linearizable` as "k of n keys invalid",
+/// any other check as its top-level counts ("stale 12, reads 4000, …", underscores as spaces)
+/// and the maxima of its distributions. Works on any results.json, so it needs no checker
+/// state.
+fn counts(name: &str, c: &Value) -> String {
+    if name == "linearizable" {
+        let Some(keys) = c.get("keys").and_then(Value::as_object) else {
+            return String::new();
+        };
+        let invalid = keys
+            .values()
+            .filter(|k| k.get("valid") == Some(&Value::Bool(false)))
+            .count();
+        let unknown = keys
+            .values()
+            .filter(|k| k.get("valid").and_then(Value::as_str) == Some("unknown"))
+            .count();
+        let mut out = format!("{invalid} of {} keys invalid", keys.len());
+        if unknown > 0 {
+            out.push_str(&format!(", {unknown} unknown"));
+        }
+        return out;
+    }
+    let Some(obj) = c.as_object() else {
+        return String::new();
+    };
+    let mut parts: Vec<String> = obj
+        .iter()
+        .filter(|(k, v)| v.is_number() && k.as_str() != "keys_total")
+        .map(|(k, v)| format!("{} {v}", k.replace('_', " ")))
+        .collect();
+    for (field, what) in [("k_staleness", "k max"), ("t_visibility_ms", "t max ms")] {
+        if let Some(max) = obj
+            .get(field)
+            .and_then(|d| d.get("max"))
+            .filter(|m| m.is_number())
+        {
+            parts.push(format!("{what} {max}"));
+        }
+    }
+    if let Some(n) = obj
+        .get("keys")
+        .and_then(Value::as_array)
+        .filter(|k| !k.is_empty())
+    {
+        parts.push(format!(
+            "{} of {} keys invalid",
+            n.len(),
+            obj.get("keys_total").unwrap_or(&Value::Null)
+        ));
+    }
+    parts.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_gives_each_checks_counts_and_the_report() {
+        let results = json!({
+            "valid": false,
+            "report": "/r/run/timeline.html",
+            "checks": {
+                "linearizable": {"valid": false, "keys": {"k1": {"valid": false}, "k2": {"valid": true}}},
+                "stale-reads": {"valid": false, "reads": 10, "stale": 2, "never_written": 0,
+                    "k_staleness": {"max": 3}, "t_visibility_ms": {"max": 12.5},
+                    "keys_total": 2, "keys": ["k1"]},
+                "set": {"skipped": "no add ops"},
+            }
+        });
+        let s = summary(&results, None);
+        assert!(
+            s.contains("  linearizable: INVALID — 1 of 2 keys invalid\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("  stale-reads: INVALID — reads 10, stale 2, never written 0, k max 3, t max ms 12.5, 1 of 2 keys invalid\n"),
+            "{s}"
+        );
+        assert!(s.contains("  set: skipped (no add ops)\n"), "{s}");
+        assert!(s.contains("report: /r/run/timeline.html"), "{s}");
+        assert!(s.ends_with("verdict: INVALID"), "{s}");
+    }
 }

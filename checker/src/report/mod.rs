@@ -28,7 +28,7 @@ pub fn write_all(report: &FileReport, run: &RunInfo, dir: &Path) -> std::io::Res
         timeline::render_run(report, run),
         plots::latency_svg(report),
         plots::rate_svg(report),
-        plots::staleness_of(report),
+        plots::staleness_of(report, &run.name),
     ];
     let mut out = Vec::new();
     for (name, text) in FILES.iter().zip(pages) {
@@ -131,7 +131,10 @@ pub struct FaultWindow {
     pub stop: Option<Value>,
 }
 
-/// The first event's time (ns), when every event of the history has one.
+/// The origin (ns) of the reports' time axes, when every event of the history has a time: 0
+/// when the history's clock starts within its first minute (quorate's clock counts from the
+/// start of the run, so the axis matches the times the checks' sentences give), else the
+/// first event's time (a clock such as the Unix epoch).
 pub fn time_origin(h: &History) -> Option<i64> {
     let all_timed = h
         .ops
@@ -141,11 +144,17 @@ pub fn time_origin(h: &History) -> Option<i64> {
     if !all_timed || h.ops.is_empty() {
         return None;
     }
-    h.ops
+    let first = h
+        .ops
         .iter()
         .filter_map(|o| o.call_time)
         .chain(h.other.iter().filter_map(|e| e.time))
-        .min()
+        .min()?;
+    Some(if (0..60_000_000_000).contains(&first) {
+        0
+    } else {
+        first
+    })
 }
 
 /// Fault windows by event time (ns); empty for a history without times.

@@ -4,7 +4,7 @@
 //! draws any number of staleness curves on one plot (`quorate compare` uses it for the curves of
 //! all configurations).
 //!
-//! Times are the history's own (nanoseconds since the first event, drawn in seconds). A history
+//! Times are the history's own, drawn in seconds from [`super::time_origin`]. A history
 //! without times (line order only) has no latencies or rates: those plots then say so instead
 //! of inventing an axis. Every plot is a complete SVG document as a `String`; drawing into a
 //! string cannot fail for want of a file, so an error from plotters (a bug) becomes a plot that
@@ -39,6 +39,8 @@ const COLOURS: [RGBColor; 8] = [
     RGBColor(23, 190, 207),
 ];
 const FAULT: RGBColor = RGBColor(149, 117, 205);
+/// The minor grid: there, but quieter than the data.
+const LIGHT: RGBColor = RGBColor(243, 243, 243);
 
 /// Draw with `f` into an SVG string; an error becomes an SVG that says what went wrong.
 fn svg(f: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<()>) -> String {
@@ -109,6 +111,7 @@ pub fn staleness_svg(curves: &[(String, Vec<(f64, f64)>)]) -> String {
             .y_desc("P(consistent read)")
             .x_label_formatter(&|x| short_ms(*x))
             .y_label_formatter(&|y| format!("{y:.1}"))
+            .light_line_style(LIGHT)
             .draw()?;
         for (i, (label, pts)) in curves.iter().enumerate() {
             let colour = COLOURS[i % COLOURS.len()];
@@ -165,23 +168,23 @@ pub fn p_consistent_points(stale_reads: &Value) -> Vec<(f64, f64)> {
         .unwrap_or_default()
 }
 
-/// `staleness.svg` of one checked history: its `stale-reads` curve, or a note saying why there
-/// is none.
-pub fn staleness_of(report: &FileReport) -> String {
+/// `staleness.svg` of one checked history: its `stale-reads` curve labelled `label` (the run's
+/// name), or a note saying why there is none.
+pub fn staleness_of(report: &FileReport, label: &str) -> String {
     match report.quorum.get(&Check::StaleReads) {
         Some(r) => {
             let pts = p_consistent_points(&r.to_json());
             if pts.is_empty() {
                 message_svg("no P(consistent read) samples: the history has no times, or no read began after a write completed")
             } else {
-                staleness_svg(&[(report.file.clone(), pts)])
+                staleness_svg(&[(label.to_string(), pts)])
             }
         }
         None => message_svg("the stale-reads check did not run on this history"),
     }
 }
 
-/// The history's ops with times, as seconds since the first event.
+/// The history's ops with times, drawn in seconds from the time origin.
 struct Timed<'a> {
     t0: i64,
     end_s: f64,
@@ -278,9 +281,10 @@ pub fn latency_svg(report: &FileReport) -> String {
             .build_cartesian_2d(0f64..t.end_s, (min_ms..max_ms * 1.5).log_scale())?;
         chart
             .configure_mesh()
-            .x_desc("time since the first event (s)")
+            .x_desc("time (s)")
             .y_desc("latency (ms, log scale)")
             .y_label_formatter(&|y| round_label(*y))
+            .light_line_style(LIGHT)
             .draw()?;
         shade(&mut chart, &t, (min_ms, max_ms * 1.5))?;
         for (i, (f, pts)) in by_f.iter().enumerate() {
@@ -359,8 +363,10 @@ pub fn rate_svg(report: &FileReport) -> String {
             .build_cartesian_2d(0f64..t.end_s, 0f64..max_rate * 1.1)?;
         chart
             .configure_mesh()
-            .x_desc("time since the first event (s)")
+            .x_desc("time (s)")
             .y_desc("ops/s")
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .light_line_style(LIGHT)
             .draw()?;
         shade(&mut chart, &t, (0.0, max_rate * 1.1))?;
         for (i, (name, counts)) in series.iter().enumerate() {

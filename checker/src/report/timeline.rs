@@ -7,7 +7,8 @@
 //! never completed), coloured by outcome and labelled with what it did (`w 17`, `r → 12`). An
 //! overview strip above shows the whole run: op rate and outcomes, fault windows, and every
 //! anomaly of every check as a mark that zooms there when clicked. The x axis is time when
-//! every event has one (ms since the first event, ticks in round ms or s), else line order.
+//! every event has one (ms from [`super::time_origin`], ticks in round ms or s), else line
+//! order.
 //!
 //! Size is bounded so a million-op history still gives a page a browser opens. Keys with an
 //! anomaly (any check) are drawn in full while [`MAX_FAILING_OPS`] lasts (past it, the
@@ -45,7 +46,7 @@ const OVERVIEW_BINS: usize = 300;
 /// Where events sit on the x axis.
 #[derive(Clone, Copy, PartialEq)]
 enum Axis {
-    /// Milliseconds since the first event.
+    /// Milliseconds since `t0` ([`super::time_origin`]).
     Time { t0: i64 },
     /// Line positions (0-based).
     Line,

@@ -9,7 +9,7 @@ use clap::Args;
 use quorate_checker::check::{combine_exit_codes, Check, CheckOptions, FileOutcome};
 use quorate_checker::import::Format;
 use quorate_checker::model::ModelKind;
-use quorate_checker::report::timeline;
+use quorate_checker::report::{self, RunInfo};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -21,8 +21,9 @@ use std::time::Duration;
 Exit codes: 0 valid, 1 invalid, 2 unknown (a check gave up), 3 error (bad flag, unreadable \
 file). Over several files: error > invalid > unknown > valid.
 
---out DIR with one file writes DIR/results.json and DIR/timeline.html; with several files, \
-one folder per file, DIR/<file name>/ (a numeric suffix when two names clash), and \
+--out DIR with one file writes DIR/results.json and the reports: timeline.html, latency.svg, \
+rate.svg and staleness.svg (titled from a test.json beside the file, when there is one); with \
+several files, one folder per file, DIR/<file name>/ (a numeric suffix when two names clash), and \
 DIR/results.jsonl holding every file's object, one per line.")]
 pub struct CheckArgs {
     /// History files: quorate JSONL, Jepsen EDN, Porcupine etcd or kv logs.
@@ -58,7 +59,8 @@ pub struct CheckArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Write results.json and a self-contained timeline.html into DIR.
+    /// Write results.json and the reports (a self-contained timeline.html, latency.svg,
+    /// rate.svg, staleness.svg) into DIR.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }
@@ -129,7 +131,10 @@ pub fn main(args: CheckArgs) -> u8 {
             match write_out(&dirs[i], &outcome, &object) {
                 Ok(html) => {
                     if let Some(html) = html {
-                        eprintln!("quorate check: report {}", html.display());
+                        eprintln!(
+                            "quorate check: report {} (latency.svg, rate.svg, staleness.svg beside it)",
+                            html.display()
+                        );
                     }
                 }
                 Err(e) => {
@@ -176,7 +181,7 @@ fn out_dirs(dir: &Path, files: &[PathBuf]) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Write `results.json` and, for a checked file, `timeline.html`; returns the report's path.
+/// Write `results.json` and, for a checked file, the reports; returns the timeline's path.
 fn write_out(dir: &Path, outcome: &FileOutcome, object: &Value) -> Result<Option<PathBuf>> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let results = dir.join("results.json");
@@ -187,10 +192,9 @@ fn write_out(dir: &Path, outcome: &FileOutcome, object: &Value) -> Result<Option
     let FileOutcome::Checked(report) = outcome else {
         return Ok(None);
     };
-    let html = dir.join("timeline.html");
-    std::fs::write(&html, timeline::render(report))
-        .with_context(|| format!("cannot write {}", html.display()))?;
-    Ok(Some(html))
+    let run = RunInfo::beside(Path::new(&report.file));
+    let written = report::write_all(report, &run, dir)?;
+    Ok(written.into_iter().next())
 }
 
 fn write_jsonl(path: &Path, objects: &[Value]) -> Result<()> {
