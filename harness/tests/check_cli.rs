@@ -275,6 +275,10 @@ fn out_dir_holds_results_and_a_timeline() -> Result<()> {
         stderr(&out).contains("timeline.html"),
         "says where the report is"
     );
+    for plot in ["latency.svg", "rate.svg", "staleness.svg"] {
+        let svg = std::fs::read_to_string(out_dir.join(plot))?;
+        assert!(svg.starts_with("<svg"), "{plot} is an SVG");
+    }
     Ok(())
 }
 
