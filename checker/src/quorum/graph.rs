@@ -26,7 +26,7 @@
 //! anti-dependency edges (so a read never reaches another read through real time).
 
 use super::{RegisterKey, Source};
-use petgraph::algo::tarjan_scc;
+use petgraph::algo::TarjanScc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::Direction;
 use std::collections::VecDeque;
@@ -162,16 +162,19 @@ pub fn cycles(key: &RegisterKey) -> Vec<Cycle> {
     let (p, _, r) = build(key);
     let mut comp = vec![u32::MAX; p.kind.len()];
     let mut starts: Vec<(usize, NodeIndex)> = Vec::new();
-    for (c, scc) in tarjan_scc(&p.g).into_iter().enumerate() {
+    let mut c = 0u32;
+    // The callback form: no allocation per component (nearly every node is one on its own).
+    TarjanScc::new().run(&p.g, |scc: &[NodeIndex]| {
         let ops = scc
             .iter()
             .filter(|n| !matches!(p.kind[n.index()], Node::Chain(_)))
             .count();
         if ops < 2 {
-            continue;
+            return;
         }
-        for n in &scc {
-            comp[n.index()] = c as u32;
+        c += 1;
+        for n in scc {
+            comp[n.index()] = c;
         }
         let first = scc
             .iter()
@@ -183,18 +186,27 @@ pub fn cycles(key: &RegisterKey) -> Vec<Cycle> {
         if let Some(i) = first {
             starts.push((i, r[i]));
         }
-    }
+    });
     starts.sort_by_key(|s| key.reads[s.0].id);
+    // One parent array for every search, reset where each search wrote: a key with many
+    // components costs the sum of their sizes, not components × nodes.
+    let mut parent: Vec<Option<NodeIndex>> = vec![None; p.kind.len()];
     starts
         .into_iter()
-        .filter_map(|(_, s)| one_cycle(&p, &comp, s, key))
+        .filter_map(|(_, s)| one_cycle(&p, &comp, s, key, &mut parent))
         .collect()
 }
 
 /// A shortest cycle through `start` inside its component (breadth-first), described.
-fn one_cycle(p: &Precedence, comp: &[u32], start: NodeIndex, key: &RegisterKey) -> Option<Cycle> {
+fn one_cycle(
+    p: &Precedence,
+    comp: &[u32],
+    start: NodeIndex,
+    key: &RegisterKey,
+    parent: &mut [Option<NodeIndex>],
+) -> Option<Cycle> {
     let c = comp[start.index()];
-    let mut parent: Vec<Option<NodeIndex>> = vec![None; p.kind.len()];
+    let mut touched = Vec::new();
     let mut queue = VecDeque::from([start]);
     let mut end = None;
     'bfs: while let Some(n) = queue.pop_front() {
@@ -208,20 +220,27 @@ fn one_cycle(p: &Precedence, comp: &[u32], start: NodeIndex, key: &RegisterKey) 
             }
             if parent[m.index()].is_none() {
                 parent[m.index()] = Some(n);
+                touched.push(m);
                 queue.push_back(m);
             }
         }
     }
-    let mut path = vec![end?];
-    while let Some(prev) = parent[path.last()?.index()] {
-        path.push(prev);
-    }
-    if *path.last()? != start {
+    let path = end.map(|end| {
+        let mut path = vec![end];
+        while let Some(prev) = path.last().and_then(|l| parent[l.index()]) {
+            path.push(prev);
+        }
+        if path.last() != Some(&start) {
+            path.push(start);
+        }
+        path.reverse();
         path.push(start);
+        path
+    });
+    for n in touched {
+        parent[n.index()] = None;
     }
-    path.reverse();
-    path.push(start);
-    Some(describe(p, &path, key))
+    Some(describe(p, &path?, key))
 }
 
 /// The cycle's ops and one clause per edge between consecutive ops.

@@ -26,6 +26,7 @@ use super::{
     Example, RegisterKey, Registers, Source,
 };
 use crate::verdict::Verdict;
+use rayon::prelude::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -147,14 +148,16 @@ impl Chains {
 
 /// Run the check over every key.
 pub fn stats(regs: &Registers) -> StaleStats {
+    // The graphs in parallel (each key's is its own), the sweep and the tallies in key order.
+    let cycles: Vec<Vec<graph::Cycle>> = regs.keys.par_iter().map(graph::cycles).collect();
     let mut s = StaleStats::default();
-    for key in &regs.keys {
-        one_key(key, regs.timed, &mut s);
+    for (key, cycles) in regs.keys.iter().zip(cycles) {
+        one_key(key, regs.timed, cycles, &mut s);
     }
     s
 }
 
-fn one_key(key: &RegisterKey, timed: bool, s: &mut StaleStats) {
+fn one_key(key: &RegisterKey, timed: bool, cycles: Vec<graph::Cycle>, s: &mut StaleStats) {
     let chains = Chains::new(key);
     let mut by_cmp: Vec<(i64, i64)> = chains
         .cmp
@@ -230,7 +233,7 @@ fn one_key(key: &RegisterKey, timed: bool, s: &mut StaleStats) {
         );
         found(s, key, r.id, vec![r.id, chains.id[first]], sentence);
     }
-    for c in graph::cycles(key) {
+    for c in cycles {
         s.cycles += 1;
         bad += 1;
         let at = c.ops[0];
