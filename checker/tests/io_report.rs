@@ -234,6 +234,7 @@ fn a_100k_op_run_draws_failing_keys_in_full_and_samples_the_rest() -> Result<()>
         data["anomalies"].as_array().unwrap().len() as u64
             == data["anomalies_total"].as_u64().unwrap()
     );
+    eprintln!("a 100k-op run's page: {} bytes", html.len());
     assert!(html.len() < 16_000_000, "{} bytes", html.len());
     Ok(())
 }
