@@ -282,9 +282,14 @@ fn describe(p: &Precedence, path: &[NodeIndex], key: &RegisterKey) -> Cycle {
                         Some(Chain::AfterWrite | Chain::AfterRead) => {
                             format!("{an} completed before the {bn} began")
                         }
-                        Some(Chain::Supersedes) => format!(
-                            "{an} returned a value the {bn} supersedes (it began after that value's write completed)"
-                        ),
+                        Some(Chain::Supersedes) => match a {
+                            Node::Read(i) if key.reads[i].source == Source::Initial => {
+                                format!("{an} returned the initial value, which the {bn} supersedes")
+                            }
+                            _ => format!(
+                                "{an} returned a value the {bn} supersedes (it began after that value's write completed)"
+                            ),
+                        },
                     });
                 }
                 let (id, _) = name(op);
@@ -374,6 +379,24 @@ mod tests {
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].ops, [0, 2]);
         assert!(c[0].sentence.contains("wrote what"), "{}", c[0].sentence);
+    }
+
+    #[test]
+    fn a_stale_read_of_the_initial_value_says_so() {
+        let key = RegisterKey {
+            key: "k".into(),
+            writes: vec![w(0, 0, Some(10), 1)],
+            reads: vec![r(2, 20, 30, Source::Initial, 0)],
+        };
+        let c = cycles(&key);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].ops, [2, 0]);
+        assert!(
+            c[0].sentence
+                .contains("returned the initial value, which the write of 1 (op 0) supersedes"),
+            "{}",
+            c[0].sentence
+        );
     }
 
     #[test]
