@@ -366,6 +366,46 @@ fn timeline_of_an_invalid_run_in_headless_chromium() -> Result<()> {
     Ok(())
 }
 
+/// A history without times (line order only, a cas op so the register checks are skipped) and
+/// without anomalies: the page still loads without an error and draws every op.
+#[test]
+fn a_history_without_times_renders_in_headless_chromium() -> Result<()> {
+    let Some(chromium) = browser::chromium() else {
+        return Ok(());
+    };
+    let events = vec![
+        ev(0, EventType::Invoke, "write", "k", json!(1)),
+        ev(0, EventType::Ok, "write", "k", json!(1)),
+        ev(1, EventType::Invoke, "cas", "k", json!([1, 2])),
+        ev(1, EventType::Ok, "cas", "k", json!([1, 2])),
+        ev(2, EventType::Invoke, "read", "k", Value::Null),
+        ev(2, EventType::Ok, "read", "k", json!(2)),
+    ];
+    let report = check_events(
+        "untimed.jsonl",
+        &events,
+        Format::Jsonl,
+        &CheckOptions::default(),
+    )?;
+    let dir = tempfile::tempdir()?;
+    let page = dir.path().join("timeline.html");
+    std::fs::write(&page, render(&report))?;
+    let shown = browser::render(chromium, &page, 1000, 700, None)?;
+    assert!(
+        shown.errors.is_empty(),
+        "console errors: {:?}",
+        shown.errors
+    );
+    let dom = &shown.dom;
+    assert!(
+        dom.contains("data-ready=\"1\"") && dom.contains("data-bars=\"3\""),
+        "{dom}"
+    );
+    assert!(dom.contains("No anomalies") && dom.contains(">line 0<"));
+    assert!(dom.contains(">cas 1→2<") && dom.contains(">r → 2<") && dom.contains(">w 1<"));
+    Ok(())
+}
+
 /// A 100k-op run's page loads in Chromium without an error and opens on its first anomaly.
 #[test]
 fn a_100k_op_timeline_loads_in_headless_chromium() -> Result<()> {
