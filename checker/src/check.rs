@@ -176,8 +176,8 @@ pub struct FileReport {
     pub linearizable: Option<LinearResult>,
     /// The quorum checks that were asked for (or apply, by default): a result or why skipped.
     pub quorum: BTreeMap<Check, CheckResult>,
-    /// Every anomaly every check found (the quorum checks' in full, the set check's examples,
-    /// each linearizability counterexample), in check order: what the report marks.
+    /// Every anomaly every check found (the quorum checks' in full, each linearizability
+    /// counterexample), in check order: what the report marks.
     pub anomalies: Vec<Anomaly>,
     /// Why the verdict is `unknown` regardless of the checks ("no client ops").
     pub reason: Option<String>,
@@ -396,7 +396,8 @@ fn run_quorum(
     }
     if checks.contains(&Check::Set) {
         match quorum::set::applies(history).and_then(|()| quorum::set::check(history)) {
-            Ok(r) => {
+            Ok((r, a)) => {
+                found.push((Check::Set, a));
                 out.insert(Check::Set, r);
             }
             Err(why) if explicit => {

@@ -370,6 +370,21 @@ fn set_elements_ok_lost_unexpected_recovered_stale() {
         .find(|e| e["sentence"].as_str().unwrap().starts_with("lost"))
         .unwrap();
     assert_eq!(lost["ops"], json!([ids[4], ids[6]]));
+    // Every anomalous element reaches the report, at the read that shows it.
+    let (evs, _) = events(&ops, vec![]);
+    let report =
+        check_events("h.jsonl", &evs, Format::Jsonl, &CheckOptions::default()).expect("checks");
+    let mut at: Vec<(u64, &str)> = report
+        .anomalies
+        .iter()
+        .filter(|a| a.check == Check::Set)
+        .map(|a| (a.at, a.example.sentence.split(':').next().unwrap()))
+        .collect();
+    at.sort();
+    assert_eq!(
+        at,
+        [(ids[5], "stale"), (ids[6], "lost"), (ids[6], "unexpected")]
+    );
 }
 
 #[test]

@@ -14,7 +14,9 @@
 //! that missed it; its latency is that read's invoke time minus the ack time (0 when every read
 //! after the ack saw it).
 
-use super::{examples_json, invalid_keys, ms, push_example, quantile, span, CheckResult, Example};
+use super::{
+    examples_json, invalid_keys, ms, push_example, quantile, span, Anomalies, CheckResult, Example,
+};
 use crate::history::{History, Outcome};
 use crate::verdict::Verdict;
 use serde_json::{json, Value};
@@ -47,14 +49,16 @@ struct Counts {
     stale: u64,
 }
 
-/// Run the set check (call [`applies`] first).
-pub fn check(history: &History) -> Result<CheckResult, String> {
+/// Run the set check (call [`applies`] first): its result, and every anomalous element at the
+/// read that shows it.
+pub fn check(history: &History) -> Result<(CheckResult, Anomalies), String> {
     let timed = history
         .ops
         .iter()
         .all(|op| op.call_time.is_some() && (op.complete.is_none() || op.complete_time.is_some()));
     let mut c = Counts::default();
     let mut examples: Vec<Example> = Vec::new();
+    let mut found = Anomalies::new();
     let mut per_key: BTreeMap<String, usize> = BTreeMap::new();
     let mut latencies: Vec<i64> = Vec::new();
     for (key, ops) in history.by_key() {
@@ -104,8 +108,9 @@ pub fn check(history: &History) -> Result<CheckResult, String> {
         }
         for (e, id) in &unexpected {
             c.unexpected += 1;
-            push_example(
+            note(
                 &mut examples,
+                &mut found,
                 key,
                 vec![*id],
                 format!("unexpected: read (op {id}) returned {e}, which no add wrote"),
@@ -122,7 +127,7 @@ pub fn check(history: &History) -> Result<CheckResult, String> {
                     let ack = ack.unwrap_or(i64::MIN);
                     if !present {
                         c.lost += 1;
-                        push_example(&mut examples, key, vec![*add, last.1], format!("lost: add of {e} (op {add}) was acknowledged, yet the final read (op {}) lacks it", last.1));
+                        note(&mut examples, &mut found, key, vec![*add, last.1], format!("lost: add of {e} (op {add}) was acknowledged, yet the final read (op {}) lacks it", last.1));
                         continue;
                     }
                     c.ok += 1;
@@ -135,7 +140,7 @@ pub fn check(history: &History) -> Result<CheckResult, String> {
                             let miss = &reads[after + m];
                             let stable = &reads[after + m + 1];
                             latencies.push(stable.0 - ack);
-                            push_example(&mut examples, key, vec![*add, miss.1], format!("stale: add of {e} (op {add}) was acknowledged, yet read (op {}) began {} later and lacked it; it was present by the end", miss.1, span(miss.0 - ack, timed)));
+                            note(&mut examples, &mut found, key, vec![*add, miss.1], format!("stale: add of {e} (op {add}) was acknowledged, yet read (op {}) began {} later and lacked it; it was present by the end", miss.1, span(miss.0 - ack, timed)));
                         }
                     }
                 }
@@ -178,5 +183,26 @@ pub fn check(history: &History) -> Result<CheckResult, String> {
         "keys": keys,
         "examples": examples_json(&examples),
     });
-    Ok(CheckResult::Done { valid, json, line })
+    Ok((CheckResult::Done { valid, json, line }, found))
+}
+
+/// An anomalous element: an example while there is room, and in the full list at its last op
+/// (the read that shows it).
+fn note(
+    examples: &mut Vec<Example>,
+    found: &mut Anomalies,
+    key: &str,
+    ops: Vec<u64>,
+    sentence: String,
+) {
+    let at = ops.last().copied().unwrap_or(0);
+    push_example(examples, key, ops.clone(), sentence.clone());
+    found.push((
+        at,
+        Example {
+            key: key.to_string(),
+            ops,
+            sentence,
+        },
+    ));
 }
