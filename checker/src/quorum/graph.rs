@@ -26,8 +26,7 @@
 //! anti-dependency edges (so a read never reaches another read through real time).
 
 use super::{RegisterKey, Source};
-use petgraph::algo::TarjanScc;
-use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::graph::{DiGraph, Neighbors, NodeIndex};
 use petgraph::Direction;
 use std::collections::VecDeque;
 
@@ -163,8 +162,7 @@ pub fn cycles(key: &RegisterKey) -> Vec<Cycle> {
     let mut comp = vec![u32::MAX; p.kind.len()];
     let mut starts: Vec<(usize, NodeIndex)> = Vec::new();
     let mut c = 0u32;
-    // The callback form: no allocation per component (nearly every node is one on its own).
-    TarjanScc::new().run(&p.g, |scc: &[NodeIndex]| {
+    strongly_connected(&p.g, |scc: &[NodeIndex]| {
         let ops = scc
             .iter()
             .filter(|n| !matches!(p.kind[n.index()], Node::Chain(_)))
@@ -195,6 +193,64 @@ pub fn cycles(key: &RegisterKey) -> Vec<Cycle> {
         .into_iter()
         .filter_map(|(_, s)| one_cycle(&p, &comp, s, key, &mut parent))
         .collect()
+}
+
+/// Tarjan's strongly connected components over the petgraph graph, calling `f` with each (no
+/// allocation per component: nearly every node is one on its own). Iterative, with its own
+/// call stack: petgraph 0.6's `tarjan_scc` and `TarjanScc` recurse once per node of a path,
+/// and a key's time chains are paths as long as its history (a 10,000-op key overflowed a
+/// thread's stack in a debug build).
+fn strongly_connected(g: &DiGraph<(), (), u32>, mut f: impl FnMut(&[NodeIndex])) {
+    const UNSEEN: u32 = u32::MAX;
+    let n = g.node_count();
+    let (mut index, mut low) = (vec![UNSEEN; n], vec![0u32; n]);
+    let mut on_stack = vec![false; n];
+    let mut stack: Vec<NodeIndex> = Vec::new();
+    let mut call: Vec<(NodeIndex, Neighbors<'_, (), u32>)> = Vec::new();
+    let mut next = 0u32;
+    for root in g.node_indices() {
+        if index[root.index()] != UNSEEN {
+            continue;
+        }
+        // Entering a node: number it, stack it, and start on its edges.
+        let mut found = Some(root);
+        loop {
+            if let Some(w) = found.take() {
+                index[w.index()] = next;
+                low[w.index()] = next;
+                next += 1;
+                stack.push(w);
+                on_stack[w.index()] = true;
+                call.push((w, g.neighbors(w)));
+            }
+            let Some((v, it)) = call.last_mut() else {
+                break;
+            };
+            let v = *v;
+            match it.next() {
+                Some(w) if index[w.index()] == UNSEEN => found = Some(w),
+                Some(w) => {
+                    if on_stack[w.index()] {
+                        low[v.index()] = low[v.index()].min(index[w.index()]);
+                    }
+                }
+                None => {
+                    call.pop();
+                    if let Some((u, _)) = call.last() {
+                        low[u.index()] = low[u.index()].min(low[v.index()]);
+                    }
+                    if low[v.index()] == index[v.index()] {
+                        let from = stack.iter().rposition(|&x| x == v).unwrap_or(0);
+                        for x in &stack[from..] {
+                            on_stack[x.index()] = false;
+                        }
+                        f(&stack[from..]);
+                        stack.truncate(from);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A shortest cycle through `start` inside its component (breadth-first), described.
@@ -397,6 +453,53 @@ mod tests {
             "{}",
             c[0].sentence
         );
+    }
+
+    fn components(g: &DiGraph<(), (), u32>) -> Vec<Vec<usize>> {
+        let mut out = Vec::new();
+        strongly_connected(g, |scc| {
+            let mut c: Vec<usize> = scc.iter().map(|n| n.index()).collect();
+            c.sort_unstable();
+            out.push(c);
+        });
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn strongly_connected_agrees_with_petgraph_on_random_graphs() {
+        use rand::{Rng, SeedableRng};
+        for seed in 0..300 {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let n = rng.gen_range(1..40);
+            let mut g: DiGraph<(), (), u32> = DiGraph::new();
+            let nodes: Vec<NodeIndex> = (0..n).map(|_| g.add_node(())).collect();
+            for _ in 0..rng.gen_range(0..3 * n) {
+                g.add_edge(nodes[rng.gen_range(0..n)], nodes[rng.gen_range(0..n)], ());
+            }
+            let mut theirs: Vec<Vec<usize>> = petgraph::algo::tarjan_scc(&g)
+                .into_iter()
+                .map(|c| {
+                    let mut c: Vec<usize> = c.iter().map(|n| n.index()).collect();
+                    c.sort_unstable();
+                    c
+                })
+                .collect();
+            theirs.sort();
+            assert_eq!(components(&g), theirs, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn a_path_of_a_million_nodes_and_a_cycle_round_it_need_no_deep_stack() {
+        let mut g: DiGraph<(), (), u32> = DiGraph::new();
+        let nodes: Vec<NodeIndex> = (0..1_000_000).map(|_| g.add_node(())).collect();
+        for w in nodes.windows(2) {
+            g.add_edge(w[0], w[1], ());
+        }
+        assert_eq!(components(&g).len(), 1_000_000);
+        g.add_edge(nodes[999_999], nodes[0], ());
+        assert_eq!(components(&g).len(), 1);
     }
 
     #[test]

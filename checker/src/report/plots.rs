@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 const SIZE: (u32, u32) = (900, 420);
 /// Most points drawn per op type in `latency.svg`; past it every k-th op is drawn (the caption
 /// says so).
-pub const MAX_LATENCY_POINTS: usize = 20_000;
+pub const MAX_LATENCY_POINTS: usize = 8_000;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
