@@ -366,14 +366,15 @@ fn timeline_of_an_invalid_run_in_headless_chromium() -> Result<()> {
     Ok(())
 }
 
-/// A history without times (line order only, a cas op so the register checks are skipped) and
-/// without anomalies: the page still loads without an error and draws every op.
+/// A history without times (line order only, a cas op so the register checks are skipped),
+/// first without anomalies, then with replicas that never converged (an anomaly at the
+/// harness's observation, not at an op): each page loads without an error and draws every op.
 #[test]
 fn a_history_without_times_renders_in_headless_chromium() -> Result<()> {
     let Some(chromium) = browser::chromium() else {
         return Ok(());
     };
-    let events = vec![
+    let mut events = vec![
         ev(0, EventType::Invoke, "write", "k", json!(1)),
         ev(0, EventType::Ok, "write", "k", json!(1)),
         ev(1, EventType::Invoke, "cas", "k", json!([1, 2])),
@@ -381,28 +382,49 @@ fn a_history_without_times_renders_in_headless_chromium() -> Result<()> {
         ev(2, EventType::Invoke, "read", "k", Value::Null),
         ev(2, EventType::Ok, "read", "k", json!(2)),
     ];
-    let report = check_events(
-        "untimed.jsonl",
-        &events,
-        Format::Jsonl,
-        &CheckOptions::default(),
-    )?;
     let dir = tempfile::tempdir()?;
     let page = dir.path().join("timeline.html");
-    std::fs::write(&page, render(&report))?;
-    let shown = browser::render(chromium, &page, 1000, 700, None)?;
-    assert!(
-        shown.errors.is_empty(),
-        "console errors: {:?}",
-        shown.errors
-    );
-    let dom = &shown.dom;
-    assert!(
-        dom.contains("data-ready=\"1\"") && dom.contains("data-bars=\"3\""),
-        "{dom}"
-    );
-    assert!(dom.contains("No anomalies") && dom.contains(">line 0<"));
-    assert!(dom.contains(">cas 1→2<") && dom.contains(">r → 2<") && dom.contains(">w 1<"));
+    for converged in [None, Some(false)] {
+        if converged.is_some() {
+            events.push(Event::new(
+                Process::Harness,
+                EventType::Info,
+                "convergence",
+                json!({"converged": false, "keys_differing": 1, "keys": ["k"]}),
+            ));
+        }
+        let report = check_events(
+            "untimed.jsonl",
+            &events,
+            Format::Jsonl,
+            &CheckOptions::default(),
+        )?;
+        let html = render(&report);
+        std::fs::write(&page, &html)?;
+        let shown = browser::render(chromium, &page, 1000, 700, None)?;
+        assert!(
+            shown.errors.is_empty(),
+            "console errors: {:?}",
+            shown.errors
+        );
+        let dom = &shown.dom;
+        assert!(
+            dom.contains("data-ready=\"1\"") && dom.contains("data-bars=\"3\""),
+            "{dom}"
+        );
+        assert!(dom.contains(">line 0<"));
+        assert!(dom.contains(">cas 1→2<") && dom.contains(">r → 2<") && dom.contains(">w 1<"));
+        if converged.is_none() {
+            assert!(dom.contains("No anomalies"));
+        } else {
+            let data = embedded(&html)?;
+            assert_eq!(data["anomalies"][0]["check"], "convergence");
+            assert_eq!(data["anomalies"][0]["at"], Value::Null);
+            assert!(dom.contains("Anomalies (1)"));
+            assert!(dom.contains("after the quiet period, 1 keys differ between replicas: k"));
+            assert!(dom.contains("data-failing-op=\"\""), "no op to mark");
+        }
+    }
     Ok(())
 }
 

@@ -180,12 +180,38 @@ fn data(report: &FileReport, run: &RunInfo) -> Value {
             (x, v)
         })
         .collect();
+    // Replicas that still differ after the quiet period: one anomaly at the observation, on
+    // the first differing key (no op shows it).
+    if let Some(CheckResult::Done {
+        valid: Verdict::Invalid,
+        json: conv,
+        line,
+    }) = report.quorum.get(&Check::Convergence)
+    {
+        let at = h
+            .other
+            .iter()
+            .rev()
+            .find(|e| e.process == crate::history::Process::Harness && e.f == "convergence");
+        let key = conv["keys"][0].as_str().unwrap_or_default();
+        let x = at.map_or(x_end, x_event);
+        anomalies.push((
+            x,
+            json!({"check": "convergence", "key": key, "at": null, "ops": [],
+                   "sentence": format!("after the quiet period, {line}"), "x": x}),
+        ));
+    }
     anomalies.sort_by(|a, b| a.0.total_cmp(&b.0));
     let anomalies_total = anomalies.len();
+    let marked_keys: Vec<String> = anomalies
+        .iter()
+        .filter_map(|a| a.1["key"].as_str().map(str::to_string))
+        .collect();
     let failing: BTreeSet<&str> = report
         .anomalies
         .iter()
         .map(|a| a.example.key.as_str())
+        .chain(marked_keys.iter().map(String::as_str))
         .chain(report.linearizable.iter().flat_map(|l| {
             l.keys
                 .iter()
