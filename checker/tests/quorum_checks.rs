@@ -351,11 +351,14 @@ fn set_elements_ok_lost_unexpected_recovered_stale() {
         add(4, 5, Some(EventType::Ok), 0, 10),
         r(5, "s", json!([1]), 20, 30),
         r(6, "s", json!([1, 2, 3, 9]), 40, 50),
+        // Acknowledged after the final read began: that read owed it nothing (not lost).
+        add(7, 6, Some(EventType::Ok), 35, 45),
     ];
     let (j, ids) = check(&ops, &[]);
     let s = &j["checks"]["set"];
     assert_eq!(s["ok"], json!(2), "{s}");
     assert_eq!(s["lost"], json!(1));
+    assert_eq!(s["unread"], json!(1));
     assert_eq!(s["unexpected"], json!(1));
     assert_eq!(s["recovered"], json!(1));
     assert_eq!(s["stale"], json!(1));

@@ -3,7 +3,9 @@
 //!
 //! Per element, against the key's last ok read (by invoke time):
 //! - *ok*: acknowledged and in the final read;
-//! - *lost*: acknowledged, absent from the final read;
+//! - *lost*: acknowledged before the final read began, absent from it;
+//! - *unread*: acknowledged only after the final read began and absent from it (no read could
+//!   have been expected to see it: neither lost nor ok, counted apart);
 //! - *unexpected*: returned by some read, never added (a failed add certainly did not happen);
 //! - *recovered*: its add's outcome is unknown (`info`), present in the final read;
 //! - *stale*: acknowledged and present at the end, yet missing from a read that began after the
@@ -47,6 +49,7 @@ struct Counts {
     unexpected: u64,
     recovered: u64,
     stale: u64,
+    unread: u64,
 }
 
 /// Run the set check (call [`applies`] first): its result, and every anomalous element at the
@@ -125,6 +128,11 @@ pub fn check(history: &History) -> Result<(CheckResult, Anomalies), String> {
                 Outcome::Info if present => c.recovered += 1,
                 Outcome::Ok => {
                     let ack = ack.unwrap_or(i64::MIN);
+                    if !present && ack >= last.0 {
+                        // Acknowledged after the final read began: that read owed it nothing.
+                        c.unread += 1;
+                        continue;
+                    }
                     if !present {
                         c.lost += 1;
                         note(&mut examples, &mut found, key, vec![*add, last.1], format!("lost: add of {e} (op {add}) was acknowledged, yet the final read (op {}) lacks it", last.1));
@@ -178,6 +186,7 @@ pub fn check(history: &History) -> Result<(CheckResult, Anomalies), String> {
         "unexpected": c.unexpected,
         "recovered": c.recovered,
         "stale": c.stale,
+        "unread": c.unread,
         "stable_latency_ms": {"p50": lat(0.5), "p99": lat(0.99), "max": lat(1.0)},
         "keys_total": per_key.len(),
         "keys": keys,
