@@ -27,6 +27,8 @@ enum Command {
     Check(quorate::cmd::check::CheckArgs),
     /// Run configurations × seeds and write one table (md, html, json) of what each costs.
     Compare(quorate::cmd::compare::CompareArgs),
+    /// Browse the results store: runs and comparisons, newest first (read-only, loopback).
+    Serve(quorate::cmd::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         Command::Run(args) => quorate::cmd::run::main(args),
         Command::Check(args) => quorate::cmd::check::main(args),
         Command::Compare(args) => quorate::cmd::compare::main(args),
+        Command::Serve(args) => quorate::cmd::serve::main(args),
     };
     ExitCode::from(code)
 }

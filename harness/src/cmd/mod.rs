@@ -3,3 +3,4 @@
 pub mod check;
 pub mod compare;
 pub mod run;
+pub mod serve;
