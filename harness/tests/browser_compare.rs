@@ -52,7 +52,11 @@ fn get(addr: &str, path: &str) -> (u16, String) {
 
 fn make_comparison(results: &Path) -> PathBuf {
     let node = quorate().parent().unwrap().join("quorate-node");
-    assert!(node.is_file(), "{} is missing: cargo build -p quorate-node", node.display());
+    assert!(
+        node.is_file(),
+        "{} is missing: cargo build -p quorate-node",
+        node.display()
+    );
     let m = results.join("m.toml");
     std::fs::write(
         &m,
@@ -69,7 +73,12 @@ fn make_comparison(results: &Path) -> PathBuf {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let out = String::from_utf8_lossy(&o.stdout);
     PathBuf::from(out.lines().last().unwrap().trim())
 }
@@ -111,7 +120,10 @@ fn compare_page_and_serve_index_render_and_list_the_configurations() {
         .and_then(|u| u.strip_suffix('/'))
         .unwrap_or_else(|| panic!("serve printed {url:?}, expected http://ADDR/"))
         .to_string();
-    assert!(addr.starts_with("127.0.0.1:"), "loopback by default: {addr}");
+    assert!(
+        addr.starts_with("127.0.0.1:"),
+        "loopback by default: {addr}"
+    );
 
     let (code, index) = get(&addr, "/");
     assert_eq!(code, 200);
@@ -128,7 +140,11 @@ fn compare_page_and_serve_index_render_and_list_the_configurations() {
     assert_eq!(code, 200);
     assert!(html.contains("data-name=\"abd-calm\""));
     // Read-only and inside the store.
-    for bad in ["/files/../m.toml", "/files/%2e%2e/%2e%2e/etc/passwd", "/files/compare/..%2F..%2Fetc"] {
+    for bad in [
+        "/files/../m.toml",
+        "/files/%2e%2e/%2e%2e/etc/passwd",
+        "/files/compare/..%2F..%2Fetc",
+    ] {
         let (code, _) = get(&addr, bad);
         assert!(code == 400 || code == 404, "{bad}: {code}");
     }

@@ -117,7 +117,7 @@ fn load(args: &CompareArgs) -> Result<Matrix, String> {
 
 /// The outcome of one child run.
 enum Outcome {
-    Finished(RunRecord),
+    Finished(Box<RunRecord>),
     /// Stopped by Ctrl-C: kept on disk, left out of the table.
     Interrupted(Option<String>),
 }
@@ -177,7 +177,7 @@ fn compare(args: CompareArgs) -> anyhow::Result<u8> {
                     if rec.results.get("error").is_some() {
                         errors.push(format!("{} seed {seed}: {line}", cfg.name));
                     }
-                    records[ci].push(rec);
+                    records[ci].push(*rec);
                 }
                 Outcome::Interrupted(d) => {
                     eprintln!(
@@ -339,10 +339,10 @@ fn run_one(exe: &Path, dir: &Path, cfg: &Config, seed: u64) -> anyhow::Result<Ou
             )
         }
     };
-    Ok(Outcome::Finished(RunRecord {
+    Ok(Outcome::Finished(Box::new(RunRecord {
         seed,
         dir: rel.unwrap_or_default(),
         results,
         measure,
-    }))
+    })))
 }
