@@ -1,7 +1,7 @@
 # One command per habit (STYLE.md 11). `make test` is what the README gives and .ci/run runs.
 CARGO ?= cargo
 RELEASE_BIN := target/release
-.PHONY: all build release install deps run test fmt lint bench bench-checker bench-node bench-harness nightly clean
+.PHONY: all build release install deps run claims test fmt lint bench bench-checker bench-node bench-harness nightly clean
 
 all: build
 
@@ -29,6 +29,13 @@ run: release
 	@bin=$${CARGO_TARGET_DIR:-target}/release; \
 	$$bin/quorate run --nodes 5 --preset strict --nemesis partition,kill --time-limit 30; \
 	rc=$$?; if [ $$rc -ge 3 ]; then echo "make run: quorate failed (exit $$rc)" >&2; exit $$rc; fi
+
+# The seed's claims of leaderless replication, measured (examples/leaderless-claims.toml): one
+# comparison, table in results/compare/<time>/compare.md (and .html, .json). Exits 1 when a
+# claim's expectation broke (it is named), 3 on an error.
+claims:
+	$(CARGO) build --release -p quorate -p quorate-node
+	$${CARGO_TARGET_DIR:-target}/release/quorate compare --matrix examples/leaderless-claims.toml
 
 fmt:
 	$(CARGO) fmt --all

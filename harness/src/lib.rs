@@ -1,6 +1,9 @@
 //! quorate (the harness): the CLI and everything a run needs.
 //!
-//! - [`cmd`]: one module per subcommand (`run`, `check`), each `main(args) -> exit code`.
+//! - [`cmd`]: one module per subcommand (`run`, `check`, `compare`, `serve`), each
+//!   `main(args) -> exit code`.
+//! - [`compare`]: configurations from a matrix, each run's figures pooled into the
+//!   comparison table (md, html, json) and the staleness plot.
 //! - [`runner`]: the phases of a run — cluster up, clients + nemesis, heal, quiet,
 //!   convergence, final reads, cluster down.
 //! - [`backend`]: the [`backend::Cluster`] trait and its backends (`local`: child processes
@@ -21,6 +24,7 @@
 pub mod backend;
 pub mod client;
 pub mod cmd;
+pub mod compare;
 pub mod convergence;
 pub mod judge;
 pub mod junit;

@@ -1,4 +1,4 @@
-//! `quorate`: one binary — `run`, `check` (and later `compare`, `serve`).
+//! `quorate`: one binary — `run`, `check`, `compare`, `serve`.
 //!
 //! Exit codes (INTERFACES.md): 0 valid, 1 invalid, 2 unknown, 3 error (bad flags included:
 //! clap's own exit code 2 is overridden, since 2 means "unknown" here).
@@ -25,6 +25,10 @@ enum Command {
     Run(quorate::cmd::run::RunArgs),
     /// Check histories offline (quorate JSONL, Jepsen EDN, Porcupine logs).
     Check(quorate::cmd::check::CheckArgs),
+    /// Run configurations × seeds and write one table (md, html, json) of what each costs.
+    Compare(quorate::cmd::compare::CompareArgs),
+    /// Browse the results store: runs and comparisons, newest first (read-only, loopback).
+    Serve(quorate::cmd::serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +44,8 @@ fn main() -> ExitCode {
     let code = match cli.cmd {
         Command::Run(args) => quorate::cmd::run::main(args),
         Command::Check(args) => quorate::cmd::check::main(args),
+        Command::Compare(args) => quorate::cmd::compare::main(args),
+        Command::Serve(args) => quorate::cmd::serve::main(args),
     };
     ExitCode::from(code)
 }
