@@ -33,6 +33,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -175,9 +176,16 @@ pub fn config(
     })
 }
 
-/// A member's `garage.toml` (pure: unit-tested below).
-pub fn render_toml(cfg: &GarageConfig, data_dir: &Path, addrs: &[SocketAddr]) -> String {
+/// A member's `garage.toml` (pure: unit-tested below). `peers` (`<id>@<rpc address>` of the
+/// others) is empty at first start, when no node id exists yet.
+pub fn render_toml(
+    cfg: &GarageConfig,
+    data_dir: &Path,
+    addrs: &[SocketAddr],
+    peers: &[String],
+) -> String {
     let q = |p: &Path| toml_string(&p.display().to_string());
+    let peers: Vec<String> = peers.iter().map(|p| toml_string(p)).collect();
     format!(
         "# Written by quorate for one member of a test cluster.\n\
          metadata_dir = {meta}\n\
@@ -188,6 +196,7 @@ pub fn render_toml(cfg: &GarageConfig, data_dir: &Path, addrs: &[SocketAddr]) ->
          rpc_bind_addr = \"{rpc}\"\n\
          rpc_public_addr = \"{rpc}\"\n\
          rpc_secret = \"{secret}\"\n\
+         bootstrap_peers = [{peers}]\n\
          \n\
          [s3_api]\n\
          api_bind_addr = \"{s3}\"\n\
@@ -204,6 +213,7 @@ pub fn render_toml(cfg: &GarageConfig, data_dir: &Path, addrs: &[SocketAddr]) ->
         s3 = addrs[S3_PORT],
         admin = addrs[ADMIN_PORT],
         token = cfg.admin_token,
+        peers = peers.join(", "),
     )
 }
 
@@ -228,6 +238,10 @@ struct GarageLaunch {
     dir: PathBuf,
     faketime: Option<Faketime>,
     addrs: Arc<Mutex<BTreeMap<String, Vec<SocketAddr>>>>,
+    /// Set once the layout is applied (see [`Launch::serving`] below).
+    configured: Arc<AtomicBool>,
+    /// Every member's `<id>@<rpc address>`, known after set-up.
+    peers: Arc<Mutex<BTreeMap<String, String>>>,
 }
 
 impl Launch for GarageLaunch {
@@ -254,10 +268,18 @@ impl Launch for GarageLaunch {
             .truncate(true)
             .mode(0o600)
             .open(&toml)?;
-        std::io::Write::write_all(
-            &mut f,
-            render_toml(&self.cfg, m.data_dir, m.addrs).as_bytes(),
-        )?;
+        // A restarted member does not dial its peers again by itself (it waits for them to
+        // redial, up to a minute): after set-up its config names them.
+        let peers: Vec<String> = self
+            .peers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(n, _)| n.as_str() != m.id)
+            .map(|(_, p)| p.clone())
+            .collect();
+        let text = render_toml(&self.cfg, m.data_dir, m.addrs, &peers);
+        std::io::Write::write_all(&mut f, text.as_bytes())?;
         let mut cmd = Command::new(&self.cfg.bin);
         cmd.arg("-c")
             .arg(&toml)
@@ -274,9 +296,17 @@ impl Launch for GarageLaunch {
         Ok(cmd)
     }
 
-    /// Any answer: `/health` is 503 until the layout is applied, which set-up does later.
+    /// Before set-up, any answer: `/health` is 503 until the layout is applied, which set-up
+    /// does once every member answers. After it (a member restarted after a kill), 200: the
+    /// member has reconnected to enough peers for quorum. A restarted member serves S3 at once
+    /// but answers every request `503 Could not reach quorum` until its peers are back, and
+    /// the next fault should start on a whole cluster, as it does for the node.
     fn serving(&self, status: u16) -> bool {
-        (100..600).contains(&status)
+        if self.configured.load(Ordering::Relaxed) {
+            status == 200
+        } else {
+            (100..600).contains(&status)
+        }
     }
 
     fn program(&self) -> PathBuf {
@@ -290,6 +320,8 @@ pub struct GarageTarget {
     dir: PathBuf,
     faketime: Option<Faketime>,
     addrs: Arc<Mutex<BTreeMap<String, Vec<SocketAddr>>>>,
+    configured: Arc<AtomicBool>,
+    peers: Arc<Mutex<BTreeMap<String, String>>>,
     api: OnceLock<Arc<S3Api>>,
 }
 
@@ -304,6 +336,8 @@ impl GarageTarget {
             dir: run_dir.join("garage"),
             faketime,
             addrs: Arc::new(Mutex::new(BTreeMap::new())),
+            configured: Arc::new(AtomicBool::new(false)),
+            peers: Arc::new(Mutex::new(BTreeMap::new())),
             api: OnceLock::new(),
         }
     }
@@ -371,6 +405,8 @@ impl Target for GarageTarget {
             dir: self.dir.clone(),
             faketime: self.faketime.clone(),
             addrs: self.addrs.clone(),
+            configured: self.configured.clone(),
+            peers: self.peers.clone(),
         })
     }
 
@@ -390,6 +426,12 @@ impl Target for GarageTarget {
             let created = garage_admin::setup(&admin, &members)
                 .await
                 .context("setting up the garage cluster (see nodes/<id>.log)")?;
+            *self.peers.lock().unwrap() = cluster
+                .nodes()
+                .iter()
+                .cloned()
+                .zip(created.peers.iter().cloned())
+                .collect();
             tracing::info!(
                 key = %created.access_key_id,
                 bucket = %created.bucket_id,
@@ -413,6 +455,7 @@ impl Target for GarageTarget {
                 })
                 .collect();
             self.probe(&api, &targets).await?;
+            self.configured.store(true, Ordering::Relaxed);
             let _ = self.api.set(Arc::new(api));
             Ok(())
         })
@@ -468,7 +511,8 @@ mod tests {
         .iter()
         .map(|a| a.parse().unwrap())
         .collect();
-        let t = render_toml(&cfg(), Path::new("/r/data/n1"), &addrs);
+        let peers = ["ab@169.254.3.12:7001".to_string()];
+        let t = render_toml(&cfg(), Path::new("/r/data/n1"), &addrs, &peers);
         for line in [
             "metadata_dir = \"/r/data/n1/meta\"",
             "data_dir = \"/r/data/n1/data\"",
@@ -480,6 +524,7 @@ mod tests {
             "s3_region = \"garage\"",
             "api_bind_addr = \"169.254.3.11:7002\"",
             "admin_token = \"tok\"",
+            "bootstrap_peers = [\"ab@169.254.3.12:7001\"]",
         ] {
             assert!(t.lines().any(|l| l == line), "{line:?} missing from\n{t}");
         }

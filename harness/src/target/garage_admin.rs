@@ -36,9 +36,11 @@ pub struct AdminMember {
     pub rpc: SocketAddr,
 }
 
-/// The S3 credentials set-up created.
+/// What set-up learnt and created.
 #[derive(Debug, Clone)]
 pub struct Created {
+    /// Each member's `<node id>@<rpc address>`, in member order.
+    pub peers: Vec<String>,
     pub access_key_id: String,
     pub secret_access_key: String,
     pub bucket_id: String,
@@ -178,12 +180,12 @@ pub async fn setup(admin: &Admin, members: &[AdminMember]) -> anyhow::Result<Cre
     }
 
     // 2. Connect, then wait until every member sees every other.
-    let peers: Vec<String> = members
+    let all: Vec<String> = members
         .iter()
         .zip(&ids)
-        .skip(1)
         .map(|(m, id)| format!("{id}@{}", m.rpc))
         .collect();
+    let peers = all[1..].to_vec();
     loop {
         let v = admin
             .call(first, "ConnectClusterNodes", Some(json!(peers)))
@@ -288,6 +290,7 @@ pub async fn setup(admin: &Admin, members: &[AdminMember]) -> anyhow::Result<Cre
         )
         .await?;
     Ok(Created {
+        peers: all,
         access_key_id,
         secret_access_key,
         bucket_id,
