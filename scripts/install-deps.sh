@@ -4,7 +4,11 @@
 #
 #   nft, ip (nftables, iproute2)  the `netns` backend's tests (they also need root)
 #   chromium, node (nodejs)       timeline.html rendered headless and its script run
+#   libfaketime (faketime)        clock skew for --target garage (preloaded into its members)
 #   rustfmt, clippy               `make lint`
+#   garage                        the --target garage tests: `cargo install garage --locked`
+#                                 when neither on PATH nor named by QUORATE_GARAGE_BIN (a long
+#                                 build: see README)
 #
 # Root with apt-get: installs whatever is missing. Otherwise: exits 1 naming the packages.
 set -euo pipefail
@@ -15,6 +19,17 @@ have nft || missing+=(nftables)
 have ip || missing+=(iproute2)
 have chromium || have chromium-browser || have google-chrome || have chrome || missing+=(chromium)
 have node || have nodejs || missing+=(nodejs)
+# The library, not the `faketime` wrapper, is what the harness preloads; the Debian package
+# `faketime` depends on `libfaketime`, so installing it brings both.
+libfaketime_found() {
+  local p
+  for p in /usr/lib/*/faketime/libfaketime.so.1 /usr/lib64/faketime/libfaketime.so.1 \
+           /usr/lib/faketime/libfaketime.so.1 /usr/local/lib/faketime/libfaketime.so.1; do
+    [ -f "$p" ] && return 0
+  done
+  [ -n "${QUORATE_LIBFAKETIME:-}" ] && [ -f "$QUORATE_LIBFAKETIME" ]
+}
+libfaketime_found || missing+=(faketime)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && have apt-get; then
@@ -40,3 +55,19 @@ for comp in rustfmt clippy; do
     fi
   fi
 done
+
+# Garage, the third-party store the garage target's tests run. Pinned, so CI tests the
+# version the README's figures were measured with; any 2.x with admin API v2 works.
+GARAGE_VERSION="${GARAGE_VERSION:-2.5.0}"
+if [ -n "${QUORATE_GARAGE_BIN:-}" ]; then
+  [ -x "$QUORATE_GARAGE_BIN" ] || { echo "install-deps: QUORATE_GARAGE_BIN=$QUORATE_GARAGE_BIN is not an executable" >&2; exit 1; }
+elif ! have garage; then
+  echo "install-deps: garage is not on PATH; building it: cargo install garage --locked --version $GARAGE_VERSION (tens of minutes on 2 cores, see README)" >&2
+  start=$(date +%s)
+  cargo install garage --locked --version "$GARAGE_VERSION"
+  echo "install-deps: garage built in $(( $(date +%s) - start )) s" >&2
+  if ! have garage; then
+    echo "install-deps: garage was installed into cargo's bin directory, which is not on PATH; add it (e.g. ~/.cargo/bin) or set QUORATE_GARAGE_BIN" >&2
+    exit 1
+  fi
+fi

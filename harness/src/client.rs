@@ -49,6 +49,8 @@ impl Completion {
 pub struct Target {
     pub node: String,
     pub addr: SocketAddr,
+    /// The API to speak when the target is not the node (see [`crate::target::Api`]).
+    pub api: Option<Arc<dyn crate::target::Api>>,
 }
 
 /// Build the HTTP client every op uses.
@@ -112,6 +114,9 @@ pub async fn execute(
     op: &OpSpec,
     timeout: Duration,
 ) -> Completion {
+    if let Some(api) = &target.api {
+        return api.execute(http, target, op, timeout).await;
+    }
     let base = format!("http://{}/kv/{}", target.addr, key_path(&op.key));
     let req = match op.f {
         OpKind::Read => http.get(&base),

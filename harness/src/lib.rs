@@ -6,6 +6,8 @@
 //!   comparison table (md, html, json) and the staleness plot.
 //! - [`runner`]: the phases of a run — cluster up, clients + nemesis, heal, quiet,
 //!   convergence, final reads, cluster down.
+//! - [`target`]: the system under test — the node, or Garage (S3 clients, admin-API set-up,
+//!   libfaketime clock skew): how its members start, join, are spoken to and skewed.
 //! - [`backend`]: the [`backend::Cluster`] trait and its backends (`local`: child processes
 //!   behind the fault proxy; `netns`: namespaces and firewall rules).
 //! - [`proxy`]: the TCP fault proxy, one listener per directed link (drop, blackhole, delay,
@@ -37,3 +39,4 @@ pub mod ring;
 pub mod runner;
 pub mod set_client;
 pub mod store;
+pub mod target;

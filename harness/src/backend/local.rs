@@ -10,6 +10,7 @@
 //! Spawning (one long-lived forking thread), signals and snapshots are shared with `netns` in
 //! [`super::procs`].
 
+use super::launch::{Launch, Member, NodeLaunch};
 use super::procs::{tail, NodeProcs};
 use super::{BackendError, Cluster, ClusterSpec, Result, Snapshot};
 use crate::proxy::{Proxy, CLIENT};
@@ -21,33 +22,52 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a node gets to answer `/health` after it is started.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A cluster of local `quorate-node` processes behind the fault proxy.
+/// A cluster of local member processes (`quorate-node` unless a target says otherwise)
+/// behind the fault proxy.
 pub struct LocalCluster {
     spec: ClusterSpec,
+    launch: Arc<dyn Launch>,
+    /// Each member's first port (where clients and proxied peers go).
     addrs: BTreeMap<String, SocketAddr>,
+    /// Every port of each member, in [`Launch`] order.
+    ports: BTreeMap<String, Vec<SocketAddr>>,
     client_addrs: BTreeMap<String, SocketAddr>,
     procs: Arc<NodeProcs>,
     proxy: Mutex<Proxy>,
 }
 
 impl LocalCluster {
-    /// Start the proxy and every node, and wait until each answers `/health`.
+    /// Start the proxy and every `quorate-node`, and wait until each answers `/health`.
     pub async fn start(spec: ClusterSpec) -> Result<LocalCluster> {
-        let mut addrs = BTreeMap::new();
+        let launch = Arc::new(NodeLaunch {
+            bin: spec.node_bin.clone(),
+            args: spec.node_args.clone(),
+        });
+        LocalCluster::start_with(spec, launch).await
+    }
+
+    /// Start the proxy and every member as `launch` says, and wait until each serves.
+    pub async fn start_with(spec: ClusterSpec, launch: Arc<dyn Launch>) -> Result<LocalCluster> {
+        let mut ports = BTreeMap::new();
         for id in &spec.nodes {
-            addrs.insert(id.clone(), free_port()?);
+            let v = (0..launch.ports().max(1))
+                .map(|_| free_port())
+                .collect::<Result<Vec<_>>>()?;
+            ports.insert(id.clone(), v);
         }
+        let addrs: BTreeMap<String, SocketAddr> =
+            ports.iter().map(|(id, v)| (id.clone(), v[0])).collect();
         let mut links = Vec::new();
         for a in &spec.nodes {
             for b in &spec.nodes {
-                if a != b {
+                if a != b && launch.proxied_peers() {
                     links.push((a.clone(), b.clone(), addrs[b]));
                 }
             }
@@ -74,7 +94,9 @@ impl LocalCluster {
         }
         let cluster = LocalCluster {
             spec,
+            launch,
             addrs,
+            ports,
             client_addrs,
             procs: Arc::new(NodeProcs::new("node-spawner")?),
             proxy: Mutex::new(proxy),
@@ -86,11 +108,14 @@ impl LocalCluster {
         // Wait for health off the async workers: the check is a blocking connect loop.
         let deadline = Instant::now() + START_TIMEOUT;
         for id in &nodes {
-            let addr = cluster.addrs[id];
+            let addr = cluster.admin_addr(id);
             let id2 = id.clone();
             let procs = cluster.procs.clone();
+            let launch = cluster.launch.clone();
             let up = tokio::task::spawn_blocking(move || {
-                wait_healthy(addr, deadline, &|| procs.exited(&id2))
+                wait_serving(addr, deadline, &|| procs.exited(&id2), &|s| {
+                    launch.serving(s)
+                })
             })
             .await
             .unwrap_or_else(|e| Err(format!("health check panicked: {e}")));
@@ -121,17 +146,15 @@ impl LocalCluster {
 
     fn spawn_node(&self, id: &str) -> Result<()> {
         // The node wants the whole cluster in --peers, itself included (its own real address).
-        let peers: Vec<String> = self
+        let peers: Vec<(String, SocketAddr)> = self
             .spec
             .nodes
             .iter()
             .map(|p| {
-                let addr = if p == id {
-                    self.addrs[id]
-                } else {
-                    self.proxy.lock().unwrap().addr(id, p).expect("peer link")
-                };
-                format!("{p}={addr}")
+                let proxied = (p != id && self.launch.proxied_peers())
+                    .then(|| self.proxy.lock().unwrap().addr(id, p))
+                    .flatten();
+                (p.clone(), proxied.unwrap_or(self.addrs[p]))
             })
             .collect();
         let data = self.data_dir(id);
@@ -145,19 +168,17 @@ impl LocalCluster {
         let log2 = log
             .try_clone()
             .map_err(|e| BackendError::io(log_path.display().to_string(), e))?;
-        let mut cmd = Command::new(&self.spec.node_bin);
-        cmd.arg("--id")
-            .arg(id)
-            .arg("--listen")
-            .arg(self.addrs[id].to_string())
-            .arg("--peers")
-            .arg(peers.join(","))
-            .arg("--data-dir")
-            .arg(&data)
-            .args(&self.spec.node_args)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
+        let member = Member {
+            id,
+            addrs: &self.ports[id],
+            peers: &peers,
+            data_dir: &data,
+        };
+        let program = self.launch.program();
+        let mut cmd = self.launch.command(&member).map_err(|e| {
+            BackendError::node(id, format!("could not prepare {}: {e}", program.display()))
+        })?;
+        cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
         let parent = std::process::id();
         // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
         // system calls (prctl, setpgid, getppid).
@@ -173,10 +194,7 @@ impl LocalCluster {
             });
         }
         let child = self.procs.spawner.spawn(cmd).map_err(|e| {
-            BackendError::node(
-                id,
-                format!("could not start {}: {e}", self.spec.node_bin.display()),
-            )
+            BackendError::node(id, format!("could not start {}: {e}", program.display()))
         })?;
         self.procs.insert(id, child);
         Ok(())
@@ -193,7 +211,7 @@ impl Cluster for LocalCluster {
     }
 
     fn admin_addr(&self, node: &str) -> SocketAddr {
-        self.addrs[node]
+        self.ports[node][self.launch.admin_port()]
     }
 
     fn kill(&self, node: &str) -> Result<()> {
@@ -206,7 +224,13 @@ impl Cluster for LocalCluster {
         }
         self.spawn_node(node)?;
         let deadline = Instant::now() + START_TIMEOUT;
-        if let Err(why) = wait_healthy(self.addrs[node], deadline, &|| self.procs.exited(node)) {
+        let serving = |s| self.launch.serving(s);
+        if let Err(why) = wait_serving(
+            self.admin_addr(node),
+            deadline,
+            &|| self.procs.exited(node),
+            &serving,
+        ) {
             let log = self.log_path(node);
             return Err(BackendError::node(
                 node,
@@ -234,6 +258,12 @@ impl Cluster for LocalCluster {
     }
 
     fn drop_traffic(&self, from: &str, to: &str) -> Result<()> {
+        if !self.launch.proxied_peers() {
+            return Err(BackendError::Unsupported(format!(
+                "cutting {from} -> {to}: these members dial the addresses their peers advertise, \
+                 which the local backend's proxy cannot cut; use --backend netns"
+            )));
+        }
         self.proxy.lock().unwrap().drop_traffic(from, to);
         Ok(())
     }
@@ -309,8 +339,19 @@ pub fn wait_healthy(
     deadline: Instant,
     exited: &dyn Fn() -> Option<String>,
 ) -> std::result::Result<(), String> {
+    wait_serving(addr, deadline, exited, &|s| s == 200)
+}
+
+/// [`wait_healthy`] with the statuses that count as up chosen by the caller (a store that is
+/// not yet configured answers, but not 200).
+pub fn wait_serving(
+    addr: SocketAddr,
+    deadline: Instant,
+    exited: &dyn Fn() -> Option<String>,
+    serving: &dyn Fn(u16) -> bool,
+) -> std::result::Result<(), String> {
     while Instant::now() < deadline {
-        if health(addr) {
+        if health(addr).is_some_and(serving) {
             return Ok(());
         }
         if let Some(status) = exited() {
@@ -324,18 +365,17 @@ pub fn wait_healthy(
     ))
 }
 
-fn health(addr: SocketAddr) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
-        return false;
-    };
+/// The status of `GET /health`, if anything answered with HTTP.
+fn health(addr: SocketAddr) -> Option<u16> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-    if s.write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
+    s.write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
     let mut buf = [0u8; 32];
     let n = s.read(&mut buf).unwrap_or(0);
     let head = String::from_utf8_lossy(&buf[..n]);
-    head.starts_with("HTTP/1.") && head.get(9..12) == Some("200")
+    if !head.starts_with("HTTP/1.") {
+        return None;
+    }
+    head.get(9..12)?.parse().ok()
 }

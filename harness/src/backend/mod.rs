@@ -3,11 +3,14 @@
 //! - [`local`]: nodes as child processes on loopback, every link through the harness's own
 //!   TCP fault proxy ([`crate::proxy`]); no privileges.
 //! - [`netns`]: one network namespace per node, partitions as firewall drops; needs root.
+//! - [`launch`]: what a target tells a backend about starting one member (program, ports,
+//!   what `/health` answers when it is up); `quorate-node`'s is the default.
 //!
 //! The nemesis only ever talks to a [`Cluster`], so another backend (ssh) or another target
 //! (etcd) plugs in by implementing it. Methods are synchronous on purpose: signals, directory
 //! copies and proxy rule changes are all quick, and a sync trait stays object-safe.
 
+pub mod launch;
 pub mod local;
 pub mod netns;
 mod procs;
@@ -22,6 +25,7 @@ use std::time::Instant;
 pub enum Target {
     Node,
     Etcd,
+    Garage,
 }
 
 /// How nodes are run and faults injected (`--backend`).

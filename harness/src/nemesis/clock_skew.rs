@@ -2,6 +2,8 @@
 //! set them back to zero when the fault stops. Admin calls go to the node's own address, not
 //! through the proxy, so a concurrent partition cannot swallow them. The events list the
 //! offsets really set; a node that refused one is the event's `error` (see [`super`]).
+//! A target without that call moves its members' clocks through [`Ctx::clock`] instead
+//! (libfaketime offset files, see `crate::target::faketime`).
 
 use super::{joined, Active, Ctx};
 use rand::seq::SliceRandom;
@@ -26,6 +28,9 @@ pub fn offsets(nodes: &[String], rng: &mut ChaCha8Rng) -> BTreeMap<String, i64> 
 
 /// Set one node's offset; the error names the node and what it answered.
 async fn set(ctx: &Ctx, node: &str, ms: i64) -> Result<(), String> {
+    if let Some(clock) = &ctx.clock {
+        return clock.set_offset(node, ms);
+    }
     let url = format!("http://{}/admin/clock-offset", ctx.cluster.admin_addr(node));
     let resp = ctx
         .http

@@ -153,6 +153,9 @@ pub struct Ctx {
     pub http: reqwest::Client,
     /// Delay, jitter and reset probability for `slow` and `flaky`.
     pub link_faults: LinkFaults,
+    /// How clock-skew moves a member's clock when the target has no admin call for it
+    /// (libfaketime for third-party targets); `None`: the node's `/admin/clock-offset`.
+    pub clock: Option<Arc<dyn crate::target::Clock>>,
 }
 
 impl Ctx {

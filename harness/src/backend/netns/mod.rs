@@ -45,7 +45,8 @@ mod host;
 
 pub use host::{preflight, sweep_stale, NetnsError};
 
-use super::local::wait_healthy;
+use super::launch::{Launch, Member, NodeLaunch};
+use super::local::wait_serving;
 use super::procs::{tail, NodeProcs};
 use super::{BackendError, Cluster, ClusterSpec, Result, Snapshot};
 use host::{
@@ -61,14 +62,15 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a node gets to answer `/health` after it is started.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
-/// Every node listens on this port, on its own namespace's address.
+/// Every node listens on this port, on its own namespace's address (a member with several
+/// ports, see [`Launch::ports`], takes the ones after it).
 const NODE_PORT: u16 = 7000;
 /// The nftables table (family `inet`) and chain in every node namespace.
 const NFT_TABLE: &str = "quorate";
@@ -99,6 +101,7 @@ struct Created {
 /// A cluster of `quorate-node` processes, each in its own network namespace on one bridge.
 pub struct NetnsCluster {
     spec: ClusterSpec,
+    launch: Arc<dyn Launch>,
     tag: String,
     letter: u8,
     subnet: u8,
@@ -117,14 +120,23 @@ impl NetnsCluster {
     /// Check root and tools, sweep leftovers of dead runs, build the namespaces and the bridge,
     /// start every node inside its namespace and wait until each answers `/health`.
     pub async fn start(spec: ClusterSpec) -> Result<NetnsCluster> {
+        let launch = Arc::new(NodeLaunch {
+            bin: spec.node_bin.clone(),
+            args: spec.node_args.clone(),
+        });
+        NetnsCluster::start_with(spec, launch).await
+    }
+
+    /// [`NetnsCluster::start`] with members started as `launch` says.
+    pub async fn start_with(spec: ClusterSpec, launch: Arc<dyn Launch>) -> Result<NetnsCluster> {
         // All of it is blocking (commands, forks, a connect loop): keep it off the async
         // workers. If the caller gives up waiting, the cluster is dropped, which cleans up.
-        tokio::task::spawn_blocking(move || NetnsCluster::start_blocking(spec))
+        tokio::task::spawn_blocking(move || NetnsCluster::start_blocking(spec, launch))
             .await
             .map_err(|e| BackendError::io("netns start task", std::io::Error::other(e)))?
     }
 
-    fn start_blocking(spec: ClusterSpec) -> Result<NetnsCluster> {
+    fn start_blocking(spec: ClusterSpec, launch: Arc<dyn Launch>) -> Result<NetnsCluster> {
         preflight()?;
         if spec.nodes.len() > MAX_NODES {
             return Err(NetnsError::TooManyNodes(spec.nodes.len()).into());
@@ -183,6 +195,7 @@ impl NetnsCluster {
         // From here on, dropping `cluster` (on any error) undoes whatever was created.
         let cluster = NetnsCluster {
             spec,
+            launch,
             tag,
             letter,
             subnet,
@@ -206,8 +219,9 @@ impl NetnsCluster {
         }
         let deadline = Instant::now() + START_TIMEOUT;
         for id in &cluster.spec.nodes {
-            let addr = cluster.addrs[id];
-            if let Err(why) = wait_healthy(addr, deadline, &|| cluster.procs.exited(id)) {
+            let addr = cluster.port(id, cluster.launch.admin_port());
+            let serving = |s| cluster.launch.serving(s);
+            if let Err(why) = wait_serving(addr, deadline, &|| cluster.procs.exited(id), &serving) {
                 let log = cluster.log_path(id);
                 return Err(BackendError::node(
                     id,
@@ -318,14 +332,21 @@ impl NetnsCluster {
         self.procs.pid(node)
     }
 
+    /// A member's `k`-th port ([`Launch::ports`]) on its namespace address.
+    fn port(&self, node: &str, k: usize) -> SocketAddr {
+        let mut a = self.addrs[node];
+        a.set_port(NODE_PORT + k as u16);
+        a
+    }
+
     fn spawn_node(&self, id: &str) -> Result<()> {
         // --peers holds the whole cluster, the node itself included, all by their real
         // namespace addresses: there is no proxy, the kernel does the faults.
-        let peers: Vec<String> = self
+        let peers: Vec<(String, SocketAddr)> = self
             .spec
             .nodes
             .iter()
-            .map(|p| format!("{p}={}", self.addrs[p]))
+            .map(|p| (p.clone(), self.addrs[p]))
             .collect();
         let data = self.data_dir(id);
         fs::create_dir_all(&data).map_err(|e| BackendError::io(data.display().to_string(), e))?;
@@ -348,19 +369,20 @@ impl NetnsCluster {
             };
             f.as_raw_fd()
         };
-        let mut cmd = Command::new(&self.spec.node_bin);
-        cmd.arg("--id")
-            .arg(id)
-            .arg("--listen")
-            .arg(self.addrs[id].to_string())
-            .arg("--peers")
-            .arg(peers.join(","))
-            .arg("--data-dir")
-            .arg(&data)
-            .args(&self.spec.node_args)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
+        let ports: Vec<SocketAddr> = (0..self.launch.ports().max(1))
+            .map(|k| self.port(id, k))
+            .collect();
+        let member = Member {
+            id,
+            addrs: &ports,
+            peers: &peers,
+            data_dir: &data,
+        };
+        let program = self.launch.program();
+        let mut cmd = self.launch.command(&member).map_err(|e| {
+            BackendError::node(id, format!("could not prepare {}: {e}", program.display()))
+        })?;
+        cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
         let parent = std::process::id();
         // SAFETY: the closure runs between fork and exec and only makes async-signal-safe
         // system calls (setns, prctl, getppid, setpgid); it allocates nothing. The namespace
@@ -383,7 +405,7 @@ impl NetnsCluster {
                 id,
                 format!(
                     "could not start {} in namespace {}: {e}",
-                    self.spec.node_bin.display(),
+                    program.display(),
                     self.namespaces[id]
                 ),
             )
@@ -410,7 +432,7 @@ impl Cluster for NetnsCluster {
     }
 
     fn admin_addr(&self, node: &str) -> SocketAddr {
-        self.addrs[node]
+        self.port(node, self.launch.admin_port())
     }
 
     fn kill(&self, node: &str) -> Result<()> {
@@ -424,7 +446,9 @@ impl Cluster for NetnsCluster {
         }
         self.spawn_node(node)?;
         let deadline = Instant::now() + START_TIMEOUT;
-        if let Err(why) = wait_healthy(self.addrs[node], deadline, &|| self.procs.exited(node)) {
+        let serving = |s| self.launch.serving(s);
+        let exited = || self.procs.exited(node);
+        if let Err(why) = wait_serving(self.admin_addr(node), deadline, &exited, &serving) {
             let log = self.log_path(node);
             return Err(BackendError::node(
                 node,

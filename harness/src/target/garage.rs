@@ -1,0 +1,561 @@
+//! Garage (<https://garagehq.deuxfleurs.fr>) as a target: a leaderless, S3-compatible object
+//! store no one here wrote. Every member takes requests, each object lives on
+//! `replication_factor` members, reads and writes wait for quorums, the newest timestamp wins.
+//!
+//! Each member is a `garage -c <run>/garage/<id>.toml server` process listening on three
+//! ports — S3 (where clients go), RPC (its peers), admin (health, set-up) — with its metadata
+//! and data under the run's `data/<id>/`, one shared `rpc_secret` and admin token (drawn from
+//! the seed), `replication_factor = 3` and `consistency_mode` from `--garage-consistency`.
+//! Members find each other after they start (set-up in [`super::garage_admin`]): a Garage node
+//! id is a public key created at first start, so it cannot be in a config written before.
+//!
+//! Faults: kill and pause as for the node (the backend's signals); partitions only on the
+//! `netns` backend (members dial the RPC address each peer advertises, so a proxy listener
+//! per directed link cannot tell senders apart — [`super::check`] refuses it on `local`);
+//! clock skew through libfaketime ([`super::faketime`]), preloaded only when `clock-skew` is
+//! in `--nemesis`.
+
+use super::faketime::{self, Faketime};
+use super::garage_admin::{self, Admin, AdminMember};
+use super::s3::S3Api;
+use super::{Api, BoxFuture, Clock, Target};
+use crate::backend::launch::{Launch, Member};
+use crate::backend::{Cluster, ClusterSpec};
+use crate::client::Target as ClientTarget;
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use quorate_checker::history::EventType;
+use quorate_workloads::{OpKind, OpSpec};
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The bucket every client uses.
+pub const BUCKET: &str = "quorate";
+/// The S3 region the members accept.
+pub const REGION: &str = "garage";
+/// Copies of each object.
+pub const REPLICATION: usize = 3;
+/// Port order within a member ([`Launch::ports`]).
+const S3_PORT: usize = 0;
+const RPC_PORT: usize = 1;
+const ADMIN_PORT: usize = 2;
+
+/// Garage's `consistency_mode` (quorums for replication factor 3: write/read 2/2, 2/1, 1/1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Consistency {
+    /// Read and write quorums of 2: read-after-write holds.
+    #[default]
+    Consistent,
+    /// Read quorum 1: reads may miss the latest write.
+    Degraded,
+    /// Read and write quorums of 1.
+    Dangerous,
+}
+
+impl Consistency {
+    pub fn name(self) -> &'static str {
+        match self {
+            Consistency::Consistent => "consistent",
+            Consistency::Degraded => "degraded",
+            Consistency::Dangerous => "dangerous",
+        }
+    }
+}
+
+/// `quorate run`'s flags for `--target garage`.
+#[derive(Args, Debug, Clone, Serialize)]
+pub struct GarageArgs {
+    /// Garage's consistency_mode (--target garage): consistent, degraded, dangerous.
+    #[arg(long, value_enum, default_value = "consistent")]
+    pub garage_consistency: Consistency,
+    /// The garage binary (--target garage; default: `garage` on PATH).
+    #[arg(long, env = "QUORATE_GARAGE_BIN")]
+    pub garage_bin: Option<PathBuf>,
+}
+
+/// A validated garage configuration.
+#[derive(Debug, Clone)]
+pub struct GarageConfig {
+    pub bin: PathBuf,
+    pub version: String,
+    pub consistency: Consistency,
+    /// 32 bytes, hex: the cluster's shared RPC secret.
+    pub rpc_secret: String,
+    /// The admin API's master token.
+    pub admin_token: String,
+    /// libfaketime, when `clock-skew` is among the faults.
+    pub libfaketime: Option<PathBuf>,
+}
+
+/// Find `garage`: `--garage-bin`/`QUORATE_GARAGE_BIN`, else `PATH`.
+pub fn find_bin(explicit: Option<&Path>) -> Result<PathBuf, String> {
+    const HOW: &str = "install it with `cargo install garage --locked` (a long build: see \
+                       README) or pass --garage-bin PATH";
+    if let Some(p) = explicit {
+        return if p.is_file() {
+            Ok(p.to_path_buf())
+        } else {
+            Err(format!(
+                "--garage-bin {} (or QUORATE_GARAGE_BIN): not a file; {HOW}",
+                p.display()
+            ))
+        };
+    }
+    std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|d| d.join("garage"))
+                .find(|p| p.is_file())
+        })
+        .ok_or_else(|| format!("--target garage: `garage` is not on PATH; {HOW}"))
+}
+
+/// `garage --version`'s first line, or an error saying the binary does not run.
+fn version_of(bin: &Path) -> Result<String, String> {
+    let out = Command::new(bin)
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("{} --version: {e}", bin.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} --version failed ({}): {}",
+            bin.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string())
+}
+
+/// Check the garage flags and build the configuration: `nodes` must hold `REPLICATION`
+/// copies; the binary must exist and run; clock skew needs libfaketime.
+pub fn config(
+    args: &GarageArgs,
+    nodes: usize,
+    clock_skew: bool,
+    seed: u64,
+) -> Result<GarageConfig, String> {
+    if !(REPLICATION..=9).contains(&nodes) {
+        return Err(format!(
+            "--nodes {nodes} with --target garage: expected 3 to 9 (replication_factor is \
+             {REPLICATION}, so fewer members cannot hold every copy)"
+        ));
+    }
+    let bin = find_bin(args.garage_bin.as_deref())?;
+    let version = version_of(&bin)?;
+    let libfaketime = if clock_skew {
+        Some(faketime::find_library()?)
+    } else {
+        None
+    };
+    // Secrets of a throw-away test cluster: drawn from the seed so a run is reproducible.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x6761_7261_6765);
+    let mut hex =
+        |n: usize| -> String { (0..n).map(|_| format!("{:02x}", rng.gen::<u8>())).collect() };
+    Ok(GarageConfig {
+        bin,
+        version,
+        consistency: args.garage_consistency,
+        rpc_secret: hex(32),
+        admin_token: hex(16),
+        libfaketime,
+    })
+}
+
+/// A member's `garage.toml` (pure: unit-tested below). `peers` (`<id>@<rpc address>` of the
+/// others) is empty at first start, when no node id exists yet.
+pub fn render_toml(
+    cfg: &GarageConfig,
+    data_dir: &Path,
+    addrs: &[SocketAddr],
+    peers: &[String],
+) -> String {
+    let q = |p: &Path| toml_string(&p.display().to_string());
+    let peers: Vec<String> = peers.iter().map(|p| toml_string(p)).collect();
+    format!(
+        "# Written by quorate for one member of a test cluster.\n\
+         metadata_dir = {meta}\n\
+         data_dir = {data}\n\
+         db_engine = \"lmdb\"\n\
+         replication_factor = {REPLICATION}\n\
+         consistency_mode = \"{mode}\"\n\
+         rpc_bind_addr = \"{rpc}\"\n\
+         rpc_public_addr = \"{rpc}\"\n\
+         rpc_secret = \"{secret}\"\n\
+         bootstrap_peers = [{peers}]\n\
+         \n\
+         [s3_api]\n\
+         api_bind_addr = \"{s3}\"\n\
+         s3_region = \"{REGION}\"\n\
+         \n\
+         [admin]\n\
+         api_bind_addr = \"{admin}\"\n\
+         admin_token = \"{token}\"\n",
+        meta = q(&data_dir.join("meta")),
+        data = q(&data_dir.join("data")),
+        mode = cfg.consistency.name(),
+        rpc = addrs[RPC_PORT],
+        secret = cfg.rpc_secret,
+        s3 = addrs[S3_PORT],
+        admin = addrs[ADMIN_PORT],
+        token = cfg.admin_token,
+        peers = peers.join(", "),
+    )
+}
+
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// How the backends start garage members; remembers where each one listens.
+struct GarageLaunch {
+    cfg: GarageConfig,
+    dir: PathBuf,
+    faketime: Option<Faketime>,
+    addrs: Arc<Mutex<BTreeMap<String, Vec<SocketAddr>>>>,
+    /// Set once the layout is applied (see [`Launch::serving`] below).
+    configured: Arc<AtomicBool>,
+    /// Every member's `<id>@<rpc address>`, known after set-up.
+    peers: Arc<Mutex<BTreeMap<String, String>>>,
+}
+
+impl Launch for GarageLaunch {
+    fn ports(&self) -> usize {
+        3
+    }
+
+    fn admin_port(&self) -> usize {
+        ADMIN_PORT
+    }
+
+    fn proxied_peers(&self) -> bool {
+        false
+    }
+
+    fn command(&self, m: &Member) -> std::io::Result<Command> {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::create_dir_all(&self.dir)?;
+        let toml = self.dir.join(format!("{}.toml", m.id));
+        // The file holds the RPC secret and the admin token: owner-only.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&toml)?;
+        // A restarted member does not dial its peers again by itself (it waits for them to
+        // redial, up to a minute): after set-up its config names them.
+        let peers: Vec<String> = self
+            .peers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(n, _)| n.as_str() != m.id)
+            .map(|(_, p)| p.clone())
+            .collect();
+        let text = render_toml(&self.cfg, m.data_dir, m.addrs, &peers);
+        std::io::Write::write_all(&mut f, text.as_bytes())?;
+        let mut cmd = Command::new(&self.cfg.bin);
+        cmd.arg("-c")
+            .arg(&toml)
+            .arg("server")
+            .env("RUST_LOG", "garage=info")
+            .env("RUST_BACKTRACE", "1");
+        if let Some(ft) = &self.faketime {
+            ft.prepare(m.id, &mut cmd)?;
+        }
+        self.addrs
+            .lock()
+            .unwrap()
+            .insert(m.id.to_string(), m.addrs.to_vec());
+        Ok(cmd)
+    }
+
+    /// Before set-up, any answer: `/health` is 503 until the layout is applied, which set-up
+    /// does once every member answers. After it (a member restarted after a kill), 200: the
+    /// member has reconnected to enough peers for quorum. A restarted member serves S3 at once
+    /// but answers every request `503 Could not reach quorum` until its peers are back, and
+    /// the next fault should start on a whole cluster, as it does for the node.
+    fn serving(&self, status: u16) -> bool {
+        if self.configured.load(Ordering::Relaxed) {
+            status == 200
+        } else {
+            (100..600).contains(&status)
+        }
+    }
+
+    fn program(&self) -> PathBuf {
+        self.cfg.bin.clone()
+    }
+}
+
+/// `--target garage`.
+pub struct GarageTarget {
+    cfg: GarageConfig,
+    dir: PathBuf,
+    faketime: Option<Faketime>,
+    addrs: Arc<Mutex<BTreeMap<String, Vec<SocketAddr>>>>,
+    configured: Arc<AtomicBool>,
+    peers: Arc<Mutex<BTreeMap<String, String>>>,
+    api: OnceLock<Arc<S3Api>>,
+}
+
+impl GarageTarget {
+    pub fn new(cfg: GarageConfig, run_dir: &Path) -> GarageTarget {
+        let faketime = cfg
+            .libfaketime
+            .clone()
+            .map(|lib| Faketime::new(lib, run_dir.join("clock")));
+        GarageTarget {
+            cfg,
+            dir: run_dir.join("garage"),
+            faketime,
+            addrs: Arc::new(Mutex::new(BTreeMap::new())),
+            configured: Arc::new(AtomicBool::new(false)),
+            peers: Arc::new(Mutex::new(BTreeMap::new())),
+            api: OnceLock::new(),
+        }
+    }
+
+    /// Write through each member and read back through every member until all agree, so the
+    /// run starts on a cluster that serves S3 everywhere (bucket and key known to all).
+    async fn probe(&self, api: &S3Api, targets: &[ClientTarget]) -> anyhow::Result<()> {
+        let http = crate::client::http_client();
+        let deadline = Instant::now() + garage_admin::SETUP_TIMEOUT;
+        for (i, t) in targets.iter().enumerate() {
+            let key = format!("quorate-probe-{}", t.node);
+            let value = json!(i);
+            let write = OpSpec {
+                f: OpKind::Write,
+                key: key.clone(),
+                value: value.clone(),
+            };
+            let read = OpSpec {
+                f: OpKind::Read,
+                key,
+                value: serde_json::Value::Null,
+            };
+            let mut pending: Vec<&ClientTarget> = targets.iter().collect();
+            let mut written = false;
+            let mut last = String::new();
+            while !pending.is_empty() {
+                if Instant::now() >= deadline {
+                    bail!(
+                        "S3 probe: {} not served within {} s; last: {last}",
+                        read.key,
+                        garage_admin::SETUP_TIMEOUT.as_secs()
+                    );
+                }
+                if !written {
+                    let c = api.execute(&http, t, &write, Duration::from_secs(5)).await;
+                    written = c.kind == EventType::Ok;
+                    last = format!("PutObject via {}: {:?} {:?}", t.node, c.kind, c.error);
+                } else {
+                    let r = pending[0];
+                    let c = api.execute(&http, r, &read, Duration::from_secs(5)).await;
+                    if c.kind == EventType::Ok && c.value == value {
+                        pending.remove(0);
+                        continue;
+                    }
+                    last = format!(
+                        "GetObject via {}: {:?} {:?} {}",
+                        r.node, c.kind, c.error, c.value
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Target for GarageTarget {
+    fn name(&self) -> &'static str {
+        "garage"
+    }
+
+    fn launch(&self, _spec: &ClusterSpec) -> Arc<dyn Launch> {
+        Arc::new(GarageLaunch {
+            cfg: self.cfg.clone(),
+            dir: self.dir.clone(),
+            faketime: self.faketime.clone(),
+            addrs: self.addrs.clone(),
+            configured: self.configured.clone(),
+            peers: self.peers.clone(),
+        })
+    }
+
+    fn configure<'a>(&'a self, cluster: &'a dyn Cluster) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let addrs = self.addrs.lock().unwrap().clone();
+            let members: Vec<AdminMember> = cluster
+                .nodes()
+                .iter()
+                .map(|n| AdminMember {
+                    node: n.clone(),
+                    admin: cluster.admin_addr(n),
+                    rpc: addrs[n][RPC_PORT],
+                })
+                .collect();
+            let admin = Admin::new(&self.cfg.admin_token);
+            let created = garage_admin::setup(&admin, &members)
+                .await
+                .context("setting up the garage cluster (see nodes/<id>.log)")?;
+            *self.peers.lock().unwrap() = cluster
+                .nodes()
+                .iter()
+                .cloned()
+                .zip(created.peers.iter().cloned())
+                .collect();
+            tracing::info!(
+                key = %created.access_key_id,
+                bucket = %created.bucket_id,
+                "garage: layout applied, key and bucket created"
+            );
+            let api = S3Api {
+                bucket: BUCKET.to_string(),
+                region: REGION.to_string(),
+                credentials: rusty_s3::Credentials::new(
+                    created.access_key_id,
+                    created.secret_access_key,
+                ),
+            };
+            let targets: Vec<ClientTarget> = cluster
+                .nodes()
+                .iter()
+                .map(|n| ClientTarget {
+                    node: n.clone(),
+                    addr: cluster.client_addr(n),
+                    api: None,
+                })
+                .collect();
+            self.probe(&api, &targets).await?;
+            self.configured.store(true, Ordering::Relaxed);
+            let _ = self.api.set(Arc::new(api));
+            Ok(())
+        })
+    }
+
+    fn api(&self) -> Option<Arc<dyn Api>> {
+        self.api.get().map(|a| a.clone() as Arc<dyn Api>)
+    }
+
+    fn clock(&self) -> Option<Arc<dyn Clock>> {
+        self.faketime.clone().map(|f| Arc::new(f) as Arc<dyn Clock>)
+    }
+
+    fn observes_convergence(&self) -> bool {
+        false
+    }
+}
+
+impl Drop for GarageTarget {
+    /// Runs after the cluster is down: libfaketime leaves files behind for killed members.
+    fn drop(&mut self) {
+        if self.faketime.is_some() {
+            let removed = faketime::sweep_shm();
+            if !removed.is_empty() {
+                tracing::info!(?removed, "faketime: removed shared memory of dead members");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> GarageConfig {
+        GarageConfig {
+            bin: "/bin/garage".into(),
+            version: "garage v2".into(),
+            consistency: Consistency::Dangerous,
+            rpc_secret: "ab".repeat(32),
+            admin_token: "tok".into(),
+            libfaketime: None,
+        }
+    }
+
+    #[test]
+    fn the_config_names_every_address_and_the_mode() {
+        let addrs: Vec<SocketAddr> = [
+            "169.254.3.11:7000",
+            "169.254.3.11:7001",
+            "169.254.3.11:7002",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        let peers = ["ab@169.254.3.12:7001".to_string()];
+        let t = render_toml(&cfg(), Path::new("/r/data/n1"), &addrs, &peers);
+        for line in [
+            "metadata_dir = \"/r/data/n1/meta\"",
+            "data_dir = \"/r/data/n1/data\"",
+            "replication_factor = 3",
+            "consistency_mode = \"dangerous\"",
+            "rpc_bind_addr = \"169.254.3.11:7001\"",
+            "rpc_public_addr = \"169.254.3.11:7001\"",
+            "api_bind_addr = \"169.254.3.11:7000\"",
+            "s3_region = \"garage\"",
+            "api_bind_addr = \"169.254.3.11:7002\"",
+            "admin_token = \"tok\"",
+            "bootstrap_peers = [\"ab@169.254.3.12:7001\"]",
+        ] {
+            assert!(t.lines().any(|l| l == line), "{line:?} missing from\n{t}");
+        }
+        assert_eq!(toml_string("a\"b\\c"), "\"a\\\"b\\\\c\"");
+    }
+
+    #[test]
+    fn a_missing_binary_says_how_to_install_it() {
+        let e = find_bin(Some(Path::new("/nonexistent/garage"))).unwrap_err();
+        assert!(e.contains("cargo install garage --locked"), "{e}");
+        let e = config(
+            &GarageArgs {
+                garage_consistency: Consistency::Consistent,
+                garage_bin: Some("/nonexistent/garage".into()),
+            },
+            3,
+            false,
+            1,
+        )
+        .unwrap_err();
+        assert!(e.contains("--garage-bin"), "{e}");
+        let e = config(
+            &GarageArgs {
+                garage_consistency: Consistency::Consistent,
+                garage_bin: None,
+            },
+            2,
+            false,
+            1,
+        )
+        .unwrap_err();
+        assert!(e.starts_with("--nodes 2"), "{e}");
+    }
+}
