@@ -252,6 +252,22 @@ impl Nemesis {
             }
             .map_err(|e| e.context(format!("{} could not be applied", fault.name())))?;
             *started += 1;
+            // Clocks scrambled while the network is split, as Jepsen composes them: each alone
+            // is survived by a store that orders writes by a quorum read's timestamp (Garage),
+            // together they let two sides stamp writes from clocks seconds apart.
+            let skewed = if fault == Fault::Partition && self.faults.contains(&Fault::ClockSkew) {
+                match clock_skew::start(&self.ctx, &mut rng).await {
+                    Ok(a) => Some(a),
+                    Err(e) => {
+                        let _ = self.stop_one(active).await;
+                        return Err(
+                            e.context("clock-skew (during a partition) could not be applied")
+                        );
+                    }
+                }
+            } else {
+                None
+            };
             // Faults end by `deadline + hold` at the latest, even when started just before it.
             let end = deadline + hold;
             let mut stopped = false;
@@ -277,9 +293,13 @@ impl Nemesis {
             if !stopped {
                 let _ = sleep_or_stop(hold - hold / 2, end, &mut stop).await;
             }
-            self.stop_one(active)
-                .await
-                .map_err(|e| e.context(format!("{} could not be healed", fault.name())))?;
+            let healed = self.stop_one(active).await;
+            if let Some(skew) = skewed {
+                self.stop_one(skew).await.map_err(|e| {
+                    e.context("clock-skew (during a partition) could not be undone")
+                })?;
+            }
+            healed.map_err(|e| e.context(format!("{} could not be healed", fault.name())))?;
             if *stop.borrow() {
                 break;
             }
