@@ -133,6 +133,36 @@ struct WriteEvent {
     result: Result<(), CallError>,
 }
 
+/// Starts one replica write (or, with `hint_for`, a hint kept on behalf of that home node);
+/// its outcome arrives on `tx`.
+fn spawn_put(
+    node: &Arc<Node>,
+    key: &str,
+    rec: &Record,
+    tx: &mpsc::UnboundedSender<WriteEvent>,
+    idx: usize,
+    hint_for: Option<usize>,
+) {
+    let (node, key, rec, tx) = (node.clone(), key.to_string(), rec.clone(), tx.clone());
+    tokio::spawn(async move {
+        let result = match hint_for {
+            None => node.replicas.put(idx, &key, &rec).await,
+            Some(home) => {
+                let r = node.replicas.hint(idx, node.id_of(home), &key, &rec).await;
+                if idx == node.me && matches!(r, Ok(true)) {
+                    Stats::inc(&node.stats.hints_stored);
+                }
+                r.map(|_| ())
+            }
+        };
+        let _ = tx.send(WriteEvent {
+            idx,
+            hint_for,
+            result,
+        });
+    });
+}
+
 /// Sends `rec` to the key's home nodes and waits for W durable acks (or a deadline).
 async fn replicate(
     node: &Arc<Node>,
@@ -144,29 +174,11 @@ async fn replicate(
     let n = node.cfg.n.min(walk.len());
     let mut fallbacks = walk[n..].iter().copied().filter(|_| node.cfg.sloppy_quorum);
     let (tx, mut rx) = mpsc::unbounded_channel::<WriteEvent>();
-    let spawn_put = |idx: usize, hint_for: Option<usize>| {
-        let (node, key, rec, tx) = (node.clone(), key.to_string(), rec.clone(), tx.clone());
-        tokio::spawn(async move {
-            let result = match hint_for {
-                None => node.replicas.put(idx, &key, &rec).await,
-                Some(home) => {
-                    let r = node.replicas.hint(idx, node.id_of(home), &key, &rec).await;
-                    if idx == node.me && matches!(r, Ok(true)) {
-                        Stats::inc(&node.stats.hints_stored);
-                    }
-                    r.map(|_| ())
-                }
-            };
-            let _ = tx.send(WriteEvent {
-                idx,
-                hint_for,
-                result,
-            });
-        });
-    };
     for &idx in &walk[..n] {
-        spawn_put(idx, None);
+        spawn_put(node, key, rec, &tx, idx, None);
     }
+    // Home nodes whose write has not come back yet.
+    let mut homes_out: Vec<usize> = walk[..n].to_vec();
     let mut tally = WriteTally::new(node.cfg.w, n);
     let mut attempts = n;
     let mut not_sent = 0;
@@ -176,7 +188,19 @@ async fn replicate(
             reason,
         };
         match tally.progress() {
-            Progress::Reached => return Ok(()),
+            Progress::Reached => {
+                if node.cfg.sloppy_quorum && !homes_out.is_empty() {
+                    tokio::spawn(hand_off_late(
+                        node.clone(),
+                        key.to_string(),
+                        rec.clone(),
+                        (tx, rx),
+                        homes_out,
+                        fallbacks.collect(),
+                    ));
+                }
+                return Ok(());
+            }
             Progress::Impossible => {
                 return Err(unavailable(
                     format!(
@@ -205,6 +229,9 @@ async fn replicate(
                 ))
             }
         };
+        if ev.hint_for.is_none() {
+            homes_out.retain(|&h| h != ev.idx);
+        }
         match ev.result {
             Ok(()) => {
                 tally.ack();
@@ -219,9 +246,65 @@ async fn replicate(
                 if let Some(f) = fallbacks.next() {
                     tally.add_target();
                     attempts += 1;
-                    spawn_put(f, Some(home));
+                    spawn_put(node, key, rec, &tx, f, Some(home));
                 }
             }
+        }
+    }
+}
+
+/// Sloppy quorum after the client has its answer: a write goes to N nodes, not W (Dynamo). A
+/// home replica still out when W acks were in gets its hint once its write fails, or once it
+/// has not answered within the request timeout (a partition that drops packets answers
+/// nothing), so hinted handoff brings the write home after the heal. Without this, a write
+/// acknowledged by two quick homes left a cut-off third home to anti-entropy alone.
+async fn hand_off_late(
+    node: Arc<Node>,
+    key: String,
+    rec: Record,
+    (tx, mut rx): (
+        mpsc::UnboundedSender<WriteEvent>,
+        mpsc::UnboundedReceiver<WriteEvent>,
+    ),
+    mut homes_out: Vec<usize>,
+    fallbacks: Vec<usize>,
+) {
+    let mut fallbacks = fallbacks.into_iter();
+    let deadline = Instant::now() + node.request_timeout();
+    let mut hints = 0;
+    while !homes_out.is_empty() {
+        let Ok(Some(ev)) = timeout_at(deadline, rx.recv()).await else {
+            break;
+        };
+        if ev.hint_for.is_some() {
+            hints -= 1;
+            continue;
+        }
+        homes_out.retain(|&h| h != ev.idx);
+        if ev.result.is_err() {
+            if let Some(f) = fallbacks.next() {
+                hints += 1;
+                spawn_put(&node, &key, &rec, &tx, f, Some(ev.idx));
+            }
+        }
+    }
+    // Homes that never answered: a hint each, on the fallbacks not used yet.
+    for home in homes_out {
+        match fallbacks.next() {
+            Some(f) => {
+                hints += 1;
+                spawn_put(&node, &key, &rec, &tx, f, Some(home));
+            }
+            None => break,
+        }
+    }
+    // The hints' own outcomes only matter to their logs; wait for them so the task ends.
+    let deadline = Instant::now() + node.request_timeout();
+    while hints > 0 {
+        match timeout_at(deadline, rx.recv()).await {
+            Ok(Some(ev)) if ev.hint_for.is_some() => hints -= 1,
+            Ok(Some(_)) => {}
+            _ => break,
         }
     }
 }
