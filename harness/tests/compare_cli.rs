@@ -5,32 +5,14 @@
 //! Needs `target/<profile>/quorate-node` (`cargo build -p quorate-node`; make test builds it).
 //! The tests start clusters, so they run one at a time.
 
+mod common;
+use common::{node_bin, quorate, run_dir, serial, stderr};
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn quorate() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_quorate"))
-}
-
-fn node_bin() -> PathBuf {
-    let p = quorate().parent().unwrap().join("quorate-node");
-    assert!(
-        p.is_file(),
-        "{} is missing: build it first with `cargo build -p quorate-node` (make test does)",
-        p.display()
-    );
-    p
-}
 
 fn compare_cmd(results: &Path, matrix: &Path) -> Command {
     let mut c = Command::new(quorate());
@@ -46,16 +28,6 @@ fn compare_cmd(results: &Path, matrix: &Path) -> Command {
 
 fn compare(results: &Path, matrix: &Path) -> Output {
     compare_cmd(results, matrix).output().expect("run quorate")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// The comparison folder: the last line on stdout.
-fn folder(o: &Output) -> PathBuf {
-    let out = String::from_utf8_lossy(&o.stdout);
-    PathBuf::from(out.lines().last().unwrap_or("").trim())
 }
 
 fn json_of(dir: &Path) -> Value {
@@ -85,7 +57,7 @@ fn held_expectations_exit_0_with_every_file_and_row() {
     let o = compare(t.path(), &m);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(0), "stderr:\n{err}");
-    let dir = folder(&o);
+    let dir = run_dir(&o);
     assert!(
         dir.starts_with(t.path().join("compare")),
         "{}",
@@ -166,7 +138,7 @@ fn a_broken_expectation_exits_1_and_is_named() {
         err.contains("expectation abd: linearizable = invalid broken (seed 1 valid)"),
         "stderr:\n{err}"
     );
-    let j = json_of(&folder(&o));
+    let j = json_of(&run_dir(&o));
     assert_eq!(j["broken"].as_array().unwrap().len(), 1);
     assert_eq!(j["rows"][0]["expect"][0]["held"], false);
 }

@@ -13,21 +13,13 @@
 //! fail — they never skip. The netns runs need root (CI runs as root), as the netns backend's
 //! own tests do.
 
+mod common;
+use common::{quorate, results_of, run_dir, serial, stderr_tail};
+
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn quorate() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_quorate"))
-}
 
 fn command(results: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(quorate());
@@ -45,31 +37,6 @@ fn run(results: &Path, args: &[&str]) -> Output {
     let o = command(results, args).output().expect("run quorate");
     assert_nothing_left(results);
     o
-}
-
-fn stderr_tail(o: &Output) -> String {
-    let e = String::from_utf8_lossy(&o.stderr);
-    let lines: Vec<&str> = e.lines().collect();
-    lines[lines.len().saturating_sub(8)..].join("\n")
-}
-
-fn run_dir(o: &Output) -> PathBuf {
-    let out = String::from_utf8_lossy(&o.stdout);
-    PathBuf::from(out.lines().last().unwrap_or("").trim())
-}
-
-/// results.json of a run that ended with a verdict (exit 0, 1 or 2 — never 3).
-fn results_of(o: &Output) -> Value {
-    assert!(
-        matches!(o.status.code(), Some(0..=2)),
-        "the run failed ({:?}):\n{}",
-        o.status,
-        stderr_tail(o)
-    );
-    let dir = run_dir(o);
-    let text = std::fs::read_to_string(dir.join("results.json"))
-        .unwrap_or_else(|e| panic!("{}/results.json: {e}", dir.display()));
-    serde_json::from_str(&text).unwrap()
 }
 
 /// A netns run of `secs` seconds, faults every `interval` seconds, 3 members.
@@ -318,6 +285,6 @@ fn ctrl_c_tears_the_cluster_down() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let o = child.wait_with_output().unwrap();
-    assert_ne!(o.status.code(), Some(3), "{}", stderr_tail(&o));
+    assert_ne!(o.status.code(), Some(3), "{}", stderr_tail(&o, 8));
     assert_nothing_left(t.path());
 }

@@ -5,30 +5,12 @@
 //! Like `run_cli.rs`, the tests take a lock and run one at a time, and need
 //! `target/<profile>/quorate-node` (`cargo build -p quorate-node`; `make test` builds it).
 
+mod common;
+use common::{node_bin, quorate, results_of, run_dir, serial, stderr};
+
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn quorate() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_quorate"))
-}
-
-fn node_bin() -> PathBuf {
-    let p = quorate().parent().unwrap().join("quorate-node");
-    assert!(
-        p.is_file(),
-        "{} is missing: build it first with `cargo build -p quorate-node` (make test does)",
-        p.display()
-    );
-    p
-}
 
 /// A run of `quorate run` with `args` after the common ones; a short quiet period (the checks
 /// here do not need three anti-entropy rounds).
@@ -46,34 +28,8 @@ fn run(results: &Path, seed: u64, args: &[&str]) -> Output {
         .expect("run quorate")
 }
 
-fn run_dir(o: &Output) -> PathBuf {
-    let out = String::from_utf8_lossy(&o.stdout);
-    PathBuf::from(out.lines().last().unwrap_or("").trim())
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-/// results.json of a run that ended with a verdict (exit 0, 1 or 2, never 3).
-fn judged(o: &Output) -> Value {
-    assert!(
-        matches!(o.status.code(), Some(0..=2)),
-        "the run should end with a verdict, got exit {:?}; stderr:\n{}",
-        o.status.code(),
-        stderr(o)
-    );
-    let dir = run_dir(o);
-    let text = std::fs::read_to_string(dir.join("results.json"))
-        .unwrap_or_else(|e| panic!("{}/results.json: {e}", dir.display()));
-    serde_json::from_str(&text).unwrap()
-}
-
 fn history(o: &Output) -> Vec<Value> {
-    let text = std::fs::read_to_string(run_dir(o).join("history.jsonl")).unwrap();
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::history(&run_dir(o))
 }
 
 fn u(v: &Value) -> u64 {
@@ -141,7 +97,7 @@ fn abd_has_no_stale_reads_or_lost_writes_where_weak_has_them() {
     let t = tempfile::tempdir().unwrap();
     let mut tried = Vec::new();
     for seed in 1..=5 {
-        let abd = judged(&register(t.path(), "abd", "partition", seed));
+        let abd = results_of(&register(t.path(), "abd", "partition", seed));
         let (stale, lost) = (&abd["checks"]["stale-reads"], &abd["checks"]["lost-writes"]);
         assert_eq!(
             (u(&stale["stale"]), stale["valid"].clone()),
@@ -156,7 +112,7 @@ fn abd_has_no_stale_reads_or_lost_writes_where_weak_has_them() {
         );
         assert!(u(&lost["acknowledged"]) > 0, "seed {seed}: {lost}");
 
-        let weak = judged(&register(t.path(), "weak", "partition", seed));
+        let weak = results_of(&register(t.path(), "weak", "partition", seed));
         match stale_reads_not_shown(&weak["checks"]["stale-reads"]) {
             None => return,
             Some(why) => tried.push(format!("seed {seed}: {why}")),
@@ -178,7 +134,7 @@ fn strict_keeps_the_quorum_promise_without_faults_and_under_slow() {
     for nemesis in ["none", "slow"] {
         for seed in [1, 2] {
             let o = register(t.path(), "strict", nemesis, seed);
-            let r = judged(&o);
+            let r = results_of(&o);
             let stale = &r["checks"]["stale-reads"];
             assert_eq!(
                 (stale["valid"].clone(), u(&stale["stale"])),
@@ -239,7 +195,7 @@ fn stale_restore_with_the_set_workload_is_caught_and_repairs_are_named() {
             "3.5",
         ];
         let o = run(t.path(), seed, &args);
-        let r = judged(&o);
+        let r = results_of(&o);
         assert_repairs_named(&r, &stderr(&o));
         let set = &r["checks"]["set"];
         let (stale, lost) = (u(&set["stale"]), u(&set["lost"]));
@@ -305,7 +261,7 @@ fn set_workload_on_abd_keeps_every_acknowledged_add() {
         "1",
     ];
     let o = run(t.path(), 1, &args);
-    let r = judged(&o);
+    let r = results_of(&o);
     assert_eq!(o.status.code(), Some(0), "{r}");
     let set = &r["checks"]["set"];
     let h = history(&o);
@@ -351,7 +307,7 @@ fn abd_holds_under_flaky_links() {
     let t = tempfile::tempdir().unwrap();
     for seed in [1, 2] {
         let o = register(t.path(), "abd", "flaky", seed);
-        let r = judged(&o);
+        let r = results_of(&o);
         assert_eq!(
             r["checks"]["linearizable"]["valid"], true,
             "seed {seed}: {r}"

@@ -4,31 +4,13 @@
 //! two cores and other suites run beside these). They need `target/<profile>/quorate-node`:
 //! `make test` builds every binary first; otherwise run `cargo build -p quorate-node`.
 
+mod common;
+use common::{node_bin, quorate, results_of, run_dir, serial};
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn quorate() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_quorate"))
-}
-
-fn node_bin() -> PathBuf {
-    let p = quorate().parent().unwrap().join("quorate-node");
-    assert!(
-        p.is_file(),
-        "{} is missing: build it first with `cargo build -p quorate-node` (make test does)",
-        p.display()
-    );
-    p
-}
 
 fn run(results: &Path, args: &[&str]) -> Output {
     Command::new(quorate())
@@ -41,23 +23,6 @@ fn run(results: &Path, args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run quorate")
-}
-
-fn last_line(o: &Output) -> PathBuf {
-    let out = String::from_utf8_lossy(&o.stdout);
-    PathBuf::from(out.lines().last().unwrap_or("").trim())
-}
-
-fn results_of(o: &Output) -> Value {
-    let dir = last_line(o);
-    let text = std::fs::read_to_string(dir.join("results.json")).unwrap_or_else(|e| {
-        panic!(
-            "{}/results.json: {e}; stderr:\n{}",
-            dir.display(),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    });
-    serde_json::from_str(&text).unwrap()
 }
 
 /// A short run with fault windows ~1 s long.
@@ -138,7 +103,7 @@ fn abd_is_linearizable_under_partition_kill_pause() {
         );
         assert_eq!(r["checks"]["linearizable"]["valid"], Value::Bool(true));
         // Clients keep working through every fault (issue 4: >= 20 invokes in each window).
-        let windows = invokes_per_fault_window(&last_line(&o));
+        let windows = invokes_per_fault_window(&run_dir(&o));
         assert!(!windows.is_empty(), "seed {seed}: no fault window recorded");
         for (fault, n) in &windows {
             assert!(
@@ -315,7 +280,7 @@ fn store_layout_latest_and_junit() {
             String::from_utf8_lossy(&o.stderr)
         );
     }
-    let (da, db) = (last_line(&a), last_line(&b));
+    let (da, db) = (run_dir(&a), run_dir(&b));
     assert_ne!(da, db, "two runs never share a folder");
     for d in [&da, &db] {
         assert_eq!(d.parent().unwrap(), t.path().join("layout"));

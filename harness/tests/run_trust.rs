@@ -4,32 +4,14 @@
 //!
 //! Needs `target/<profile>/quorate-node` (`cargo test --workspace` builds it).
 
+mod common;
+use common::{history, node_bin, quorate, run_dir, serial, stderr};
+
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn quorate() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_quorate"))
-}
-
-fn real_node() -> PathBuf {
-    let p = quorate().parent().unwrap().join("quorate-node");
-    assert!(
-        p.is_file(),
-        "{} is missing: build it with `cargo build -p quorate-node`",
-        p.display()
-    );
-    p
-}
 
 fn run(results: &Path, node_bin: &Path, args: &[&str]) -> Output {
     Command::new(quorate())
@@ -44,23 +26,6 @@ fn run(results: &Path, node_bin: &Path, args: &[&str]) -> Output {
         .expect("run quorate")
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
-
-fn run_dir(o: &Output) -> PathBuf {
-    let out = String::from_utf8_lossy(&o.stdout);
-    PathBuf::from(out.lines().last().unwrap_or("").trim())
-}
-
-fn history(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("history.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// A `--node-bin` shell script: `--check-config` goes to the real node; otherwise `body` runs
 /// with `$REAL` (the real node) and `$MARKS` (a folder of its own) set.
 fn wrapper(dir: &Path, body: &str) -> PathBuf {
@@ -69,7 +34,7 @@ fn wrapper(dir: &Path, body: &str) -> PathBuf {
     let path = dir.join("node-wrapper.sh");
     let script = format!(
         "#!/bin/sh\nREAL='{}'\nMARKS='{}'\nfor a in \"$@\"; do [ \"$a\" = --check-config ] && exec \"$REAL\" \"$@\"; done\n{body}\n",
-        real_node().display(),
+        node_bin().display(),
         marks.display()
     );
     std::fs::write(&path, script).unwrap();
@@ -148,7 +113,7 @@ fn node_flags_are_checked_before_anything_starts() {
     let _g = serial();
     let t = tempfile::tempdir().unwrap();
     let results = t.path().join("results");
-    let o = run(&results, &real_node(), &["--r", "5", "--n", "3"]);
+    let o = run(&results, &node_bin(), &["--r", "5", "--n", "3"]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(3), "{err}");
     assert!(err.contains("--r 5 is greater than --n 3"), "{err}");
@@ -181,7 +146,7 @@ fn convergence_run(results: &Path, ae_ms: &str, seed: u64) -> Output {
     let seed = seed.to_string();
     run(
         results,
-        &real_node(),
+        &node_bin(),
         &[
             "--nodes",
             "3",

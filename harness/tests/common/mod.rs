@@ -1,0 +1,73 @@
+//! Scaffolding shared by the harness's end-to-end tests: where the binaries are, one lock so a
+//! test binary starts one cluster at a time, and reading what a finished `quorate run` left.
+//! Each test file takes what it needs (`mod common;`), so some items go unused in some files.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Mutex;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Held for the whole of a test that starts a cluster: the machine has two cores and other
+/// suites run beside these. A test that panicked while holding it does not poison the rest.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn quorate() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_quorate"))
+}
+
+/// The `quorate-node` built beside `quorate` (`make test` builds it first).
+pub fn node_bin() -> PathBuf {
+    let p = quorate().parent().unwrap().join("quorate-node");
+    assert!(
+        p.is_file(),
+        "{} is missing: build it first with `cargo build -p quorate-node` (make test does)",
+        p.display()
+    );
+    p
+}
+
+/// The run's folder (or a comparison's): the last line `quorate` printed on stdout.
+pub fn run_dir(o: &Output) -> PathBuf {
+    let out = String::from_utf8_lossy(&o.stdout);
+    PathBuf::from(out.lines().last().unwrap_or("").trim())
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The last `n` lines of stderr, for assertion messages.
+pub fn stderr_tail(o: &Output, n: usize) -> String {
+    let e = stderr(o);
+    let lines: Vec<&str> = e.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// results.json of a run that ended with a verdict (exit 0, 1 or 2, never 3).
+pub fn results_of(o: &Output) -> Value {
+    assert!(
+        matches!(o.status.code(), Some(0..=2)),
+        "the run should end with a verdict, got exit {:?}; stderr:\n{}",
+        o.status.code(),
+        stderr_tail(o, 30)
+    );
+    let dir = run_dir(o);
+    let text = std::fs::read_to_string(dir.join("results.json"))
+        .unwrap_or_else(|e| panic!("{}/results.json: {e}", dir.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Every line of a run folder's history.jsonl.
+pub fn history(dir: &Path) -> Vec<Value> {
+    let p = dir.join("history.jsonl");
+    std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
