@@ -5,27 +5,29 @@ use common::{eventually, Cluster};
 use quorate_node::ring::Ring;
 use serde_json::json;
 
+/// A sloppy-quorum cluster's flags: write quorum `w`, hints handed off every 200 ms,
+/// anti-entropy off (so only hinted handoff can bring a key home), replicas given 300 ms.
+fn sloppy(w: &'static str, request_timeout_ms: &'static str) -> [&'static str; 11] {
+    [
+        "--sloppy-quorum",
+        "--w",
+        w,
+        "--handoff-interval-ms",
+        "200",
+        "--anti-entropy-interval-ms",
+        "0",
+        "--replica-timeout-ms",
+        "300",
+        "--request-timeout-ms",
+        request_timeout_ms,
+    ]
+}
+
 #[tokio::test]
 async fn hints_are_delivered_after_the_home_node_returns() -> anyhow::Result<()> {
     // W = 3 so the write cannot succeed without the fallback's hint; anti-entropy off so only
     // hinted handoff can bring the key home.
-    let mut c = Cluster::start(
-        4,
-        &[
-            "--sloppy-quorum",
-            "--w",
-            "3",
-            "--handoff-interval-ms",
-            "200",
-            "--anti-entropy-interval-ms",
-            "0",
-            "--replica-timeout-ms",
-            "300",
-            "--request-timeout-ms",
-            "3000",
-        ],
-    )
-    .await?;
+    let mut c = Cluster::start(4, &sloppy("3", "3000")).await?;
     let ids: Vec<String> = (1..=4).map(|i| format!("n{i}")).collect();
     let ring = Ring::new(&ids, 64, 3);
     let key = "hinted";
@@ -66,23 +68,7 @@ async fn hints_are_delivered_after_the_home_node_returns() -> anyhow::Result<()>
 async fn a_home_silent_after_the_quorum_still_gets_its_hint() -> anyhow::Result<()> {
     use nix::sys::signal::{kill, Signal};
     use nix::unistd::Pid;
-    let c = Cluster::start(
-        4,
-        &[
-            "--sloppy-quorum",
-            "--w",
-            "2",
-            "--handoff-interval-ms",
-            "200",
-            "--anti-entropy-interval-ms",
-            "0",
-            "--replica-timeout-ms",
-            "300",
-            "--request-timeout-ms",
-            "2000",
-        ],
-    )
-    .await?;
+    let c = Cluster::start(4, &sloppy("2", "2000")).await?;
     let ids: Vec<String> = (1..=4).map(|i| format!("n{i}")).collect();
     let ring = Ring::new(&ids, 64, 3);
     let key = "late-hint";
