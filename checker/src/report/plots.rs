@@ -42,6 +42,34 @@ const FAULT: RGBColor = RGBColor(149, 117, 205);
 /// The minor grid: there, but quieter than the data.
 const LIGHT: RGBColor = RGBColor(243, 243, 243);
 
+/// Every plot's frame: its caption, margins and label areas (`y_area` pixels for the y labels).
+fn frame<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    caption: &str,
+    y_area: u32,
+) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut b = ChartBuilder::on(root);
+    b.caption(caption, ("sans-serif", 17))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(y_area);
+    b
+}
+
+/// Every plot's legend, boxed, at `at`.
+fn legend<'a, 'b: 'a, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, Cartesian2d<X, Y>>,
+    at: SeriesLabelPosition,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(at)
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.85))
+        .draw()?;
+    Ok(())
+}
+
 /// Draw with `f` into an SVG string; an error becomes an SVG that says what went wrong.
 fn svg(f: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<()>) -> String {
     let mut buf = String::new();
@@ -96,15 +124,12 @@ pub fn staleness_svg(curves: &[(String, Vec<(f64, f64)>)]) -> String {
         .flat_map(|(_, pts)| pts.iter().map(|p| p.0))
         .fold(10.0f64, f64::max);
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                "P(consistent read) by time since the latest write completed",
-                ("sans-serif", 17),
-            )
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(56)
-            .build_cartesian_2d((0.5f64..max_x * 2.0).log_scale(), 0f64..1.05f64)?;
+        let mut chart = frame(
+            root,
+            "P(consistent read) by time since the latest write completed",
+            56,
+        )
+        .build_cartesian_2d((0.5f64..max_x * 2.0).log_scale(), 0f64..1.05f64)?;
         chart
             .configure_mesh()
             .x_desc("time since the write completed (log scale)")
@@ -125,12 +150,7 @@ pub fn staleness_svg(curves: &[(String, Vec<(f64, f64)>)]) -> String {
                 });
             chart.draw_series(line.into_iter().map(|p| Circle::new(p, 3, colour.filled())))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.85))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         Ok(())
     })
 }
@@ -273,11 +293,7 @@ pub fn latency_svg(report: &FileReport) -> String {
         format!("latency of each op ({total} completed ops)")
     };
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(caption, ("sans-serif", 17))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(64)
+        let mut chart = frame(root, &caption, 64)
             .build_cartesian_2d(0f64..t.end_s, (min_ms..max_ms * 1.5).log_scale())?;
         chart
             .configure_mesh()
@@ -298,12 +314,7 @@ pub fn latency_svg(report: &FileReport) -> String {
                 .label(*f)
                 .legend(move |(x, y)| Circle::new((x + 10, y), 4, colour.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.85))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     })
 }
@@ -352,15 +363,9 @@ pub fn rate_svg(report: &FileReport) -> String {
         .map(|&n| n as f64 / w)
         .fold(1.0f64, f64::max);
     svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(
-                format!("throughput by op and outcome ({} s bins)", round_label(w)),
-                ("sans-serif", 17),
-            )
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0f64..t.end_s, 0f64..max_rate * 1.1)?;
+        let caption = format!("throughput by op and outcome ({} s bins)", round_label(w));
+        let mut chart =
+            frame(root, &caption, 64).build_cartesian_2d(0f64..t.end_s, 0f64..max_rate * 1.1)?;
         chart
             .configure_mesh()
             .x_desc("time (s)")
@@ -382,12 +387,7 @@ pub fn rate_svg(report: &FileReport) -> String {
                     PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.85))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     })
 }
