@@ -242,7 +242,9 @@ async fn drive(
         ctx: Ctx {
             cluster: cluster.clone(),
             rec: rec.clone(),
-            ring: Ring::new(cluster.nodes(), cfg.vnodes, cfg.ring_n),
+            ring: sut
+                .places_keys_by_ring()
+                .then(|| Ring::new(cluster.nodes(), cfg.vnodes, cfg.ring_n)),
             busy_key: busy.clone(),
             pin: pin.clone(),
             http: client::http_client(),

@@ -145,7 +145,9 @@ pub fn parse_list(s: &str) -> Result<Vec<Fault>, String> {
 pub struct Ctx {
     pub cluster: Arc<dyn Cluster>,
     pub rec: Arc<Recorder>,
-    pub ring: Ring,
+    /// Where the node target places keys; `None` for a target whose placement the harness
+    /// does not know (Garage keeps its own layout), so no fault can aim at a key's homes.
+    pub ring: Option<Ring>,
     /// The key index clients are on now (shared with the client slots).
     pub busy_key: Arc<AtomicU64>,
     /// Holds the clients on one key while a fault needs it (stale-restore).
@@ -161,6 +163,14 @@ pub struct Ctx {
 impl Ctx {
     pub fn busy_key(&self) -> String {
         format!("k{}", self.busy_key.load(Ordering::Relaxed))
+    }
+
+    /// The key's home nodes; empty when the target's placement is not known here.
+    pub fn home_nodes(&self, key: &str) -> Vec<String> {
+        self.ring
+            .as_ref()
+            .map(|r| r.home_nodes(key))
+            .unwrap_or_default()
     }
 
     /// Run a blocking cluster call (signals, copies, health waits) off the async workers.

@@ -152,20 +152,35 @@ pub async fn apply(
     }
 }
 
+/// The kinds that cut something in this cluster: majorities-ring needs 4 or more nodes (with
+/// 3, each node's nearest neighbours are all of them), and home-nodes needs homes that are
+/// not the whole cluster (`homes`: how many the busy key has; 0 when placement is unknown).
+pub fn kinds_for(nodes: usize, homes: usize) -> Vec<&'static str> {
+    KINDS
+        .iter()
+        .copied()
+        .filter(|k| match *k {
+            "majorities-ring" => nodes >= 4,
+            "home-nodes" => homes > 0 && homes < nodes,
+            _ => true,
+        })
+        .collect()
+}
+
 pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
     let nodes = ctx.cluster.nodes().to_vec();
-    let kind = *KINDS.choose(rng).expect("kinds");
+    let busy = ctx.busy_key();
+    let home = ctx.home_nodes(&busy);
+    let kind = *kinds_for(nodes.len(), home.len())
+        .choose(rng)
+        .expect("kinds");
     let (links, key) = match kind {
         "one" => (one(&nodes, rng), None),
         "halves" => (halves(&nodes, rng), None),
         "majorities-ring" => (majorities_ring(&nodes, rng), None),
         "bridge" => (bridge(&nodes, rng), None),
         "one-way" => (one_way(&nodes, rng), None),
-        _ => {
-            let key = ctx.busy_key();
-            let home = ctx.ring.home_nodes(&key);
-            (home_nodes(&nodes, &home), Some(json!(key)))
-        }
+        _ => (home_nodes(&nodes, &home), Some(json!(busy))),
     };
     apply(ctx, kind, links, key).await?;
     Ok(Active::Partition)
@@ -194,6 +209,37 @@ mod tests {
 
     fn ids(n: usize) -> Vec<String> {
         (1..=n).map(|i| format!("n{i}")).collect()
+    }
+
+    #[test]
+    fn every_kind_chosen_cuts_a_link() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for n in 3..=7 {
+            let nodes = ids(n);
+            for homes in [0, 3, n] {
+                let kinds = kinds_for(n, homes);
+                assert!(kinds.contains(&"one") && kinds.contains(&"halves"));
+                assert_eq!(
+                    kinds.contains(&"home-nodes"),
+                    homes == 3 && n > 3,
+                    "{n} {homes}"
+                );
+                for kind in kinds {
+                    let cut = match kind {
+                        "one" => one(&nodes, &mut rng),
+                        "halves" => halves(&nodes, &mut rng),
+                        "majorities-ring" => majorities_ring(&nodes, &mut rng),
+                        "bridge" => bridge(&nodes, &mut rng),
+                        "one-way" => one_way(&nodes, &mut rng),
+                        _ => home_nodes(&nodes, &nodes[..homes]),
+                    };
+                    assert!(
+                        !cut.is_empty(),
+                        "{kind} on {n} nodes ({homes} homes) cuts nothing"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -469,6 +469,9 @@ impl Target for GarageTarget {
         self.faketime.clone().map(|f| Arc::new(f) as Arc<dyn Clock>)
     }
 
+    fn places_keys_by_ring(&self) -> bool {
+        false
+    }
     fn observes_convergence(&self) -> bool {
         false
     }

@@ -63,6 +63,9 @@ pub trait Target: Send + Sync {
     fn launch(&self, spec: &ClusterSpec) -> Arc<dyn Launch>;
     /// Once every member serves: join them into one working cluster (bounded in time).
     fn configure<'a>(&'a self, cluster: &'a dyn Cluster) -> BoxFuture<'a, anyhow::Result<()>>;
+    /// Whether keys live where the harness's copy of the node's ring says (faults aimed at a
+    /// key's home nodes need it); a target with its own placement says no.
+    fn places_keys_by_ring(&self) -> bool;
     /// The API clients speak; `None` for the node's own.
     fn api(&self) -> Option<Arc<dyn Api>>;
     /// How `clock-skew` moves a member's clock; `None` for the node's admin call.

@@ -37,6 +37,9 @@ impl Target for NodeTarget {
         None
     }
 
+    fn places_keys_by_ring(&self) -> bool {
+        true
+    }
     fn observes_convergence(&self) -> bool {
         true
     }
