@@ -46,6 +46,19 @@ pub trait Api: Send + Sync + std::fmt::Debug {
         op: &'a OpSpec,
         timeout: Duration,
     ) -> BoxFuture<'a, Completion>;
+
+    /// Every key under `prefix` on `member`, all of the listing (a set read: the set workload
+    /// keeps one object per element under [`quorate_workloads::set::set_prefix`]). `Ok` only
+    /// when the whole listing came back; otherwise the outcome a read that did not answer
+    /// completes with (`info` or `fail`, by INTERFACES.md's rules), never a partial list.
+    /// Bounded by `timeout` per request.
+    fn list<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        member: &'a Member,
+        prefix: &'a str,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Vec<String>, Completion>>;
 }
 
 /// Moves a member's wall clock (the `clock-skew` fault), for targets that have no admin call
