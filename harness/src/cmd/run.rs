@@ -487,7 +487,14 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         Duration::from_secs_f64(args.check_time_limit)
     };
     let mut results = if history.exists() {
-        judge::check_with(&history, model(&cfg), checks(&cfg), budget, &run_dir)
+        judge::check_with(
+            &history,
+            model(&cfg),
+            checks(&cfg),
+            budget,
+            &run_dir,
+            target::convergence_unmeasured(cfg.target.kind()).as_deref(),
+        )
     } else {
         json!({"file": "history.jsonl", "error": "no history recorded"})
     };

@@ -468,10 +468,6 @@ impl Target for GarageTarget {
     fn clock(&self) -> Option<Arc<dyn Clock>> {
         self.faketime.clone().map(|f| Arc::new(f) as Arc<dyn Clock>)
     }
-
-    fn observes_convergence(&self) -> bool {
-        false
-    }
 }
 
 impl Drop for GarageTarget {

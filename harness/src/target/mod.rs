@@ -80,8 +80,22 @@ pub trait Target: Send + Sync {
     fn api(&self) -> Option<Arc<dyn Api>>;
     /// How `clock-skew` moves a member's clock; `None` for the node's admin call.
     fn clock(&self) -> Option<Arc<dyn Clock>>;
-    /// Whether the members answer the node's `/digest` (the `convergence` observation).
-    fn observes_convergence(&self) -> bool;
+}
+
+/// Why a run of `kind` does not observe convergence, as its results' `convergence` entry
+/// says; `None` when it does. The observation compares each replica's digest of every key
+/// (the node's `/digest`); a target that exposes no per-replica digest cannot be observed, so
+/// its convergence is not measured at all — not "not observed because the run stopped".
+pub fn convergence_unmeasured(kind: Kind) -> Option<String> {
+    let name = match kind {
+        Kind::Node => return None,
+        Kind::Garage => "garage",
+        Kind::Etcd => "etcd",
+    };
+    Some(format!(
+        "--target {name} exposes no per-replica digest (the node's /digest, which the \
+         convergence observation compares replica by replica), so convergence was not measured"
+    ))
 }
 
 /// Everything needed to build a [`Target`] (validated flags), kept in the run's config.

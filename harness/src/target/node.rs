@@ -36,8 +36,4 @@ impl Target for NodeTarget {
     fn clock(&self) -> Option<Arc<dyn Clock>> {
         None
     }
-
-    fn observes_convergence(&self) -> bool {
-        true
-    }
 }
