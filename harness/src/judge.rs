@@ -71,9 +71,9 @@ pub fn check_with(
     }
     let mut valid = report.valid;
     if !checks.is_empty() && !checks.contains(&Check::Linearizable) {
-        out["checks"]["linearizable"] = json!({"skipped": "a set read is many element reads at \
-            different instants, not a snapshot, so the set as a whole is not claimed \
-            linearizable; the set check (Jepsen's set-full) judges it"});
+        out["checks"]["linearizable"] = json!({"skipped": "a set read is not a snapshot (many \
+            element reads at different instants, or a listing page by page), so the set as a \
+            whole is not claimed linearizable; the set check (Jepsen's set-full) judges it"});
     }
     // Convergence, from the harness's own observation after the quiet period, unless the
     // checker already judged it — or the target cannot be observed, which outranks the
@@ -258,11 +258,25 @@ mod tests {
         assert!(why.ends_with("so convergence was not measured"), "{why}");
         // Every check that applies (register workload), and the set workload's explicit list.
         for checks in [&[][..], &[Check::Set, Check::Convergence][..]] {
-            let r = check_with(&h, ModelKind::CasRegister, checks, t, dir.path(), Some(&why));
-            assert_eq!(r["checks"]["convergence"]["skipped"], json!(why), "{checks:?}");
+            let r = check_with(
+                &h,
+                ModelKind::CasRegister,
+                checks,
+                t,
+                dir.path(),
+                Some(&why),
+            );
+            assert_eq!(
+                r["checks"]["convergence"]["skipped"],
+                json!(why),
+                "{checks:?}"
+            );
         }
         let r = check_with(&h, ModelKind::CasRegister, &[], t, dir.path(), Some(&why));
-        assert_eq!(r["valid"], true, "skipped convergence changes no verdict: {r}");
+        assert_eq!(
+            r["valid"], true,
+            "skipped convergence changes no verdict: {r}"
+        );
         // The node is observed: missing observation there means the run stopped before it.
         assert_eq!(crate::target::convergence_unmeasured(Kind::Node), None);
         let r = check_with(&h, ModelKind::CasRegister, &[], t, dir.path(), None);

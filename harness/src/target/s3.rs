@@ -19,9 +19,9 @@
 
 use super::{Api, BoxFuture};
 use crate::client::{Completion, Target as Member};
+use instant_xml::FromXml;
 use quorate_checker::history::EventType;
 use quorate_workloads::{OpKind, OpSpec};
-use instant_xml::FromXml;
 use rusty_s3::actions::ListObjectsV2;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use serde_json::Value;
@@ -168,9 +168,14 @@ pub fn classify_page(status: u16, body: &[u8]) -> Result<Page, Completion> {
                 Ok(p) => p,
                 Err(e) => return unknown(format!("200 with a listing that does not parse: {e}")),
             };
-            let truncated = instant_xml::from_str::<Truncation>(text)
-                .map(|t| t.is_truncated.unwrap_or(false))
-                .unwrap_or(false);
+            let truncated = match instant_xml::from_str::<Truncation>(text) {
+                Ok(t) => t.is_truncated.unwrap_or(false),
+                Err(e) => {
+                    return unknown(format!(
+                        "200 with a listing whose IsTruncated does not parse: {e}"
+                    ))
+                }
+            };
             let next = parsed.next_continuation_token.filter(|t| !t.is_empty());
             if truncated && next.is_none() {
                 return unknown(
@@ -415,7 +420,11 @@ mod tests {
 
     #[test]
     fn a_listing_page_gives_its_keys_and_the_next_token() {
-        let body = page(&["s/set3/1000000001", "s/set3/2000000004"], true, Some("tok1"));
+        let body = page(
+            &["s/set3/1000000001", "s/set3/2000000004"],
+            true,
+            Some("tok1"),
+        );
         let p = classify_page(200, body.as_bytes()).unwrap();
         assert_eq!(p.keys, ["s/set3/1000000001", "s/set3/2000000004"]);
         assert_eq!(p.next.as_deref(), Some("tok1"));
@@ -431,6 +440,10 @@ mod tests {
         let c = classify_page(200, page(&["s/set3/1"], true, None).as_bytes()).unwrap_err();
         assert_eq!((c.kind, c.value), (EventType::Info, Value::Null));
         assert!(c.error.unwrap().contains("truncated"));
+        let odd = page(&["s/set3/1"], false, None).replace(">false<", ">maybe<");
+        let c = classify_page(200, odd.as_bytes()).unwrap_err();
+        assert_eq!(c.kind, EventType::Info);
+        assert!(c.error.unwrap().contains("IsTruncated"));
         let c = classify_page(200, b"<html>busy</html>").unwrap_err();
         assert_eq!(c.kind, EventType::Info);
         assert!(c.error.unwrap().contains("does not parse"), "not XML");
@@ -463,7 +476,10 @@ mod tests {
             api: None,
         };
         let url = api.list_url(&member, "s/set3/", Some("tok 1")).unwrap();
-        assert!(url.as_str().starts_with("http://127.0.0.1:3900/quorate/?"), "{url}");
+        assert!(
+            url.as_str().starts_with("http://127.0.0.1:3900/quorate/?"),
+            "{url}"
+        );
         let q: Vec<(String, String)> = url.query_pairs().into_owned().collect();
         let get = |k: &str| q.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str());
         assert_eq!(get("list-type"), Some("2"));
