@@ -193,7 +193,7 @@ async fn list_set(
             kind: not_ok.kind,
             value: Value::Null,
             version: None,
-            error: not_ok.error.map(|e| format!("listing {prefix}: {e}")),
+            error: Some(format!("listing {prefix}: {}", not_ok.error)),
         },
     }
 }

@@ -35,6 +35,14 @@ use std::time::Duration;
 /// A boxed future, so the traits below stay object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// A request that did not succeed, as a client records it: `info` (no answer: a timeout, a
+/// broken connection, a 5xx) or `fail` (the store refused before acting), and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unanswered {
+    pub kind: quorate_checker::history::EventType,
+    pub error: String,
+}
+
 /// What a client speaks to a member, when it is not the node's own HTTP API (which
 /// [`crate::client::execute`] speaks itself). Outcomes follow INTERFACES.md's rules.
 pub trait Api: Send + Sync + std::fmt::Debug {
@@ -58,7 +66,7 @@ pub trait Api: Send + Sync + std::fmt::Debug {
         member: &'a Member,
         prefix: &'a str,
         timeout: Duration,
-    ) -> BoxFuture<'a, Result<Vec<String>, Completion>>;
+    ) -> BoxFuture<'a, Result<Vec<String>, Unanswered>>;
 }
 
 /// Moves a member's wall clock (the `clock-skew` fault), for targets that have no admin call

@@ -17,7 +17,7 @@
 //! it was the last: a page that fails makes the whole read `fail` or `info`, never a shorter
 //! list.
 
-use super::{Api, BoxFuture};
+use super::{Api, BoxFuture, Unanswered};
 use crate::client::{Completion, Target as Member};
 use instant_xml::FromXml;
 use quorate_checker::history::EventType;
@@ -157,8 +157,13 @@ fn s3_error(body: &[u8]) -> String {
 /// Map a ListObjectsV2 response to a page, or to the outcome of a read that did not answer
 /// (pure: unit-tested below). 200 with an answer that does not parse, or that says it is
 /// truncated without a continuation token, is `info`: the listing is unknown, not empty.
-pub fn classify_page(status: u16, body: &[u8]) -> Result<Page, Completion> {
-    let unknown = |why: String| Err(done(EventType::Info, Value::Null, Some(why)));
+pub fn classify_page(status: u16, body: &[u8]) -> Result<Page, Unanswered> {
+    let unknown = |why: String| {
+        Err(Unanswered {
+            kind: EventType::Info,
+            error: why,
+        })
+    };
     match status {
         200 => {
             let Ok(text) = std::str::from_utf8(body) else {
@@ -200,18 +205,23 @@ pub fn classify_page(status: u16, body: &[u8]) -> Result<Page, Completion> {
             } else {
                 EventType::Info
             };
-            Err(done(kind, Value::Null, Some(error)))
+            Err(Unanswered { kind, error })
         }
     }
 }
 
 /// Send `req` within `timeout`: the status and body, or the `info` a client records when no
-/// answer came (`echo` is the op's value).
+/// answer came.
 async fn send(
     req: reqwest::RequestBuilder,
     timeout: Duration,
-    echo: &Value,
-) -> Result<(u16, Vec<u8>), Completion> {
+) -> Result<(u16, Vec<u8>), Unanswered> {
+    let info = |error: String| {
+        Err(Unanswered {
+            kind: EventType::Info,
+            error,
+        })
+    };
     let send = async {
         let resp = req.send().await?;
         let status = resp.status().as_u16();
@@ -219,7 +229,7 @@ async fn send(
         Ok::<_, reqwest::Error>((status, bytes.to_vec()))
     };
     match tokio::time::timeout(timeout, send).await {
-        Err(_) => Err(done(EventType::Info, echo.clone(), Some("timeout".into()))),
+        Err(_) => info("timeout".into()),
         Ok(Err(e)) => {
             let what = if e.is_timeout() {
                 "timeout".to_string()
@@ -228,7 +238,7 @@ async fn send(
             } else {
                 format!("connection: {}", root_cause(&e))
             };
-            Err(done(EventType::Info, echo.clone(), Some(what)))
+            info(what)
         }
         Ok(Ok(answer)) => Ok(answer),
     }
@@ -284,9 +294,9 @@ impl Api for S3Api {
                     .body(serde_json::to_vec(&op.value).unwrap_or_default()),
                 _ => http.get(url),
             };
-            match send(req, timeout, &op.value).await {
+            match send(req, timeout).await {
                 Ok((status, bytes)) => classify(op, status, &bytes),
-                Err(c) => c,
+                Err(u) => done(u.kind, op.value.clone(), Some(u.error)),
             }
         })
     }
@@ -297,34 +307,35 @@ impl Api for S3Api {
         member: &'a Member,
         prefix: &'a str,
         timeout: Duration,
-    ) -> BoxFuture<'a, Result<Vec<String>, Completion>> {
+    ) -> BoxFuture<'a, Result<Vec<String>, Unanswered>> {
         Box::pin(async move {
             let mut keys = Vec::new();
             let mut token: Option<String> = None;
             for _ in 0..MAX_PAGES {
                 let url = self
                     .list_url(member, prefix, token.as_deref())
-                    .map_err(|e| done(EventType::Fail, Value::Null, Some(e)))?;
-                let (status, bytes) = send(http.get(url), timeout, &Value::Null).await?;
+                    .map_err(|error| Unanswered {
+                        kind: EventType::Fail,
+                        error,
+                    })?;
+                let (status, bytes) = send(http.get(url), timeout).await?;
                 let page = classify_page(status, &bytes)?;
                 keys.extend(page.keys);
                 match page.next {
                     None => return Ok(keys),
                     Some(t) if token.as_deref() == Some(t.as_str()) => {
-                        return Err(done(
-                            EventType::Info,
-                            Value::Null,
-                            Some(format!("the listing gave continuation token {t:?} twice")),
-                        ))
+                        return Err(Unanswered {
+                            kind: EventType::Info,
+                            error: format!("the listing gave continuation token {t:?} twice"),
+                        })
                     }
                     Some(t) => token = Some(t),
                 }
             }
-            Err(done(
-                EventType::Info,
-                Value::Null,
-                Some(format!("the listing had not ended after {MAX_PAGES} pages")),
-            ))
+            Err(Unanswered {
+                kind: EventType::Info,
+                error: format!("the listing had not ended after {MAX_PAGES} pages"),
+            })
         })
     }
 }
@@ -438,15 +449,15 @@ mod tests {
     fn a_listing_that_is_not_whole_is_never_ok() {
         // Truncated without a token: the rest cannot be fetched, so the set is unknown.
         let c = classify_page(200, page(&["s/set3/1"], true, None).as_bytes()).unwrap_err();
-        assert_eq!((c.kind, c.value), (EventType::Info, Value::Null));
-        assert!(c.error.unwrap().contains("truncated"));
+        assert_eq!(c.kind, EventType::Info);
+        assert!(c.error.contains("truncated"));
         let odd = page(&["s/set3/1"], false, None).replace(">false<", ">maybe<");
         let c = classify_page(200, odd.as_bytes()).unwrap_err();
         assert_eq!(c.kind, EventType::Info);
-        assert!(c.error.unwrap().contains("IsTruncated"));
+        assert!(c.error.contains("IsTruncated"));
         let c = classify_page(200, b"<html>busy</html>").unwrap_err();
         assert_eq!(c.kind, EventType::Info);
-        assert!(c.error.unwrap().contains("does not parse"), "not XML");
+        assert!(c.error.contains("does not parse"), "not XML");
         let c = classify_page(200, b"\xff\xfe").unwrap_err();
         assert_eq!(c.kind, EventType::Info);
         // A refusal is a fail, a server error or quorum failure unknown.
@@ -456,8 +467,8 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(
-            (c.kind, c.error.as_deref()),
-            (EventType::Fail, Some("404 NoSuchBucket: none"))
+            (c.kind, c.error.as_str()),
+            (EventType::Fail, "404 NoSuchBucket: none")
         );
         let c = classify_page(500, b"<Error><Code>InternalError</Code></Error>").unwrap_err();
         assert_eq!(c.kind, EventType::Info);
