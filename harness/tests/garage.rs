@@ -412,3 +412,78 @@ fn set_workload_lists_every_acknowledged_add_under_kills() {
     let longest = finals.values().map(Vec::len).max().unwrap();
     assert!(longest > 50, "largest final read {longest}: one page only");
 }
+
+/// `--garage-consistency` is a configuration axis of `quorate compare`: a matrix whose tables
+/// set `target = "garage"` and differ only in the mode runs each mode as its own row. Garage
+/// records no convergence observation, so its rows' availability must still leave the final
+/// reads out (they come after healing and measure nothing about the faults).
+#[test]
+fn compare_takes_the_garage_consistency_mode_as_an_axis() {
+    let _g = serial();
+    let t = tempfile::tempdir().unwrap();
+    let m = t.path().join("m.toml");
+    std::fs::write(
+        &m,
+        "seeds = 1\ntime-limit = 4\nquiet = 1\ncheck-time-limit = 10\ntarget = \"garage\"\n\
+         nodes = 3\nnemesis = \"none\"\n\n\
+         [consistent]\ngarage-consistency = \"consistent\"\nexpect = { \"lost-writes\" = \"valid\" }\n\n\
+         [dangerous]\ngarage-consistency = \"dangerous\"\nexpect = { \"lost-writes\" = \"valid\" }\n",
+    )
+    .unwrap();
+    let o = Command::new(quorate())
+        .arg("compare")
+        .arg("--matrix")
+        .arg(&m)
+        .arg("--results")
+        .arg(t.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_nothing_left(t.path());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "stderr:\n{err}");
+    let dir = run_dir(&o);
+    let j: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("compare.json")).unwrap()).unwrap();
+    let rows = j["rows"].as_array().unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["consistent", "dangerous"]);
+    for r in rows {
+        let mode = r["name"].as_str().unwrap();
+        let args = r["args"].as_str().unwrap();
+        assert!(
+            args.contains("--target=garage")
+                && args.contains(&format!("--garage-consistency={mode}")),
+            "{args}"
+        );
+        let run = dir.join(r["runs"][0]["dir"].as_str().unwrap());
+        let test: Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("test.json")).unwrap()).unwrap();
+        assert_eq!(
+            test["args"]["garage_consistency"], mode,
+            "the run got the mode"
+        );
+        assert_eq!(r["expect"][0]["held"], true, "{r}");
+        assert_eq!(
+            r["converged"],
+            serde_json::json!({"k": 0, "n": 0}),
+            "not observed"
+        );
+        // Client ops counted: exactly the invokes before the final reads (process < 1e9).
+        let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
+        let (mut before, mut finals) = (0, 0);
+        for l in history.lines() {
+            let e: Value = serde_json::from_str(l).unwrap();
+            match (e["type"].as_str(), e["process"].as_u64()) {
+                (Some("invoke"), Some(p)) if p < 1_000_000_000 => before += 1,
+                (Some("invoke"), Some(_)) => finals += 1,
+                _ => {}
+            }
+        }
+        assert!(
+            finals > 0 && before > 100,
+            "{before} ops, {finals} final reads"
+        );
+        assert_eq!(r["ops"].as_u64().unwrap(), before, "{r}");
+    }
+}
