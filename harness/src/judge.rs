@@ -22,18 +22,22 @@ use std::time::{Duration, Instant};
 /// an extension field). Never fails: a problem becomes an `error` field, as `check --json`
 /// reports an unreadable file; a report that cannot be written is a warning.
 pub fn check(history: &Path, model: ModelKind, per_key: Duration, run_dir: &Path) -> Value {
-    check_with(history, model, &[], per_key, run_dir)
+    check_with(history, model, &[], per_key, run_dir, None)
 }
 
 /// [`check`] with the checks named (`quorate check --checks`; empty: every one that applies).
 /// When `checks` leaves out `linearizable`, the result says so as a skipped check, with the
-/// reason the set workload has (the only caller that leaves it out).
+/// reason the set workload has (the only caller that leaves it out). `unmeasured`: why the
+/// run's target could not be observed for convergence
+/// ([`crate::target::convergence_unmeasured`]); the `convergence` entry is then skipped with
+/// exactly that reason.
 pub fn check_with(
     history: &Path,
     model: ModelKind,
     checks: &[Check],
     per_key: Duration,
     run_dir: &Path,
+    unmeasured: Option<&str>,
 ) -> Value {
     let t0 = Instant::now();
     let file = history
@@ -67,12 +71,16 @@ pub fn check_with(
     }
     let mut valid = report.valid;
     if !checks.is_empty() && !checks.contains(&Check::Linearizable) {
-        out["checks"]["linearizable"] = json!({"skipped": "a set read is many element reads at \
-            different instants, not a snapshot, so the set as a whole is not claimed \
-            linearizable; the set check (Jepsen's set-full) judges it"});
+        out["checks"]["linearizable"] = json!({"skipped": "a set read is not a snapshot (many \
+            element reads at different instants, or a listing page by page), so the set as a \
+            whole is not claimed linearizable; the set check (Jepsen's set-full) judges it"});
     }
     // Convergence, from the harness's own observation after the quiet period, unless the
-    // checker already judged it.
+    // checker already judged it — or the target cannot be observed, which outranks the
+    // checker's generic "no observation in the history".
+    if let Some(why) = unmeasured {
+        out["checks"]["convergence"] = json!({ "skipped": why });
+    }
     let has_conv = out["checks"].get("convergence").is_some();
     let conv = report
         .history
@@ -230,6 +238,53 @@ fn counts(name: &str, c: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A short register history with no convergence observation (as a garage run's is).
+    const NO_OBSERVATION: &str = r#"{"process":0,"type":"invoke","f":"write","key":"k1","value":1,"time":1}
+{"process":0,"type":"ok","f":"write","key":"k1","value":1,"time":2}
+{"process":1,"type":"invoke","f":"read","key":"k1","value":null,"time":3}
+{"process":1,"type":"ok","f":"read","key":"k1","value":1,"time":4}
+"#;
+
+    #[test]
+    fn convergence_says_why_it_was_not_measured() {
+        use crate::backend::Target as Kind;
+        let dir = tempfile::tempdir().unwrap();
+        let h = dir.path().join("history.jsonl");
+        std::fs::write(&h, NO_OBSERVATION).unwrap();
+        let t = Duration::from_secs(5);
+        let why = crate::target::convergence_unmeasured(Kind::Garage).unwrap();
+        assert!(why.starts_with("--target garage exposes no per-replica digest"));
+        assert!(why.ends_with("so convergence was not measured"), "{why}");
+        // Every check that applies (register workload), and the set workload's explicit list.
+        for checks in [&[][..], &[Check::Set, Check::Convergence][..]] {
+            let r = check_with(
+                &h,
+                ModelKind::CasRegister,
+                checks,
+                t,
+                dir.path(),
+                Some(&why),
+            );
+            assert_eq!(
+                r["checks"]["convergence"]["skipped"],
+                json!(why),
+                "{checks:?}"
+            );
+        }
+        let r = check_with(&h, ModelKind::CasRegister, &[], t, dir.path(), Some(&why));
+        assert_eq!(
+            r["valid"], true,
+            "skipped convergence changes no verdict: {r}"
+        );
+        // The node is observed: missing observation there means the run stopped before it.
+        assert_eq!(crate::target::convergence_unmeasured(Kind::Node), None);
+        let r = check_with(&h, ModelKind::CasRegister, &[], t, dir.path(), None);
+        assert!(r["checks"]["convergence"]["skipped"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted"));
+    }
 
     #[test]
     fn summary_gives_each_checks_counts_and_the_report() {

@@ -15,11 +15,20 @@
 //! Which elements a read covers: every element whose `add` was *invoked* on that set before the
 //! read began ([`SetRegistry`], shared by all slots), failed and unknown adds included — an add
 //! that failed yet shows up is exactly what the check should see.
+//!
+//! A target with an API of its own that can list keys (an S3 store, [`crate::target::Api`])
+//! keeps each element under its set's prefix instead ([`listed_element_key`]), and a set read
+//! is one listing of that prefix (ListObjectsV2, every page): `ok` with the sorted elements of
+//! the keys listed only when the whole listing came back, otherwise the outcome of the page that
+//! did not answer (`info` or `fail`). Such a read covers whatever the store holds under the
+//! prefix, not only the elements the registry knows.
 
 use crate::client::{self, Completion, SlotConfig, Target};
 use crate::recorder::Recorder;
 use quorate_checker::history::{Event, EventType, Process};
-use quorate_workloads::set::{element_key, set_name};
+use quorate_workloads::set::{
+    element_key, listed_element, listed_element_key, set_name, set_prefix,
+};
 use quorate_workloads::{OpKind, OpSpec, SetClient, SetOpKind};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -93,6 +102,15 @@ where
     done
 }
 
+/// The key `element` of `set` lives under on `target`: its own key on the node
+/// ([`element_key`]), under the set's prefix where set reads list ([`listed_element_key`]).
+pub fn store_key(target: &Target, set: u64, element: u64) -> String {
+    match target.api {
+        Some(_) => listed_element_key(set, element),
+        None => element_key(element),
+    }
+}
+
 /// Add `element` to `set`: a PUT of the element under its own key, classified as a write.
 pub async fn add(
     rec: &Recorder,
@@ -105,7 +123,7 @@ pub async fn add(
 ) -> Completion {
     let op = OpSpec {
         f: OpKind::Write,
-        key: element_key(element),
+        key: store_key(target, set, element),
         value: json!(element),
     };
     let run = client::execute(http, target, &op, timeout);
@@ -121,7 +139,8 @@ pub async fn add(
     .await
 }
 
-/// Read `set`: every element in `elements`, bounded by `timeout` as a whole.
+/// Read `set`: every element in `elements` (or, on a target that lists, the set's prefix),
+/// bounded by `timeout` as a whole.
 pub async fn read(
     rec: &Recorder,
     http: &reqwest::Client,
@@ -132,7 +151,13 @@ pub async fn read(
     timeout: Duration,
 ) -> Completion {
     let run = async {
-        match tokio::time::timeout(timeout, read_elements(http, target, elements, timeout)).await {
+        let reading = async {
+            match &target.api {
+                Some(api) => list_set(api.as_ref(), http, target, set, timeout).await,
+                None => read_elements(http, target, elements, timeout).await,
+            }
+        };
+        match tokio::time::timeout(timeout, reading).await {
             Ok(c) => c,
             Err(_) => Completion {
                 kind: EventType::Info,
@@ -143,6 +168,47 @@ pub async fn read(
         }
     };
     recorded(rec, process, target, SetOpKind::Read, set, Value::Null, run).await
+}
+
+/// A set read by listing the set's prefix: the elements of every key listed, sorted.
+async fn list_set(
+    api: &dyn crate::target::Api,
+    http: &reqwest::Client,
+    target: &Target,
+    set: u64,
+    timeout: Duration,
+) -> Completion {
+    let prefix = set_prefix(set);
+    match api.list(http, target, &prefix, timeout).await {
+        Ok(keys) => {
+            let found = keys.iter().map(|k| listed_element(&prefix, k)).collect();
+            Completion {
+                kind: EventType::Ok,
+                value: Value::Array(sorted(found)),
+                version: None,
+                error: None,
+            }
+        }
+        Err(not_ok) => Completion {
+            kind: not_ok.kind,
+            value: Value::Null,
+            version: None,
+            error: Some(format!("listing {prefix}: {}", not_ok.error)),
+        },
+    }
+}
+
+/// Sorted as HISTORY.md asks: numbers by value, anything else (unexpected) after them; no
+/// element twice.
+fn sorted(mut found: Vec<Value>) -> Vec<Value> {
+    found.sort_by(|a, b| match (a.as_u64(), b.as_u64()) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.to_string().cmp(&b.to_string()),
+    });
+    found.dedup();
+    found
 }
 
 async fn read_elements(
@@ -182,17 +248,9 @@ async fn read_elements(
             found.push(c.value);
         }
     }
-    // Sorted as HISTORY.md asks: numbers by value, anything else (unexpected) after them.
-    found.sort_by(|a, b| match (a.as_u64(), b.as_u64()) {
-        (Some(x), Some(y)) => x.cmp(&y),
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => a.to_string().cmp(&b.to_string()),
-    });
-    found.dedup();
     Completion {
         kind: EventType::Ok,
-        value: Value::Array(found),
+        value: Value::Array(sorted(found)),
         version: None,
         error: None,
     }

@@ -62,6 +62,28 @@ pub fn element_key(element: u64) -> String {
     format!("s/{element}")
 }
 
+/// The key prefix of set `index` in a store whose set reads list keys instead of reading each
+/// element's key (an S3 store's ListObjectsV2): `s/set<index>/`. Its elements live under
+/// [`listed_element_key`], so listing the prefix finds exactly that set's elements.
+pub fn set_prefix(index: u64) -> String {
+    format!("s/{}/", set_name(index))
+}
+
+/// The key of `element` of set `index` in a store whose set reads list ([`set_prefix`]).
+pub fn listed_element_key(index: u64, element: u64) -> String {
+    format!("{}{element}", set_prefix(index))
+}
+
+/// The element a listed key holds: what follows `prefix`, as a number when it is one (what
+/// [`listed_element_key`] wrote). Anything else is returned as the key itself (a string), so
+/// the set check counts it as unexpected rather than a reader hiding it.
+pub fn listed_element(prefix: &str, key: &str) -> serde_json::Value {
+    match key.strip_prefix(prefix).map(str::parse::<u64>) {
+        Some(Ok(e)) => serde_json::Value::from(e),
+        _ => serde_json::Value::from(key),
+    }
+}
+
 /// The whole workload's settings.
 #[derive(Debug, Clone)]
 pub struct SetWorkload {
@@ -208,6 +230,13 @@ mod tests {
     fn names_and_bad_settings() {
         assert_eq!(set_name(3), "set3");
         assert_eq!(element_key(1_000_000_002), "s/1000000002");
+        assert_eq!(set_prefix(3), "s/set3/");
+        assert_eq!(listed_element_key(3, 1_000_000_002), "s/set3/1000000002");
+        let p = set_prefix(3);
+        assert_eq!(listed_element(&p, "s/set3/1000000002"), 1_000_000_002u64);
+        // Not what an add wrote: the key itself, for the check to call unexpected.
+        assert_eq!(listed_element(&p, "s/set3/x"), "s/set3/x");
+        assert_eq!(listed_element(&p, "s/set31/7"), "s/set31/7");
         assert_eq!(
             SetWorkload::new(0, 1, 0).unwrap_err(),
             WorkloadError::BadOpsPerKey

@@ -292,13 +292,6 @@ pub fn validate(a: &RunArgs, seed: u64) -> Result<(RunConfig, Vec<Fault>), Strin
             Some(SetWorkload::new(a.ops_per_key, a.concurrency, seed).map_err(|e| e.to_string())?)
         }
     };
-    if a.workload == Workload::Set && a.target != Target::Node {
-        return Err(
-            "--workload set: not wired to --target garage yet (it would need \
-                    ListObjectsV2); expected --workload register"
-                .into(),
-        );
-    }
     target::check(a.target, a.backend, &faults, &workload.ops)?;
     let target = match a.target {
         Target::Garage => target::Spec::Garage(target::garage::config(
@@ -494,7 +487,14 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         Duration::from_secs_f64(args.check_time_limit)
     };
     let mut results = if history.exists() {
-        judge::check_with(&history, model(&cfg), checks(&cfg), budget, &run_dir)
+        judge::check_with(
+            &history,
+            model(&cfg),
+            checks(&cfg),
+            budget,
+            &run_dir,
+            target::convergence_unmeasured(cfg.target.kind()).as_deref(),
+        )
     } else {
         json!({"file": "history.jsonl", "error": "no history recorded"})
     };

@@ -5,7 +5,9 @@
 //! The history is read with the checker's own reader, so a comparison sees exactly the events
 //! the checker judged. Only client ops invoked before the harness's `convergence` observation
 //! count toward availability and latency: after it come the final reads, which the harness
-//! makes after healing and which measure nothing about the faults.
+//! makes after healing and which measure nothing about the faults. A target that is not
+//! observed for convergence (garage) has no such line, so the final reads' own process
+//! numbers ([`crate::runner::FINAL_READ_PROCESSES`] and up) mark them as well.
 
 use quorate_checker::history::{EventType, Process};
 use quorate_checker::import::{read_path, Format};
@@ -109,6 +111,9 @@ fn ops_from_history(path: &Path, m: &mut RunMeasure) -> Result<(), String> {
                     final_phase = true;
                 }
             }
+            Process::Client(p) if p >= crate::runner::FINAL_READ_PROCESSES => {
+                final_phase = true;
+            }
             Process::Client(p) => match e.kind {
                 EventType::Invoke => {
                     if final_phase {
@@ -179,6 +184,16 @@ mod tests {
         assert_eq!(m.k_hist[&1], 1);
         assert_eq!(m.converged, Some(true));
         assert_eq!(m.ops_per_s, Some(12.5));
+        // A garage run records no convergence observation: its final reads are still left out.
+        let garage: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|l| !l.contains("convergence"))
+            .collect();
+        std::fs::write(dir.path().join("history.jsonl"), garage.join("\n")).unwrap();
+        let m = measure(dir.path(), &results).unwrap();
+        assert_eq!((m.ops, m.ops_ok), (4, 3));
+        assert_eq!(m.latencies_ms, vec![2.0, 5.0, 1.0]);
     }
 
     #[test]

@@ -472,9 +472,6 @@ impl Target for GarageTarget {
     fn places_keys_by_ring(&self) -> bool {
         false
     }
-    fn observes_convergence(&self) -> bool {
-        false
-    }
 }
 
 impl Drop for GarageTarget {

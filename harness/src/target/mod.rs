@@ -35,6 +35,14 @@ use std::time::Duration;
 /// A boxed future, so the traits below stay object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// A request that did not succeed, as a client records it: `info` (no answer: a timeout, a
+/// broken connection, a 5xx) or `fail` (the store refused before acting), and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unanswered {
+    pub kind: quorate_checker::history::EventType,
+    pub error: String,
+}
+
 /// What a client speaks to a member, when it is not the node's own HTTP API (which
 /// [`crate::client::execute`] speaks itself). Outcomes follow INTERFACES.md's rules.
 pub trait Api: Send + Sync + std::fmt::Debug {
@@ -46,6 +54,19 @@ pub trait Api: Send + Sync + std::fmt::Debug {
         op: &'a OpSpec,
         timeout: Duration,
     ) -> BoxFuture<'a, Completion>;
+
+    /// Every key under `prefix` on `member`, all of the listing (a set read: the set workload
+    /// keeps one object per element under [`quorate_workloads::set::set_prefix`]). `Ok` only
+    /// when the whole listing came back; otherwise the outcome a read that did not answer
+    /// completes with (`info` or `fail`, by INTERFACES.md's rules), never a partial list.
+    /// Bounded by `timeout` per request.
+    fn list<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        member: &'a Member,
+        prefix: &'a str,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Vec<String>, Unanswered>>;
 }
 
 /// Moves a member's wall clock (the `clock-skew` fault), for targets that have no admin call
@@ -70,8 +91,22 @@ pub trait Target: Send + Sync {
     fn api(&self) -> Option<Arc<dyn Api>>;
     /// How `clock-skew` moves a member's clock; `None` for the node's admin call.
     fn clock(&self) -> Option<Arc<dyn Clock>>;
-    /// Whether the members answer the node's `/digest` (the `convergence` observation).
-    fn observes_convergence(&self) -> bool;
+}
+
+/// Why a run of `kind` does not observe convergence, as its results' `convergence` entry
+/// says; `None` when it does. The observation compares each replica's digest of every key
+/// (the node's `/digest`); a target that exposes no per-replica digest cannot be observed, so
+/// its convergence is not measured at all — not "not observed because the run stopped".
+pub fn convergence_unmeasured(kind: Kind) -> Option<String> {
+    let name = match kind {
+        Kind::Node => return None,
+        Kind::Garage => "garage",
+        Kind::Etcd => "etcd",
+    };
+    Some(format!(
+        "--target {name} exposes no per-replica digest (the node's /digest, which the \
+         convergence observation compares replica by replica), so convergence was not measured"
+    ))
 }
 
 /// Everything needed to build a [`Target`] (validated flags), kept in the run's config.

@@ -40,7 +40,4 @@ impl Target for NodeTarget {
     fn places_keys_by_ring(&self) -> bool {
         true
     }
-    fn observes_convergence(&self) -> bool {
-        true
-    }
 }
