@@ -250,13 +250,27 @@ impl KeyPin {
     }
 }
 
-/// One client slot: draws ops from its generator until `stop` turns true.
-pub async fn run_slot(
+/// One workload's ops, as a client slot runs them: see [`drive`].
+pub trait Work: Send {
+    /// The key (or set) index this slot is on now; the nemesis aims at the highest.
+    fn position(&self) -> u64;
+    /// Run the next op as `process` on `target` — on key `pinned` while a fault holds the
+    /// clients on one — record it, and say how it ended.
+    fn step(
+        &mut self,
+        process: u64,
+        target: &Target,
+        pinned: Option<u64>,
+    ) -> impl std::future::Future<Output = EventType> + Send;
+}
+
+/// The loop every client slot runs, whatever its workload: at most `max_ops` ops, paced by
+/// `--rate`, until `stop`. After an `info` the op may still be in flight, so the slot goes on
+/// as a fresh process (`process + concurrency`) on the next node.
+pub async fn drive<W: Work>(
     slot: u64,
-    mut gen: RegisterClient,
+    mut work: W,
     cfg: SlotConfig,
-    rec: Arc<Recorder>,
-    http: reqwest::Client,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut process = slot;
@@ -277,24 +291,59 @@ pub async fn run_slot(
             }
         }
         let target = &cfg.targets[(slot as usize + hop) % cfg.targets.len()];
-        cfg.busy.fetch_max(gen.key_index(), Ordering::Relaxed);
-        let op = gen.next_op_on(cfg.pin.get());
-        let done = run_op(&rec, &http, process, target, &op, cfg.timeout).await;
-        match done.kind {
-            EventType::Ok => {
-                let seen = match op.f {
-                    OpKind::Cas => op.value.get(1).cloned().unwrap_or(Value::Null),
-                    _ => done.value.clone(),
-                };
-                gen.observe(&op.key, &seen);
-            }
-            EventType::Info => {
-                process += cfg.concurrency;
-                hop += 1;
-            }
-            _ => {}
+        cfg.busy.fetch_max(work.position(), Ordering::Relaxed);
+        if work.step(process, target, cfg.pin.get()).await == EventType::Info {
+            process += cfg.concurrency;
+            hop += 1;
         }
     }
+}
+
+/// The register workload's ops: each completion is fed back to the generator, which learns
+/// the values it may compare-and-set from.
+struct RegisterWork {
+    gen: RegisterClient,
+    rec: Arc<Recorder>,
+    http: reqwest::Client,
+    timeout: Duration,
+}
+
+impl Work for RegisterWork {
+    fn position(&self) -> u64 {
+        self.gen.key_index()
+    }
+
+    async fn step(&mut self, process: u64, target: &Target, pinned: Option<u64>) -> EventType {
+        let op = self.gen.next_op_on(pinned);
+        let done = run_op(&self.rec, &self.http, process, target, &op, self.timeout).await;
+        if done.kind == EventType::Ok {
+            let seen = match op.f {
+                OpKind::Cas => op.value.get(1).cloned().unwrap_or(Value::Null),
+                _ => done.value.clone(),
+            };
+            self.gen.observe(&op.key, &seen);
+        }
+        done.kind
+    }
+}
+
+/// One register client slot (see [`drive`]).
+pub async fn run_slot(
+    slot: u64,
+    gen: RegisterClient,
+    cfg: SlotConfig,
+    rec: Arc<Recorder>,
+    http: reqwest::Client,
+    stop: watch::Receiver<bool>,
+) {
+    let timeout = cfg.timeout;
+    let work = RegisterWork {
+        gen,
+        rec,
+        http,
+        timeout,
+    };
+    drive(slot, work, cfg, stop).await
 }
 
 #[cfg(test)]

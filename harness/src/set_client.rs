@@ -32,7 +32,6 @@ use quorate_workloads::set::{
 use quorate_workloads::{OpKind, OpSpec, SetClient, SetOpKind};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -256,52 +255,57 @@ async fn read_elements(
     }
 }
 
-/// One set client slot: draws ops from its generator until `stop` turns true (the set
-/// workload's [`client::run_slot`]).
+/// The set workload's ops: an add notes its element in the registry before it is sent, so
+/// reads (and the final read) ask for it from then on.
+struct SetWork {
+    gen: SetClient,
+    registry: SetRegistry,
+    rec: Arc<Recorder>,
+    http: reqwest::Client,
+    timeout: Duration,
+}
+
+impl client::Work for SetWork {
+    fn position(&self) -> u64 {
+        self.gen.set_index()
+    }
+
+    async fn step(&mut self, process: u64, target: &Target, pinned: Option<u64>) -> EventType {
+        let op = self.gen.next_op_on(pinned);
+        let (rec, http, timeout) = (&self.rec, &self.http, self.timeout);
+        let done = match (op.f, op.element) {
+            (SetOpKind::Add, Some(e)) => {
+                self.registry.note(op.set, e);
+                add(rec, http, process, target, op.set, e, timeout).await
+            }
+            _ => {
+                let elements = self.registry.elements(op.set);
+                read(rec, http, process, target, op.set, elements, timeout).await
+            }
+        };
+        done.kind
+    }
+}
+
+/// One set client slot (see [`client::drive`]).
 pub async fn run_slot(
     slot: u64,
-    mut gen: SetClient,
+    gen: SetClient,
     cfg: SlotConfig,
     registry: SetRegistry,
     rec: Arc<Recorder>,
     http: reqwest::Client,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let mut process = slot;
-    let mut hop = 0usize;
-    let mut ticker = cfg.pace.map(|p| {
-        let mut t = tokio::time::interval(p);
-        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        t
-    });
-    for _ in 0..cfg.max_ops {
-        if *stop.borrow() {
-            break;
-        }
-        if let Some(t) = ticker.as_mut() {
-            tokio::select! {
-                _ = t.tick() => {}
-                _ = stop.changed() => break,
-            }
-        }
-        let target = &cfg.targets[(slot as usize + hop) % cfg.targets.len()];
-        cfg.busy.fetch_max(gen.set_index(), Ordering::Relaxed);
-        let op = gen.next_op_on(cfg.pin.get());
-        let done = match (op.f, op.element) {
-            (SetOpKind::Add, Some(e)) => {
-                registry.note(op.set, e);
-                add(&rec, &http, process, target, op.set, e, cfg.timeout).await
-            }
-            _ => {
-                let elements = registry.elements(op.set);
-                read(&rec, &http, process, target, op.set, elements, cfg.timeout).await
-            }
-        };
-        if done.kind == EventType::Info {
-            process += cfg.concurrency;
-            hop += 1;
-        }
-    }
+    let timeout = cfg.timeout;
+    let work = SetWork {
+        gen,
+        registry,
+        rec,
+        http,
+        timeout,
+    };
+    client::drive(slot, work, cfg, stop).await
 }
 
 /// Read every set once after the quiet period, so lost adds show: each set's read is retried
