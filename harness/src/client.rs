@@ -136,16 +136,7 @@ pub async fn execute(
     };
     match tokio::time::timeout(timeout, send).await {
         Err(_) => Completion::not_ok(EventType::Info, op.value.clone(), "timeout".into()),
-        Ok(Err(e)) => {
-            let what = if e.is_timeout() {
-                "timeout".to_string()
-            } else if e.is_connect() {
-                "connection refused or unreachable".to_string()
-            } else {
-                format!("connection: {}", root_cause(&e))
-            };
-            Completion::not_ok(EventType::Info, op.value.clone(), what)
-        }
+        Ok(Err(e)) => Completion::not_ok(EventType::Info, op.value.clone(), send_error(&e)),
         Ok(Ok((status, bytes))) => complete(op, status, &bytes),
     }
 }
@@ -154,6 +145,17 @@ pub async fn execute(
 /// the node's `/kv/{key}` route sees the whole key.
 pub fn key_path(key: &str) -> String {
     key.replace('%', "%25").replace('/', "%2F")
+}
+
+/// What went wrong with a request that got no answer, as its `info` line's error says it.
+pub fn send_error(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timeout".to_string()
+    } else if e.is_connect() {
+        "connection refused or unreachable".to_string()
+    } else {
+        format!("connection: {}", root_cause(e))
+    }
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {

@@ -18,7 +18,7 @@
 //! list.
 
 use super::{Api, BoxFuture, Unanswered};
-use crate::client::{Completion, Target as Member};
+use crate::client::{send_error, Completion, Target as Member};
 use instant_xml::FromXml;
 use quorate_checker::history::EventType;
 use quorate_workloads::{OpKind, OpSpec};
@@ -230,16 +230,7 @@ async fn send(
     };
     match tokio::time::timeout(timeout, send).await {
         Err(_) => info("timeout".into()),
-        Ok(Err(e)) => {
-            let what = if e.is_timeout() {
-                "timeout".to_string()
-            } else if e.is_connect() {
-                "connection refused or unreachable".to_string()
-            } else {
-                format!("connection: {}", root_cause(&e))
-            };
-            info(what)
-        }
+        Ok(Err(e)) => info(send_error(&e)),
         Ok(Ok(answer)) => Ok(answer),
     }
 }
@@ -340,17 +331,24 @@ impl Api for S3Api {
     }
 }
 
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A signer for bucket `quorate` and member n2 at 127.0.0.1:3900.
+    fn fixture() -> (S3Api, Member) {
+        let api = S3Api {
+            bucket: "quorate".into(),
+            region: "garage".into(),
+            credentials: Credentials::new("GK0123", "secret"),
+        };
+        let member = Member {
+            node: "n2".into(),
+            addr: "127.0.0.1:3900".parse().unwrap(),
+            api: None,
+        };
+        (api, member)
+    }
     use serde_json::json;
 
     fn op(f: OpKind) -> OpSpec {
@@ -476,16 +474,7 @@ mod tests {
 
     #[test]
     fn listings_are_presigned_with_prefix_page_size_and_token() {
-        let api = S3Api {
-            bucket: "quorate".into(),
-            region: "garage".into(),
-            credentials: Credentials::new("GK0123", "secret"),
-        };
-        let member = Member {
-            node: "n2".into(),
-            addr: "127.0.0.1:3900".parse().unwrap(),
-            api: None,
-        };
+        let (api, member) = fixture();
         let url = api.list_url(&member, "s/set3/", Some("tok 1")).unwrap();
         assert!(
             url.as_str().starts_with("http://127.0.0.1:3900/quorate/?"),
@@ -514,16 +503,7 @@ mod tests {
 
     #[test]
     fn requests_are_presigned_path_style_for_the_bound_member() {
-        let api = S3Api {
-            bucket: "quorate".into(),
-            region: "garage".into(),
-            credentials: Credentials::new("GK0123", "secret"),
-        };
-        let member = Member {
-            node: "n2".into(),
-            addr: "127.0.0.1:3900".parse().unwrap(),
-            api: None,
-        };
+        let (api, member) = fixture();
         let url = api.url(&member, &op(OpKind::Write)).unwrap();
         assert!(
             url.as_str()
