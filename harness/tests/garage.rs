@@ -106,20 +106,45 @@ fn assert_nothing_left(results: &Path) {
     }
 }
 
-/// Issue 10's first must-show, NOT met yet. Since the nemesis skews clocks during every
-/// partition when both are listed (as Jepsen composes them), seeds 1–3 of this exact run were
-/// still linearizable (245, 375, 220 keys), as were 5 seeds before that change. Garage's
-/// timestamp fix (a PutObject's timestamp exceeds the one its quorum read saw) may be what
-/// holds; not yet shown which. Ignored, not deleted, so the gap stays visible:
-/// `cargo test -p quorate --test garage -- --ignored`.
+/// Issue 10's first must-show, NOT met: Garage 2.5.0 stayed linearizable. Keys now live about
+/// 2 s (3000 ops each), so a key's history spans faults — with `--ops-per-key 60` each key had
+/// lived ~50 ms and was never read after a partition healed. In 30 s runs (faults every 2 s,
+/// clocks skewed ±2–5 s during every partition): 3 members seeds 1–3, 5 members seeds 1–3, and
+/// 3 members with `kill` added, all valid. Ops on a cut member stall until the heal and then
+/// complete (3 `info` in 39,722 ops, seed 1), because the drop rules delay TCP streams that
+/// Garage's RPC waits 300 s on; and a PutObject reads a quorum before it writes, so a write
+/// reaches fewer than two replicas only when a cut falls between the two steps. README
+/// ("Testing Garage") has the reasoning and what was tried. Ignored, not deleted, so the gap
+/// stays visible: `cargo test -p quorate --test garage -- --ignored`.
 #[test]
-#[ignore = "not caught within 5 seeds, even with clocks skewed during every partition (see the doc comment)"]
+#[ignore = "Garage 2.5.0 stayed linearizable in every seed tried (see the doc comment)"]
 fn partitions_and_clock_skew_make_a_register_non_linearizable() {
     let _g = serial();
     let t = tempfile::tempdir().unwrap();
     let mut tried = Vec::new();
     for seed in 1..=5 {
-        let o = netns(t.path(), "consistent", "partition,clock-skew", seed, "12");
+        let seed_s = seed.to_string();
+        let o = run(
+            t.path(),
+            &[
+                "--backend",
+                "netns",
+                "--nodes",
+                "3",
+                "--nemesis",
+                "partition,clock-skew",
+                "--time-limit",
+                "30",
+                "--nemesis-interval",
+                "2",
+                "--ops-per-key",
+                "3000",
+                "--check-time-limit",
+                "60",
+                "--seed",
+                &seed_s,
+            ],
+        );
         let r = results_of(&o);
         let lin = &r["checks"]["linearizable"];
         if lin["valid"] == false {
