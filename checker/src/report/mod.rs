@@ -10,6 +10,7 @@
 //! This file holds what they share: the run's identity ([`RunInfo`], from `test.json` beside
 //! the history) and fault windows.
 pub mod plots;
+pub mod staleness_plot;
 pub mod timeline;
 
 use crate::check::FileReport;

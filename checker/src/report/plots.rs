@@ -1,8 +1,8 @@
-//! The SVG plots of a checked history, drawn with plotters: `latency.svg` (each op's latency
-//! over time), `rate.svg` (throughput by op and outcome over time) and `staleness.svg`
-//! (P(consistent read) against the time since a write completed), and [`staleness_svg`], which
-//! draws any number of staleness curves on one plot (`quorate compare` uses it for the curves of
-//! all configurations).
+//! The SVG plots of a checked history: `latency.svg` (each op's latency over time) and
+//! `rate.svg` (throughput by op and outcome over time), drawn with plotters, and
+//! `staleness.svg` (P(consistent read) against the time since a write completed), drawn by
+//! [`staleness_svg`] — which draws any number of staleness curves on one plot, and is what
+//! `quorate compare` uses for the curves of all configurations.
 //!
 //! Times are the history's own, drawn in seconds from [`super::time_origin`]. A history
 //! without times (line order only) has no latencies or rates: those plots then say so instead
@@ -104,67 +104,7 @@ fn message_svg(text: &str) -> String {
     buf
 }
 
-/// P(consistent read) curves on one plot: each entry is a label and its points `(ms since the
-/// write completed, share of reads that were consistent)`, as the `stale-reads` check's
-/// `p_consistent` gives them ([`p_consistent_points`] reads them from a check's JSON). The x
-/// axis is logarithmic (1 ms to past the largest x); points at 0 ms are drawn at 0.5 ms, the
-/// tick there labelled `0`. Curves with no points are listed in the legend only. Returns a
-/// complete SVG document.
-///
-/// ```
-/// let svg = quorate_checker::report::plots::staleness_svg(&[
-///     ("weak".to_string(), vec![(0.0, 0.62), (1.0, 0.8), (10.0, 0.99)]),
-///     ("strict".to_string(), vec![(0.0, 1.0), (10.0, 1.0)]),
-/// ]);
-/// assert!(svg.starts_with("<svg") && svg.contains("weak") && svg.contains("strict"));
-/// ```
-pub fn staleness_svg(curves: &[(String, Vec<(f64, f64)>)]) -> String {
-    let max_x = curves
-        .iter()
-        .flat_map(|(_, pts)| pts.iter().map(|p| p.0))
-        .fold(10.0f64, f64::max);
-    svg(|root| {
-        let mut chart = frame(
-            root,
-            "P(consistent read) by time since the latest write completed",
-            56,
-        )
-        .build_cartesian_2d((0.5f64..max_x * 2.0).log_scale(), 0f64..1.05f64)?;
-        chart
-            .configure_mesh()
-            .x_desc("time since the write completed (log scale)")
-            .y_desc("P(consistent read)")
-            .x_label_formatter(&|x| short_ms(*x))
-            .y_label_formatter(&|y| format!("{y:.1}"))
-            .light_line_style(LIGHT)
-            .draw()?;
-        for (i, (label, pts)) in curves.iter().enumerate() {
-            let colour = COLOURS[i % COLOURS.len()];
-            let at = |&(x, y): &(f64, f64)| (x.max(0.5), y);
-            let line: Vec<(f64, f64)> = pts.iter().map(at).collect();
-            chart
-                .draw_series(LineSeries::new(line.clone(), colour.stroke_width(2)))?
-                .label(label.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
-                });
-            chart.draw_series(line.into_iter().map(|p| Circle::new(p, 3, colour.filled())))?;
-        }
-        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
-        Ok(())
-    })
-}
-
-/// `0`, `5 ms`, `2 s` for an axis in milliseconds (0.5 is where 0 ms is drawn).
-fn short_ms(x: f64) -> String {
-    if x < 0.9 {
-        "0".into()
-    } else if x >= 1000.0 {
-        format!("{} s", round_label(x / 1000.0))
-    } else {
-        format!("{} ms", round_label(x))
-    }
-}
+pub use super::staleness_plot::staleness_svg;
 
 fn round_label(x: f64) -> String {
     if (x - x.round()).abs() < 1e-9 {
@@ -401,12 +341,5 @@ mod tests {
         assert_eq!(bin_width(15.0), 0.2);
         assert_eq!(bin_width(100.0), 1.0);
         assert_eq!(bin_width(0.05), 0.001);
-    }
-
-    #[test]
-    fn axis_labels_read_as_times() {
-        assert_eq!(short_ms(0.5), "0");
-        assert_eq!(short_ms(10.0), "10 ms");
-        assert_eq!(short_ms(2000.0), "2 s");
     }
 }

@@ -1,7 +1,6 @@
 //! `compare.html`: the table, the staleness plot and the expectations on one self-contained
 //! page (no scripts, no fetched assets), linking to each run's folder and timeline.
 
-use super::plot;
 use super::row::Row;
 use super::table::{self, Meta, HEADERS};
 
@@ -106,7 +105,9 @@ pub fn render(meta: &Meta, rows: &[Row]) -> String {
          phase, mean over seeds.</p>\n",
     );
     s.push_str("<h2>Staleness</h2>\n");
-    s.push_str(&plot::staleness_svg(&curves(rows)));
+    s.push_str(&quorate_checker::report::plots::staleness_svg(&curves(
+        rows,
+    )));
     s.push_str("\n<h2>Configurations</h2>\n<ul>\n");
     for r in rows {
         s.push_str(&format!(

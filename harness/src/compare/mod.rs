@@ -6,7 +6,8 @@
 //! - [`measure`]: one finished run's figures, from its `results.json` and `history.jsonl`.
 //! - [`row`]: a configuration's runs pooled into one row.
 //! - [`table`]: the rows as cells, `compare.md` and `compare.json`.
-//! - [`html`] and [`plot`]: `compare.html` and the staleness curves as one SVG.
+//! - [`html`]: `compare.html`; the staleness curves are the checker's
+//!   [`quorate_checker::report::plots::staleness_svg`], one plot for all configurations.
 //!
 //! Running the runs (one child `quorate run` each) is `cmd::compare`'s job.
 
@@ -14,7 +15,6 @@ pub mod expect;
 pub mod html;
 pub mod matrix;
 pub mod measure;
-pub mod plot;
 pub mod row;
 pub mod table;
 
@@ -37,7 +37,7 @@ pub fn write_all(dir: &Path, meta: &Meta, rows: &[Row]) -> anyhow::Result<()> {
     )?;
     write(
         "staleness.svg",
-        plot::staleness_svg(&html::curves(rows)).into_bytes(),
+        quorate_checker::report::plots::staleness_svg(&html::curves(rows)).into_bytes(),
     )?;
     Ok(())
 }

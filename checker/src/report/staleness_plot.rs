@@ -1,8 +1,9 @@
-//! The staleness curves of every configuration on one plot: P(consistent read) against the
-//! time since the latest write completed, as a self-contained SVG.
+//! P(consistent read) curves on one plot, against the time since the latest write completed,
+//! as a self-contained SVG: one run's `staleness.svg`, and every configuration's curve in
+//! `quorate compare`'s plot.
 //!
-//! Drawn here by hand (a few lines and labels) until the checker's report module offers a
-//! multi-curve staleness plot; [`staleness_svg`] is the one call to switch then. The x axis is
+//! Drawn by hand (a few lines and labels), so each curve is one `<polyline class="curve">`
+//! with its label as its title, which pages and tests can find. The x axis is
 //! the `p_consistent` buckets' lower edges on a log(1 + ms) scale, since the buckets themselves
 //! grow roughly tenfold per three steps; the y axis starts at the lowest share seen (rounded
 //! down to a tenth), so 0.96 and 1.0 do not merge into one line at the top.
