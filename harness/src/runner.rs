@@ -324,8 +324,12 @@ async fn drive(
             .await;
         }
     }
-    // After the final reads, so their read repairs count too.
-    let node_stats = node_stats::fetch(cluster, &client::http_client()).await;
+    // After the final reads, so their read repairs count too. Only the node has `/stats`.
+    let node_stats = if target::repairs_unmeasured(cfg.target.kind()).is_none() {
+        node_stats::fetch(cluster, &client::http_client()).await
+    } else {
+        Default::default()
+    };
     let c = &rec.counts;
     Ok(RunOutcome {
         interrupted: *stop.borrow(),

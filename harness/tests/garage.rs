@@ -357,6 +357,19 @@ fn set_workload_lists_every_acknowledged_add_under_kills() {
             && conv.ends_with("so convergence was not measured"),
         "{conv}"
     );
+    // Nor has it the node's repair counters: not measured, not "did not answer".
+    let repairs = &r["run"]["repairs"];
+    assert!(
+        repairs["skipped"]
+            .as_str()
+            .unwrap()
+            .starts_with("--target garage exposes no repair counters"),
+        "{repairs}"
+    );
+    assert!(!repairs["sentence"]
+        .as_str()
+        .unwrap()
+        .contains("did not answer"));
 
     let history = std::fs::read_to_string(run_dir(&o).join("history.jsonl")).unwrap();
     let events: Vec<Value> = history

@@ -511,7 +511,10 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
             "ops_per_s": (o.rate * 10.0).round() / 10.0, "faults": o.faults,
             "converged": o.converged, "interrupted": o.interrupted,
             "node_stats": o.node_stats,
-            "repairs": node_stats::repairs(&o.node_stats),
+            "repairs": match target::repairs_unmeasured(cfg.target.kind()) {
+                None => node_stats::repairs(&o.node_stats),
+                Some(why) => json!({"skipped": why, "sentence": format!("repairs: not measured: {why}")}),
+            },
         });
     }
     let results_path = run_dir.join("results.json");

@@ -109,6 +109,21 @@ pub fn convergence_unmeasured(kind: Kind) -> Option<String> {
     ))
 }
 
+/// Why a run of `kind` reports no repair counts; `None` when it does. The counts are the
+/// node's own `/stats` counters (read repair, anti-entropy, hinted handoff); a target without
+/// such counters has nothing to read, which is not the same as its members not answering.
+pub fn repairs_unmeasured(kind: Kind) -> Option<String> {
+    let name = match kind {
+        Kind::Node => return None,
+        Kind::Garage => "garage",
+        Kind::Etcd => "etcd",
+    };
+    Some(format!(
+        "--target {name} exposes no repair counters (the node's /stats), so repairs were not \
+         measured"
+    ))
+}
+
 /// Everything needed to build a [`Target`] (validated flags), kept in the run's config.
 #[derive(Debug, Clone)]
 pub enum Spec {
