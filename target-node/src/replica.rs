@@ -12,6 +12,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::{Deserialize, Serialize};
 
 use crate::storage::Storage;
@@ -85,12 +89,17 @@ pub struct LeavesResp {
     pub entries: Vec<(String, Record)>,
 }
 
+type Http = hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>;
+
 pub struct Replicas {
-    client: reqwest::Client,
+    /// One pooled HTTP/1 keep-alive client for every peer (hyper directly: no per-request URL
+    /// parsing, middleware or redirect machinery on the quorum path).
+    client: Http,
     /// Base URL per ring node index (`http://ADDR`).
     urls: Vec<String>,
     me: usize,
     storage: Arc<Storage>,
+    timeout: Duration,
 }
 
 impl Replicas {
@@ -101,21 +110,21 @@ impl Replicas {
         storage: Arc<Storage>,
         timeout: Duration,
     ) -> Replicas {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(256)
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(timeout));
+        let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            // Only fails when the TLS backend or resolver cannot start; neither is used here.
-            .unwrap_or_else(|_| reqwest::Client::new());
+            .pool_max_idle_per_host(256)
+            .build(connector);
         let urls = addrs.into_iter().map(|a| format!("http://{a}")).collect();
         Replicas {
             client,
             urls,
             me,
             storage,
+            timeout,
         }
     }
 
@@ -217,36 +226,60 @@ impl Replicas {
         path: &str,
         body: &Req,
     ) -> Result<Resp, CallError> {
+        let body = serde_json::to_vec(body).map_err(|e| CallError::NotSent(e.to_string()))?;
+        let bytes = self
+            .post(idx, path, "application/json", Bytes::from(body))
+            .await?;
+        serde_json::from_slice(&bytes).map_err(|e| CallError::Failed(format!("{path}: {e}")))
+    }
+
+    /// One HTTP exchange with node `idx`, bounded by the replica timeout (connect included).
+    pub(crate) async fn post(
+        &self,
+        idx: usize,
+        path: &str,
+        content_type: &'static str,
+        body: Bytes,
+    ) -> Result<Bytes, CallError> {
         let base = self
             .urls
             .get(idx)
             .ok_or_else(|| CallError::NotSent(format!("no node {idx}")))?;
-        let resp = self
-            .client
-            .post(format!("{base}{path}"))
-            .json(body)
-            .send()
-            .await
-            .map_err(classify)?;
-        if !resp.status().is_success() {
-            return Err(CallError::Failed(format!(
-                "{path}: status {}",
-                resp.status()
-            )));
+        let req = hyper::Request::post(format!("{base}{path}"))
+            .header(hyper::header::CONTENT_TYPE, content_type)
+            .body(Full::new(body))
+            .map_err(|e| CallError::NotSent(format!("{path}: {e}")))?;
+        let exchange = async {
+            let resp = self.client.request(req).await.map_err(classify)?;
+            let status = resp.status();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| CallError::Failed(format!("{path}: {e}")))?
+                .to_bytes();
+            if !status.is_success() {
+                return Err(CallError::Failed(format!("{path}: status {status}")));
+            }
+            Ok(body)
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(CallError::Failed(format!(
+                "{path}: timeout after {} ms",
+                self.timeout.as_millis()
+            ))),
         }
-        resp.json::<Resp>()
-            .await
-            .map_err(|e| CallError::Failed(e.to_string()))
     }
 }
 
-fn classify(e: reqwest::Error) -> CallError {
-    // A connect error means no byte of the request went out; anything later (timeout, reset)
-    // may have delivered it.
+fn classify(e: hyper_util::client::legacy::Error) -> CallError {
+    // A connect error means no byte of the request went out; anything later (reset, closed
+    // mid-exchange) may have delivered it.
     if e.is_connect() {
-        CallError::NotSent(e.to_string())
+        CallError::NotSent(format!("{e:?}"))
     } else {
-        CallError::Failed(e.to_string())
+        CallError::Failed(format!("{e:?}"))
     }
 }
 
