@@ -7,7 +7,9 @@
 //! - `quorum`      — pure quorum counting: write acks, read answers, newest, write-back need.
 //! - `merkle`      — Merkle trees over key ranges and the diff walk between two of them.
 //! - `storage`     — redb on disk + in-memory view, one group-committing writer thread.
-//! - `replica`     — the replica API: local calls or HTTP `/internal/…` to a peer.
+//! - `replica`     — the replica API: local calls, or per-peer lanes batching messages into
+//!   `POST /internal/batch` (binary body, `wire`); merkle/leaves as JSON `/internal/…`.
+//! - `wire`        — the binary batch encoding of replica messages and answers.
 //! - `coordinator` — one client operation: read / write / cas over quorums, read repair,
 //!   sloppy quorum.
 //! - `anti_entropy`— periodic Merkle exchanges with each peer.
@@ -34,3 +36,4 @@ pub mod ring;
 pub mod stats;
 pub mod storage;
 pub mod version;
+pub mod wire;
