@@ -19,8 +19,10 @@
 //! - `node`        — the shared state of one process and its start-up.
 //! - `http`        — routes, status codes, JSON errors; `serve(listener, node, shutdown)`.
 //!
-//! Invariant: a replica publishes (and acknowledges) a version only after storage committed it
-//! (durably with `--fsync always`), and versions on a replica only move forward.
+//! Invariant: with `--fsync always` a replica publishes (and acknowledges) a version only after
+//! storage committed it durably; with `--fsync never` it publishes at once and persists behind
+//! (a crash may lose acknowledged writes either way under `never`). Versions on a replica only
+//! move forward.
 
 pub mod anti_entropy;
 pub mod config;
