@@ -249,9 +249,9 @@ async fn internal_hint(State(node): St, body: Body) -> Result<Response, ApiError
 /// handed to storage together so one group commit covers them.
 async fn internal_batch(State(node): St, body: Body) -> Result<Response, ApiError> {
     let body = read_body(body, MAX_BATCH_BODY).await?;
-    let msgs =
-        wire::decode_msgs(&body).map_err(|e| err(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let msgs = wire::decode_msgs(&body).map_err(|e| err(StatusCode::BAD_REQUEST, e.to_string()))?;
     Stats::add(&node.stats.internal_requests, msgs.len() as u64);
+    Stats::inc(&node.stats.internal_batches);
     let answers = futures::future::join_all(msgs.into_iter().map(|m| {
         let node = &node;
         async move {

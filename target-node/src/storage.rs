@@ -12,7 +12,8 @@
 //! non-durable commits (no fsync; a crash may roll back to the last durable commit — what
 //! `never` already allowed: a SIGKILL may lose acknowledged writes). The decision (newer or
 //! not) is made against memory under its lock, and the job is queued under the same lock, so
-//! the writer persists changes in the order memory took them. One durable commit every
+//! the writer persists changes in the order memory took them; it lets `PERSIST_GATHER` of them
+//! accumulate per commit. One durable commit every
 //! `DURABLE_EVERY` batches lets redb reclaim pages, which it cannot do across non-durable
 //! commits alone. `--fsync always` is unchanged: publish and acknowledge after the fsync.
 //!
@@ -34,6 +35,10 @@ const DATA: TableDefinition<&str, &[u8]> = TableDefinition::new("data");
 const HINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("hints");
 const MAX_BATCH: usize = 1024;
 const DURABLE_EVERY: u64 = 512;
+/// `--fsync never`: how long the writer lets published changes gather before persisting
+/// them, and the most it takes in one commit.
+const PERSIST_GATHER: std::time::Duration = std::time::Duration::from_millis(10);
+const MAX_PERSIST_BATCH: usize = 1 << 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -321,7 +326,16 @@ fn writer_loop(
     let mut batches: u64 = 0;
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
+        let mut max = MAX_BATCH;
+        if fsync == Fsync::Never {
+            // Nobody waits for these commits: let a few milliseconds of changes gather so one
+            // redb commit (and its page writes) covers many, and a key written often in that
+            // time is written once. Sleeping, not blocked in `recv`, the thread also costs the
+            // senders no wake-ups.
+            std::thread::sleep(PERSIST_GATHER);
+            max = MAX_PERSIST_BATCH;
+        }
+        while jobs.len() < max {
             match rx.try_recv() {
                 Ok(j) => jobs.push(j),
                 Err(_) => break,
