@@ -254,16 +254,13 @@ impl Replicas {
         let (reply, answer) = oneshot::channel();
         lane.send(Pending { frame, reply })
             .map_err(|_| CallError::NotSent("lane closed".into()))?;
-        // The exchange carrying it is bounded by the same timeout; this bounds the wait for a
-        // batch to be formed too. On timeout the message is dropped if not yet sent.
-        match tokio::time::timeout(self.timeout, answer).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(CallError::Failed("lane dropped the message".into())),
-            Err(_) => Err(CallError::Failed(format!(
-                "timeout after {} ms",
-                self.timeout.as_millis()
-            ))),
-        }
+        // No timer of its own: the lane puts every message in a batch within one scheduler
+        // turn, and the exchange carrying it is bounded by the replica timeout. A caller that
+        // stops waiting (the operation's deadline) drops `answer`, and an unsent message
+        // with it.
+        answer
+            .await
+            .unwrap_or_else(|_| Err(CallError::Failed("lane dropped the message".into())))
     }
 
     async fn call<Req: Serialize, Resp: for<'de> Deserialize<'de>>(
