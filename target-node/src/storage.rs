@@ -13,9 +13,9 @@
 //! `never` already allowed: a SIGKILL may lose acknowledged writes). The decision (newer or
 //! not) is made against memory under its lock, and the job is queued under the same lock, so
 //! the writer persists changes in the order memory took them; it lets `PERSIST_GATHER` of them
-//! accumulate per commit. One durable commit every
-//! `DURABLE_EVERY` batches lets redb reclaim pages, which it cannot do across non-durable
-//! commits alone. `--fsync always` is unchanged: publish and acknowledge after the fsync.
+//! accumulate per commit, and makes every `DURABLE_EVERY_GATHERED`th commit durable so redb
+//! can reclaim pages, which it cannot do across non-durable commits alone. `--fsync always` is
+//! unchanged: publish and acknowledge after the fsync, one fsync per batch (group commit).
 //!
 //! Hints (sloppy quorum) live in their own table and map, apart from the data, so they never
 //! enter Merkle trees or digests of the node's own key ranges.
@@ -34,10 +34,12 @@ use crate::version::{Record, Version};
 const DATA: TableDefinition<&str, &[u8]> = TableDefinition::new("data");
 const HINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("hints");
 const MAX_BATCH: usize = 1024;
-const DURABLE_EVERY: u64 = 512;
 /// `--fsync never`: how long the writer lets published changes gather before persisting
 /// them, and the most it takes in one commit.
-const PERSIST_GATHER: std::time::Duration = std::time::Duration::from_millis(10);
+const PERSIST_GATHER: std::time::Duration = std::time::Duration::from_millis(50);
+/// `--fsync never`: a durable commit every this many gathered batches (under steady load
+/// about every 5 s), so redb can reclaim pages, which it cannot across non-durable commits.
+const DURABLE_EVERY_GATHERED: u64 = 100;
 const MAX_PERSIST_BATCH: usize = 1 << 16;
 
 #[derive(Debug, thiserror::Error)]
@@ -342,7 +344,10 @@ fn writer_loop(
             }
         }
         batches += 1;
-        let durable = fsync == Fsync::Always || batches.is_multiple_of(DURABLE_EVERY);
+        let durable = match fsync {
+            Fsync::Always => true,
+            Fsync::Never => batches.is_multiple_of(DURABLE_EVERY_GATHERED),
+        };
         if jobs.iter().all(|j| j.reply.is_none()) {
             // Already published (`--fsync never`): persist only; nobody waits. Done even when
             // the storage is gone, so what was queued before a drop still reaches the file.
