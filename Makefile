@@ -60,7 +60,8 @@ bench: bench-checker bench-node bench-harness
 bench-checker:
 	$(CARGO) bench -p quorate-checker --bench checker -- --write $(CURDIR)/BENCHMARKS.md
 
-# A 3-node cluster per preset × fsync policy, loaded from a tokio/reqwest client; rewrites the
+# A 3-node cluster per preset × fsync policy, loaded from the project's own client (tokio +
+# hyper) and from wrk side by side; rewrites the
 # node section of BENCHMARKS.md. BENCH_SECS (default 3) sets each phase's length.
 bench-node:
 	$(CARGO) bench -p quorate-node --bench cluster

@@ -240,8 +240,27 @@ async fn pump(
     let flow_of = |s: &LinkState| if forward { s.forward } else { s.back };
     let mut buf = vec![0u8; 32 * 1024];
     let mut reset = false;
+    // What ends the pump besides EOF — a reset of the link or of the other direction — as one
+    // future made once and polled beside every read, on clones of the receivers: building the
+    // `changed()` futures afresh for each chunk registered and dropped two waiters per chunk.
+    let (mut watch_state, mut watch_abort) = (state.clone(), abort.clone());
+    let ended = async move {
+        let reset_seen = async {
+            loop {
+                if watch_state.changed().await.is_err() || watch_state.borrow().reset_gen != gen0 {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            _ = reset_seen => {}
+            _ = watch_abort.changed() => {}
+        }
+    };
+    tokio::pin!(ended);
     'outer: loop {
         let n = tokio::select! {
+            biased;
             res = r.read(&mut buf) => match res {
                 Ok(0) | Err(_) => {
                     let _ = w.shutdown().await;
@@ -249,14 +268,7 @@ async fn pump(
                 }
                 Ok(n) => n,
             },
-            changed = state.changed() => {
-                if changed.is_err() || state.borrow().reset_gen != gen0 {
-                    reset = true;
-                    break 'outer;
-                }
-                continue;
-            }
-            _ = abort.changed() => { reset = true; break 'outer; }
+            _ = &mut ended => { reset = true; break 'outer; }
         };
         let mut held = false;
         loop {

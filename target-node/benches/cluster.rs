@@ -1,9 +1,9 @@
 //! `make bench-node`: throughput and latency of a 3-node cluster, per preset and fsync policy.
 //!
 //! For each configuration a fresh cluster of the release `quorate-node` binary is started on
-//! loopback; a load client (this process: tokio + reqwest, `CONCURRENCY` connections spread
-//! over the three nodes) first writes for `BENCH_SECS` seconds over a small key space, then
-//! reads for as long. Each op is one client request, i.e. one quorum operation. The figures
+//! loopback; a load client (this process: tokio + hyper's HTTP/1 connections used directly,
+//! `CONCURRENCY` connections spread over the three nodes, request targets built once) first
+//! writes for `BENCH_SECS` seconds over a small key space, then reads for as long. Each op is one client request, i.e. one quorum operation. The figures
 //! are printed and written into BENCHMARKS.md between the node markers.
 //!
 //! Bounded: a fixed list of configurations, each phase a fixed time; every node is SIGKILLed
@@ -14,13 +14,59 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::{HeaderValue, CONTENT_TYPE, HOST};
+use hyper::{Method, Request, Uri};
+use hyper_util::rt::TokioIo;
+
 const BIN: &str = env!("CARGO_BIN_EXE_quorate-node");
 const KEYS: usize = 1000;
 
 struct Nodes {
     children: Vec<Child>,
     urls: Vec<String>,
+    /// `127.0.0.1:PORT` of each node.
+    addrs: Vec<String>,
     _dir: tempfile::TempDir,
+}
+
+/// One HTTP/1 keep-alive connection to `addr`, driven by its own task.
+async fn connect(addr: &str) -> Option<SendRequest<Full<Bytes>>> {
+    let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let _ = stream.set_nodelay(true);
+    let (send, conn) = http1::handshake(TokioIo::new(stream)).await.ok()?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Some(send)
+}
+
+/// Sends `req` and reads the whole answer (frame by frame, nothing gathered); its status.
+async fn exchange(send: &mut SendRequest<Full<Bytes>>, req: Request<Full<Bytes>>) -> Option<u16> {
+    send.ready().await.ok()?;
+    let resp = send.send_request(req).await.ok()?;
+    let status = resp.status().as_u16();
+    let mut body = resp.into_body();
+    while let Some(f) = body.frame().await {
+        f.ok()?;
+    }
+    Some(status)
+}
+
+/// `GET /health` on a fresh connection answered 2xx.
+async fn healthy(addr: &str) -> bool {
+    let Some(mut send) = connect(addr).await else {
+        return false;
+    };
+    let req = Request::get("/health")
+        .header(HOST, addr)
+        .body(Full::default());
+    match req {
+        Ok(req) => matches!(exchange(&mut send, req).await, Some(s) if (200..300).contains(&s)),
+        Err(_) => false,
+    }
 }
 
 impl Drop for Nodes {
@@ -39,7 +85,7 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
-async fn start(preset: &str, fsync: &str, http: &reqwest::Client) -> Nodes {
+async fn start(preset: &str, fsync: &str) -> Nodes {
     let dir = tempfile::tempdir().expect("tempdir");
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let peers = (0..3)
@@ -69,23 +115,23 @@ async fn start(preset: &str, fsync: &str, http: &reqwest::Client) -> Nodes {
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}"))
         .collect();
+    let addrs = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
     let nodes = Nodes {
         children,
         urls,
+        addrs,
         _dir: dir,
     };
-    for u in &nodes.urls {
+    for a in &nodes.addrs {
         let mut up = false;
         for _ in 0..200 {
-            if let Ok(r) = http.get(format!("{u}/health")).send().await {
-                if r.status().is_success() {
-                    up = true;
-                    break;
-                }
+            if healthy(a).await {
+                up = true;
+                break;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        assert!(up, "node at {u} did not start");
+        assert!(up, "node at {a} did not start");
     }
     nodes
 }
@@ -131,47 +177,58 @@ enum Op {
     Health,
 }
 
-async fn load(http: &reqwest::Client, nodes: &Nodes, op: Op, secs: f64, conc: usize) -> Figures {
+/// The project's load client: `conc` tasks, each with its own keep-alive connection to one
+/// node (spread evenly), each sending its next request as soon as the last answer is read.
+/// Per request: a `Uri` clone (shared bytes), two header values, and for writes the body.
+async fn load(nodes: &Nodes, op: Op, secs: f64, conc: usize) -> Figures {
     let pids: Vec<String> = nodes.children.iter().map(|c| c.id().to_string()).collect();
+    let targets: Arc<Vec<Uri>> = Arc::new(match op {
+        Op::Health => vec![Uri::from_static("/health")],
+        _ => (0..KEYS)
+            .map(|k| Uri::try_from(format!("/kv/k{k}")).expect("valid path"))
+            .collect(),
+    });
     let cpu0 = cluster_cpu(&pids);
-    let urls = Arc::new(nodes.urls.clone());
     let until = Instant::now() + Duration::from_secs_f64(secs);
     let start = Instant::now();
     let mut tasks = Vec::new();
     for t in 0..conc {
-        let (http, urls) = (http.clone(), urls.clone());
+        let addr = nodes.addrs[t % nodes.addrs.len()].clone();
+        let targets = targets.clone();
         tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(4096);
+            let mut lat = Vec::with_capacity(65536);
             let mut errors = 0u64;
+            let host = HeaderValue::from_str(&addr).expect("host header");
+            let json = HeaderValue::from_static("application/json");
+            let mut conn = connect(&addr).await;
             let mut i = t * 7919;
             while Instant::now() < until {
-                i += 1;
-                let url = &urls[i % urls.len()];
-                let key = format!("k{}", (i * 31) % KEYS);
-                let t0 = Instant::now();
-                let r = if op == Op::Health {
-                    http.get(format!("{url}/health")).send().await
-                } else if op == Op::Write {
-                    http.put(format!("{url}/kv/{key}"))
-                        .body(format!("{{\"value\":{i}}}"))
-                        .header("content-type", "application/json")
-                        .send()
-                        .await
-                } else {
-                    http.get(format!("{url}/kv/{key}")).send().await
-                };
-                let ok = match r {
-                    Ok(r) => {
-                        let good = r.status().is_success() || r.status().as_u16() == 404;
-                        let _ = r.bytes().await;
-                        good
-                    }
-                    Err(_) => false,
-                };
-                if ok {
-                    lat.push(t0.elapsed().as_micros() as u32);
-                } else {
+                let Some(send) = conn.as_mut() else {
                     errors += 1;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    conn = connect(&addr).await;
+                    continue;
+                };
+                i += 1;
+                let uri = targets[(i * 31) % targets.len()].clone();
+                let mut req = Request::new(Full::default());
+                *req.uri_mut() = uri;
+                req.headers_mut().insert(HOST, host.clone());
+                if op == Op::Write {
+                    *req.method_mut() = Method::PUT;
+                    req.headers_mut().insert(CONTENT_TYPE, json.clone());
+                    *req.body_mut() = Full::new(Bytes::from(format!("{{\"value\":{i}}}")));
+                }
+                let t0 = Instant::now();
+                match exchange(send, req).await {
+                    Some(s) if (200..300).contains(&s) || s == 404 => {
+                        lat.push(t0.elapsed().as_micros() as u32)
+                    }
+                    Some(_) => errors += 1,
+                    None => {
+                        errors += 1;
+                        conn = connect(&addr).await;
+                    }
                 }
             }
             (lat, errors)
@@ -422,8 +479,14 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(64);
     let only: Option<String> = std::env::var("BENCH_PRESETS").ok();
+    // The client's own threads: one by default — on 2 cores shared with three nodes a second
+    // worker mostly adds cross-thread wake-ups (BENCH_CLIENT_THREADS overrides).
+    let threads: usize = std::env::var("BENCH_CLIENT_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(threads.max(1))
         .enable_all()
         .build()
         .expect("runtime");
@@ -438,12 +501,6 @@ fn main() {
     let mut base_client: Option<f64> = None;
     let mut base_wrk: Option<f64> = None;
     rt.block_on(async {
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(conc)
-            .tcp_nodelay(true)
-            .timeout(Duration::from_secs(5))
-            .build()
-            .expect("client");
         for preset in ["strict", "abd", "lww", "dynamo", "weak"] {
             if let Some(o) = &only {
                 if !o.split(',').any(|p| p == preset) {
@@ -451,16 +508,16 @@ fn main() {
                 }
             }
             for fsync in ["never", "always"] {
-                let nodes = start(preset, fsync, &http).await;
+                let nodes = start(preset, fsync).await;
                 // Warm the connection pools and fill the key space.
-                let _ = load(&http, &nodes, Op::Write, 0.5, conc).await;
+                let _ = load(&nodes, Op::Write, 0.5, conc).await;
                 let mut results = Vec::new();
                 let ops = [Op::Health, Op::Write, Op::Read];
                 for op in ops {
                     if op == Op::Health && base_client.is_some() {
                         continue;
                     }
-                    let f = load(&http, &nodes, op, secs, conc).await;
+                    let f = load(&nodes, op, secs, conc).await;
                     if op == Op::Health {
                         base_client = Some(f.cpu_us_per_op.max(0.1));
                     }
@@ -518,8 +575,8 @@ cluster of the release `quorate-node` on loopback, one load client in the same m
 writes then {secs} s of reads per row; every op is one quorum operation (N=3). Machine: \
 {cores} cores, {cpu}; the nodes and the client share them, and so does whatever else runs \
 (load average before: {}, after: {}); `ops/s` and the latencies are what was measured under \
-that load. Each op is driven twice: by the project's client (tokio + reqwest, this process) \
-and by `wrk` (one process per node, {conc} connections in all, a Lua script for varied keys; \
+that load. Each op is driven twice: by the project's client (tokio + hyper HTTP/1 \
+connections used directly, {threads} runtime thread(s), this process) and by `wrk` (one process per node, {conc} connections in all, a Lua script for varied keys; \
 p50/p99 are the worst of the three). `cpu µs/op` is the CPU time per op of the three nodes \
 and the project's client (`client` rows) or of the three nodes alone (`wrk` rows; inflated \
 too when the machine is oversubscribed); `× plain` divides it by the CPU of one plain \

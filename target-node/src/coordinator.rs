@@ -17,6 +17,8 @@
 
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::{timeout_at, Instant};
@@ -66,6 +68,45 @@ fn spawn_get(
     });
 }
 
+/// One home replica's read, driven in the operation's own task (no spawn per replica: on a
+/// loaded node each spawn may wake another worker thread).
+fn get_home(node: &Arc<Node>, idx: usize, key: &str) -> BoxFuture<'static, ReadEvent> {
+    let (node, key) = (node.clone(), key.to_string());
+    Box::pin(async move {
+        let result = node.replicas.get(idx, &key, false).await;
+        ReadEvent { idx, result }
+    })
+}
+
+/// Calls still out when an operation stops waiting go on in the background, their outcomes
+/// forwarded to `tx` (for read repair, hinted handoff, or nobody), as spawned calls would.
+fn drain_later<E: Send + 'static>(
+    mut calls: FuturesUnordered<BoxFuture<'static, E>>,
+    tx: &mpsc::UnboundedSender<E>,
+) {
+    if calls.is_empty() {
+        return;
+    }
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = calls.next().await {
+            let _ = tx.send(ev);
+        }
+    });
+}
+
+/// The next outcome: from the calls driven here, or from spawned ones (fallbacks) on `rx`.
+async fn next_event<E>(
+    calls: &mut FuturesUnordered<BoxFuture<'static, E>>,
+    rx: &mut mpsc::UnboundedReceiver<E>,
+) -> Option<E> {
+    tokio::select! {
+        biased;
+        Some(ev) = calls.next(), if !calls.is_empty() => Some(ev),
+        ev = rx.recv() => ev,
+    }
+}
+
 /// Phase one of every operation that reads: R answers from the home nodes (or fallbacks).
 async fn query(node: &Arc<Node>, key: &str, deadline: Instant) -> Result<Query, OpError> {
     let walk = node.ring.walk(key_position(key));
@@ -74,27 +115,27 @@ async fn query(node: &Arc<Node>, key: &str, deadline: Instant) -> Result<Query, 
     let mut fallbacks = walk[n..].iter().copied().filter(|_| node.cfg.sloppy_quorum);
     let (tx, rx) = mpsc::unbounded_channel();
     let mut rx = rx;
-    for &idx in &homes {
-        spawn_get(node, idx, key, false, &tx);
-    }
+    let mut calls: FuturesUnordered<_> = homes.iter().map(|&i| get_home(node, i, key)).collect();
     let mut tally = ReadTally::new(node.cfg.r, homes.len());
     loop {
         match tally.progress() {
             Progress::Reached => break,
             Progress::Impossible => {
+                drain_later(calls, &tx);
                 return Err(OpError::Unavailable {
                     may_have_applied: false,
                     reason: format!(
                         "read quorum unreachable: fewer than {} replicas answered",
                         node.cfg.r
                     ),
-                })
+                });
             }
             Progress::Pending => {}
         }
-        let ev = match timeout_at(deadline, rx.recv()).await {
+        let ev = match timeout_at(deadline, next_event(&mut calls, &mut rx)).await {
             Ok(Some(ev)) => ev,
             Ok(None) | Err(_) => {
+                drain_later(calls, &tx);
                 return Err(OpError::Unavailable {
                     may_have_applied: false,
                     reason: format!(
@@ -103,7 +144,7 @@ async fn query(node: &Arc<Node>, key: &str, deadline: Instant) -> Result<Query, 
                         node.cfg.r,
                         node.cfg.request_timeout_ms
                     ),
-                })
+                });
             }
         };
         match ev.result {
@@ -123,6 +164,7 @@ async fn query(node: &Arc<Node>, key: &str, deadline: Instant) -> Result<Query, 
             }
         }
     }
+    drain_later(calls, &tx);
     Ok(Query { tally, homes, rx })
 }
 
@@ -163,6 +205,24 @@ fn spawn_put(
     });
 }
 
+/// One home replica's write, driven in the operation's own task (see `get_home`).
+fn put_home(
+    node: &Arc<Node>,
+    key: &str,
+    rec: &Record,
+    idx: usize,
+) -> BoxFuture<'static, WriteEvent> {
+    let (node, key, rec) = (node.clone(), key.to_string(), rec.clone());
+    Box::pin(async move {
+        let result = node.replicas.put(idx, &key, &rec).await;
+        WriteEvent {
+            idx,
+            hint_for: None,
+            result,
+        }
+    })
+}
+
 /// Sends `rec` to the key's home nodes and waits for W durable acks (or a deadline).
 async fn replicate(
     node: &Arc<Node>,
@@ -174,9 +234,10 @@ async fn replicate(
     let n = node.cfg.n.min(walk.len());
     let mut fallbacks = walk[n..].iter().copied().filter(|_| node.cfg.sloppy_quorum);
     let (tx, mut rx) = mpsc::unbounded_channel::<WriteEvent>();
-    for &idx in &walk[..n] {
-        spawn_put(node, key, rec, &tx, idx, None);
-    }
+    let mut calls: FuturesUnordered<_> = walk[..n]
+        .iter()
+        .map(|&idx| put_home(node, key, rec, idx))
+        .collect();
     // Home nodes whose write has not come back yet.
     let mut homes_out: Vec<usize> = walk[..n].to_vec();
     let mut tally = WriteTally::new(node.cfg.w, n);
@@ -189,6 +250,7 @@ async fn replicate(
         };
         match tally.progress() {
             Progress::Reached => {
+                drain_later(calls, &tx);
                 if node.cfg.sloppy_quorum && !homes_out.is_empty() {
                     tokio::spawn(hand_off_late(
                         node.clone(),
@@ -202,6 +264,7 @@ async fn replicate(
                 return Ok(());
             }
             Progress::Impossible => {
+                drain_later(calls, &tx);
                 return Err(unavailable(
                     format!(
                         "write quorum unreachable: {} of {} acks",
@@ -210,13 +273,14 @@ async fn replicate(
                     ),
                     not_sent,
                     attempts,
-                ))
+                ));
             }
             Progress::Pending => {}
         }
-        let ev = match timeout_at(deadline, rx.recv()).await {
+        let ev = match timeout_at(deadline, next_event(&mut calls, &mut rx)).await {
             Ok(Some(ev)) => ev,
             Ok(None) | Err(_) => {
+                drain_later(calls, &tx);
                 return Err(unavailable(
                     format!(
                         "timeout: {} of {} acks in {} ms",
@@ -226,7 +290,7 @@ async fn replicate(
                     ),
                     not_sent,
                     attempts,
-                ))
+                ));
             }
         };
         if ev.hint_for.is_none() {

@@ -23,11 +23,14 @@ use crate::replica::{
     local_get, Ack, GetReq, GetResp, HintReq, LeavesReq, LeavesResp, MerkleReq, MerkleResp, PutReq,
 };
 use crate::stats::Stats;
+use crate::wire::{self, Answer, Msg};
 
 /// Client bodies over this are refused with 413.
 pub const MAX_BODY: usize = 1 << 20;
 /// Replica traffic carries a client value plus a version, so it gets some headroom.
 const MAX_INTERNAL_BODY: usize = 4 << 20;
+/// A batch stops taking messages past 1 MiB, so it is at most that plus one message.
+const MAX_BATCH_BODY: usize = 8 << 20;
 /// Longest key accepted, in bytes.
 pub const MAX_KEY: usize = 1024;
 
@@ -242,6 +245,48 @@ async fn internal_hint(State(node): St, body: Body) -> Result<Response, ApiError
     Ok(Json(Ack { ok }).into_response())
 }
 
+/// Many replica messages in one exchange (`wire.rs`): answered in order, the puts and hints
+/// handed to storage together so one group commit covers them.
+async fn internal_batch(State(node): St, body: Body) -> Result<Response, ApiError> {
+    let body = read_body(body, MAX_BATCH_BODY).await?;
+    let msgs = wire::decode_msgs(&body).map_err(|e| err(StatusCode::BAD_REQUEST, e.to_string()))?;
+    Stats::add(&node.stats.internal_requests, msgs.len() as u64);
+    Stats::inc(&node.stats.internal_batches);
+    let answers = futures::future::join_all(msgs.into_iter().map(|m| {
+        let node = &node;
+        async move {
+            let stored = match m {
+                Msg::Get { key, with_hints } => {
+                    return Answer::Record(local_get(&node.storage, &key, with_hints))
+                }
+                // Acknowledged only after the store has it (durably, with --fsync always).
+                Msg::Put { key, record } => node.storage.put(&key, record).await,
+                Msg::Hint { home, key, record } => {
+                    let r = node.storage.put_hint(&home, &key, record).await;
+                    if matches!(r, Ok(true)) {
+                        Stats::inc(&node.stats.hints_stored);
+                    }
+                    r
+                }
+            };
+            match stored {
+                Ok(ok) => Answer::Ack(ok),
+                Err(e) => Answer::Error(e.to_string()),
+            }
+        }
+    }))
+    .await;
+    let mut out = Vec::with_capacity(answers.len() * 16);
+    for a in &answers {
+        wire::encode_answer(&mut out, a);
+    }
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        out,
+    )
+        .into_response())
+}
+
 async fn internal_merkle(State(node): St, body: Body) -> Result<Response, ApiError> {
     Stats::inc(&node.stats.internal_requests);
     let req: MerkleReq = parse(&read_body(body, MAX_INTERNAL_BODY).await?)?;
@@ -297,6 +342,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/digest", get(digest))
         .route("/digest/keys", get(digest_keys))
         .route("/admin/clock-offset", put(clock_offset))
+        .route("/internal/batch", post(internal_batch))
         .route("/internal/get", post(internal_get))
         .route("/internal/put", post(internal_put))
         .route("/internal/hint", post(internal_hint))

@@ -7,7 +7,9 @@
 //! - `quorum`      — pure quorum counting: write acks, read answers, newest, write-back need.
 //! - `merkle`      — Merkle trees over key ranges and the diff walk between two of them.
 //! - `storage`     — redb on disk + in-memory view, one group-committing writer thread.
-//! - `replica`     — the replica API: local calls or HTTP `/internal/…` to a peer.
+//! - `replica`     — the replica API: local calls, or per-peer lanes batching messages into
+//!   `POST /internal/batch` (binary body, `wire`); merkle/leaves as JSON `/internal/…`.
+//! - `wire`        — the binary batch encoding of replica messages and answers.
 //! - `coordinator` — one client operation: read / write / cas over quorums, read repair,
 //!   sloppy quorum.
 //! - `anti_entropy`— periodic Merkle exchanges with each peer.
@@ -17,8 +19,10 @@
 //! - `node`        — the shared state of one process and its start-up.
 //! - `http`        — routes, status codes, JSON errors; `serve(listener, node, shutdown)`.
 //!
-//! Invariant: a replica publishes (and acknowledges) a version only after storage committed it
-//! (durably with `--fsync always`), and versions on a replica only move forward.
+//! Invariant: with `--fsync always` a replica publishes (and acknowledges) a version only after
+//! storage committed it durably; with `--fsync never` it publishes at once and persists behind
+//! (a crash may lose acknowledged writes either way under `never`). Versions on a replica only
+//! move forward.
 
 pub mod anti_entropy;
 pub mod config;
@@ -34,3 +38,4 @@ pub mod ring;
 pub mod stats;
 pub mod storage;
 pub mod version;
+pub mod wire;

@@ -7,9 +7,15 @@
 //! it, so a replica never reports (or acknowledges) a version it could lose to a SIGKILL.
 //! That is what ABD's "acknowledged only after durable storage" needs.
 //!
-//! With `--fsync never` commits use redb's non-durable mode (no fsync; a crash may roll back to
-//! the last durable commit). One durable commit every `DURABLE_EVERY` batches lets redb reclaim
-//! pages, which it cannot do across non-durable commits alone.
+//! With `--fsync never` a change is published to memory at once (readers see it, the caller
+//! has its answer) and handed to the writer thread, which persists it behind with redb's
+//! non-durable commits (no fsync; a crash may roll back to the last durable commit — what
+//! `never` already allowed: a SIGKILL may lose acknowledged writes). The decision (newer or
+//! not) is made against memory under its lock, and the job is queued under the same lock, so
+//! the writer persists changes in the order memory took them; it lets `PERSIST_GATHER` of them
+//! accumulate per commit, and makes every `DURABLE_EVERY_GATHERED`th commit durable so redb
+//! can reclaim pages, which it cannot do across non-durable commits alone. `--fsync always` is
+//! unchanged: publish and acknowledge after the fsync, one fsync per batch (group commit).
 //!
 //! Hints (sloppy quorum) live in their own table and map, apart from the data, so they never
 //! enter Merkle trees or digests of the node's own key ranges.
@@ -28,7 +34,13 @@ use crate::version::{Record, Version};
 const DATA: TableDefinition<&str, &[u8]> = TableDefinition::new("data");
 const HINTS: TableDefinition<&str, &[u8]> = TableDefinition::new("hints");
 const MAX_BATCH: usize = 1024;
-const DURABLE_EVERY: u64 = 512;
+/// `--fsync never`: how long the writer lets published changes gather before persisting
+/// them, and the most it takes in one commit.
+const PERSIST_GATHER: std::time::Duration = std::time::Duration::from_millis(50);
+/// `--fsync never`: a durable commit every this many gathered batches (under steady load
+/// about every 5 s), so redb can reclaim pages, which it cannot across non-durable commits.
+const DURABLE_EVERY_GATHERED: u64 = 100;
+const MAX_PERSIST_BATCH: usize = 1 << 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -68,7 +80,8 @@ enum Op {
 
 struct Job {
     op: Op,
-    reply: oneshot::Sender<Result<bool, StorageError>>,
+    /// `None` for a change already published to memory (`--fsync never`): only persist it.
+    reply: Option<oneshot::Sender<Result<bool, StorageError>>>,
 }
 
 pub struct Storage {
@@ -76,6 +89,7 @@ pub struct Storage {
     hints: Mutex<BTreeMap<HintKey, Record>>,
     // A std channel because the receiving side is a plain thread that blocks on it.
     jobs: Mutex<mpsc::Sender<Job>>,
+    fsync: Fsync,
 }
 
 fn hint_db_key(home: &str, key: &str) -> String {
@@ -141,6 +155,7 @@ impl Storage {
             data: RwLock::new(data),
             hints: Mutex::new(hints),
             jobs: Mutex::new(tx),
+            fsync,
         });
         let weak = Arc::downgrade(&storage);
         std::thread::Builder::new()
@@ -226,13 +241,57 @@ impl Storage {
     }
 
     async fn submit(&self, op: Op) -> Result<bool, StorageError> {
+        if self.fsync == Fsync::Never {
+            return self.publish(op);
+        }
         let (reply, rx) = oneshot::channel();
+        self.queue(Job {
+            op,
+            reply: Some(reply),
+        })?;
+        rx.await.map_err(|_| StorageError::Closed)?
+    }
+
+    fn queue(&self, job: Job) -> Result<(), StorageError> {
         self.jobs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .send(Job { op, reply })
-            .map_err(|_| StorageError::Closed)?;
-        rx.await.map_err(|_| StorageError::Closed)?
+            .send(job)
+            .map_err(|_| StorageError::Closed)
+    }
+
+    /// `--fsync never`: decide and publish in memory now, persist behind (see the file note).
+    /// The job is queued while the memory lock is held, so the writer sees the same order.
+    fn publish(&self, op: Op) -> Result<bool, StorageError> {
+        match &op {
+            Op::Put { key, rec } => {
+                let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
+                if !rec.supersedes(data.get(key)) {
+                    return Ok(false);
+                }
+                data.insert(key.clone(), rec.clone());
+                self.queue(Job { op, reply: None })?;
+            }
+            Op::PutHint { home, key, rec } => {
+                let mut hints = self.lock_hints();
+                let hk = (home.clone(), key.clone());
+                if !rec.supersedes(hints.get(&hk)) {
+                    return Ok(false);
+                }
+                hints.insert(hk, rec.clone());
+                self.queue(Job { op, reply: None })?;
+            }
+            Op::DeleteHint { home, key, version } => {
+                let mut hints = self.lock_hints();
+                let hk = (home.clone(), key.clone());
+                if hints.get(&hk).map(|r| &r.version) != Some(version) {
+                    return Ok(false);
+                }
+                hints.remove(&hk);
+                self.queue(Job { op, reply: None })?;
+            }
+        }
+        Ok(true)
     }
 
     fn read_data(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Record>> {
@@ -246,19 +305,59 @@ impl Storage {
 
 /// The writer thread: batch, apply, commit, then publish to memory and reply.
 fn writer(db: Database, fsync: Fsync, rx: mpsc::Receiver<Job>, storage: std::sync::Weak<Storage>) {
+    writer_loop(&db, fsync, rx, storage);
+    if fsync == Fsync::Never {
+        // The storage is gone and its queue drained: one durable (empty) commit makes the
+        // non-durable ones before it survive a later crash.
+        let done = db.begin_write().map_err(db_err).and_then(|mut tx| {
+            tx.set_durability(Durability::Immediate);
+            tx.commit().map_err(db_err)
+        });
+        if let Err(e) = done {
+            tracing::error!("final commit failed: {e}");
+        }
+    }
+}
+
+fn writer_loop(
+    db: &Database,
+    fsync: Fsync,
+    rx: mpsc::Receiver<Job>,
+    storage: std::sync::Weak<Storage>,
+) {
     let mut batches: u64 = 0;
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
+        let mut max = MAX_BATCH;
+        if fsync == Fsync::Never {
+            // Nobody waits for these commits: let a few milliseconds of changes gather so one
+            // redb commit (and its page writes) covers many, and a key written often in that
+            // time is written once. Sleeping, not blocked in `recv`, the thread also costs the
+            // senders no wake-ups.
+            std::thread::sleep(PERSIST_GATHER);
+            max = MAX_PERSIST_BATCH;
+        }
+        while jobs.len() < max {
             match rx.try_recv() {
                 Ok(j) => jobs.push(j),
                 Err(_) => break,
             }
         }
-        let Some(st) = storage.upgrade() else { return };
         batches += 1;
-        let durable = fsync == Fsync::Always || batches.is_multiple_of(DURABLE_EVERY);
-        match apply_batch(&db, &st, &jobs, durable) {
+        let durable = match fsync {
+            Fsync::Always => true,
+            Fsync::Never => batches.is_multiple_of(DURABLE_EVERY_GATHERED),
+        };
+        if jobs.iter().all(|j| j.reply.is_none()) {
+            // Already published (`--fsync never`): persist only; nobody waits. Done even when
+            // the storage is gone, so what was queued before a drop still reaches the file.
+            if let Err(e) = persist_batch(db, &jobs, durable) {
+                tracing::error!("commit failed: {e}");
+            }
+            continue;
+        }
+        let Some(st) = storage.upgrade() else { return };
+        match apply_batch(db, &st, &jobs, durable) {
             Ok((applied, data_changes, hint_changes)) => {
                 {
                     let mut data = st.data.write().unwrap_or_else(|e| e.into_inner());
@@ -276,13 +375,17 @@ fn writer(db: Database, fsync: Fsync, rx: mpsc::Receiver<Job>, storage: std::syn
                     }
                 }
                 for (job, ok) in jobs.into_iter().zip(applied) {
-                    let _ = job.reply.send(Ok(ok));
+                    if let Some(reply) = job.reply {
+                        let _ = reply.send(Ok(ok));
+                    }
                 }
             }
             Err(e) => {
                 tracing::error!("commit failed: {e}");
                 for job in jobs {
-                    let _ = job.reply.send(Err(StorageError::Db(e.to_string())));
+                    if let Some(reply) = job.reply {
+                        let _ = reply.send(Err(StorageError::Db(e.to_string())));
+                    }
                 }
             }
         }
@@ -294,6 +397,52 @@ type BatchResult = (
     BTreeMap<String, Record>,
     BTreeMap<HintKey, Option<Record>>,
 );
+
+/// Writes changes already published to memory, in queue order (a later change to the same key
+/// or hint replaces an earlier one), in one transaction.
+fn persist_batch(db: &Database, jobs: &[Job], durable: bool) -> Result<(), StorageError> {
+    let mut data_changes: BTreeMap<&str, &Record> = BTreeMap::new();
+    let mut hint_changes: BTreeMap<String, Option<&Record>> = BTreeMap::new();
+    for job in jobs {
+        match &job.op {
+            Op::Put { key, rec } => {
+                data_changes.insert(key, rec);
+            }
+            Op::PutHint { home, key, rec } => {
+                hint_changes.insert(hint_db_key(home, key), Some(rec));
+            }
+            Op::DeleteHint { home, key, .. } => {
+                hint_changes.insert(hint_db_key(home, key), None);
+            }
+        }
+    }
+    let mut tx = db.begin_write().map_err(db_err)?;
+    tx.set_durability(if durable {
+        Durability::Immediate
+    } else {
+        Durability::None
+    });
+    {
+        let mut t = tx.open_table(DATA).map_err(db_err)?;
+        for (k, r) in data_changes {
+            let bytes = serde_json::to_vec(r).map_err(db_err)?;
+            t.insert(k, bytes.as_slice()).map_err(db_err)?;
+        }
+        let mut h = tx.open_table(HINTS).map_err(db_err)?;
+        for (dk, r) in hint_changes {
+            match r {
+                Some(r) => {
+                    let bytes = serde_json::to_vec(r).map_err(db_err)?;
+                    h.insert(dk.as_str(), bytes.as_slice()).map_err(db_err)?;
+                }
+                None => {
+                    h.remove(dk.as_str()).map_err(db_err)?;
+                }
+            }
+        }
+    }
+    tx.commit().map_err(db_err)
+}
 
 fn apply_batch(
     db: &Database,
@@ -384,6 +533,47 @@ fn apply_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reopens `dir` once the previous writer thread has let go of the database.
+    fn reopen(dir: &Path, fsync: Fsync) -> Arc<Storage> {
+        for _ in 0..100 {
+            match Storage::open(dir, fsync) {
+                Ok(x) => return x,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+        panic!("storage did not reopen");
+    }
+
+    #[tokio::test]
+    async fn fsync_never_publishes_at_once_and_persists_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Storage::open(dir.path(), Fsync::Never).unwrap();
+            assert!(s.put("a", Record::at(2)).await.unwrap());
+            // Seen at once, before any commit was waited for; older and equal writes refused.
+            assert_eq!(s.get("a"), Some(Record::at(2)));
+            assert!(!s.put("a", Record::at(1)).await.unwrap());
+            assert!(!s.put("a", Record::at(2)).await.unwrap());
+            assert!(s.put("a", Record::at(3)).await.unwrap());
+            assert!(s.put_hint("n2", "b", Record::at(5)).await.unwrap());
+            assert!(s.put_hint("n2", "c", Record::at(6)).await.unwrap());
+            assert!(!s
+                .delete_hint("n2", "c", &Record::at(4).version)
+                .await
+                .unwrap());
+            assert!(s
+                .delete_hint("n2", "c", &Record::at(6).version)
+                .await
+                .unwrap());
+            assert_eq!(s.hint_for("c"), None);
+        }
+        // The writer persists the queue in order (the newest of "a" last) before letting go.
+        let s = reopen(dir.path(), Fsync::Never);
+        assert_eq!(s.get("a"), Some(Record::at(3)));
+        assert_eq!(s.hint_for("b"), Some(Record::at(5)));
+        assert_eq!(s.hint_for("c"), None);
+    }
 
     #[tokio::test]
     async fn keeps_newest_and_survives_reopen() {
