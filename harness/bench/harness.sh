@@ -22,6 +22,8 @@ proxy=$(rate "")
 direct=$(rate "--direct-clients")
 load_after=$(cut -d" " -f1 /proc/loadavg)
 cost=$(awk -v p="$proxy" -v d="$direct" 'BEGIN { printf "%.0f", (d > 0 ? (1 - p / d) * 100 : 0) }')
+# awk prints -0 when the proxied run was a hair faster; arithmetic makes that 0.
+cost=$((cost))
 ok_rate=$([ "$proxy" -ge 5000 ] && echo "meets" || echo "MISSES")
 ok_cost=$([ "$cost" -le 30 ] && echo "meets" || echo "MISSES")
 when=$(date -u +%Y-%m-%dT%H:%MZ)
