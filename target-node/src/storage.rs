@@ -416,6 +416,17 @@ fn persist_batch(db: &Database, jobs: &[Job], durable: bool) -> Result<(), Stora
             }
         }
     }
+    commit(db, durable, data_changes, hint_changes)
+}
+
+/// One redb write transaction: every data record and hint change (`None` removes the hint,
+/// keyed by [`hint_db_key`]), immediately durable or not.
+fn commit<'a>(
+    db: &Database,
+    durable: bool,
+    data: impl IntoIterator<Item = (&'a str, &'a Record)>,
+    hints: impl IntoIterator<Item = (String, Option<&'a Record>)>,
+) -> Result<(), StorageError> {
     let mut tx = db.begin_write().map_err(db_err)?;
     tx.set_durability(if durable {
         Durability::Immediate
@@ -424,12 +435,12 @@ fn persist_batch(db: &Database, jobs: &[Job], durable: bool) -> Result<(), Stora
     });
     {
         let mut t = tx.open_table(DATA).map_err(db_err)?;
-        for (k, r) in data_changes {
+        for (k, r) in data {
             let bytes = serde_json::to_vec(r).map_err(db_err)?;
             t.insert(k, bytes.as_slice()).map_err(db_err)?;
         }
         let mut h = tx.open_table(HINTS).map_err(db_err)?;
-        for (dk, r) in hint_changes {
+        for (dk, r) in hints {
             match r {
                 Some(r) => {
                     let bytes = serde_json::to_vec(r).map_err(db_err)?;
@@ -500,33 +511,14 @@ fn apply_batch(
         // Nothing new (replays, stale write-backs): what is held is already durable.
         return Ok((applied, data_changes, hint_changes));
     }
-    let mut tx = db.begin_write().map_err(db_err)?;
-    tx.set_durability(if durable {
-        Durability::Immediate
-    } else {
-        Durability::None
-    });
-    {
-        let mut t = tx.open_table(DATA).map_err(db_err)?;
-        for (k, r) in &data_changes {
-            let bytes = serde_json::to_vec(r).map_err(db_err)?;
-            t.insert(k.as_str(), bytes.as_slice()).map_err(db_err)?;
-        }
-        let mut h = tx.open_table(HINTS).map_err(db_err)?;
-        for ((home, key), r) in &hint_changes {
-            let dk = hint_db_key(home, key);
-            match r {
-                Some(r) => {
-                    let bytes = serde_json::to_vec(r).map_err(db_err)?;
-                    h.insert(dk.as_str(), bytes.as_slice()).map_err(db_err)?;
-                }
-                None => {
-                    h.remove(dk.as_str()).map_err(db_err)?;
-                }
-            }
-        }
-    }
-    tx.commit().map_err(db_err)?;
+    commit(
+        db,
+        durable,
+        data_changes.iter().map(|(k, r)| (k.as_str(), r)),
+        hint_changes
+            .iter()
+            .map(|((home, key), r)| (hint_db_key(home, key), r.as_ref())),
+    )?;
     Ok((applied, data_changes, hint_changes))
 }
 
