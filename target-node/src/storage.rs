@@ -78,6 +78,18 @@ enum Op {
     },
 }
 
+impl Op {
+    /// Whether this change applies over `cur`, what its key (or hint) holds now: a put or hint
+    /// only when newer; a hint's deletion only of the very version that was delivered (a newer
+    /// hint that arrived meanwhile stays).
+    fn admits(&self, cur: Option<&Record>) -> bool {
+        match self {
+            Op::Put { rec, .. } | Op::PutHint { rec, .. } => rec.supersedes(cur),
+            Op::DeleteHint { version, .. } => cur.map(|r| &r.version) == Some(version),
+        }
+    }
+}
+
 struct Job {
     op: Op,
     /// `None` for a change already published to memory (`--fsync never`): only persist it.
@@ -266,7 +278,7 @@ impl Storage {
         match &op {
             Op::Put { key, rec } => {
                 let mut data = self.data.write().unwrap_or_else(|e| e.into_inner());
-                if !rec.supersedes(data.get(key)) {
+                if !op.admits(data.get(key)) {
                     return Ok(false);
                 }
                 data.insert(key.clone(), rec.clone());
@@ -275,16 +287,16 @@ impl Storage {
             Op::PutHint { home, key, rec } => {
                 let mut hints = self.lock_hints();
                 let hk = (home.clone(), key.clone());
-                if !rec.supersedes(hints.get(&hk)) {
+                if !op.admits(hints.get(&hk)) {
                     return Ok(false);
                 }
                 hints.insert(hk, rec.clone());
                 self.queue(Job { op, reply: None })?;
             }
-            Op::DeleteHint { home, key, version } => {
+            Op::DeleteHint { home, key, .. } => {
                 let mut hints = self.lock_hints();
                 let hk = (home.clone(), key.clone());
-                if hints.get(&hk).map(|r| &r.version) != Some(version) {
+                if !op.admits(hints.get(&hk)) {
                     return Ok(false);
                 }
                 hints.remove(&hk);
@@ -348,7 +360,7 @@ fn writer_loop(
             Fsync::Always => true,
             Fsync::Never => batches.is_multiple_of(DURABLE_EVERY_GATHERED),
         };
-        if jobs.iter().all(|j| j.reply.is_none()) {
+        if fsync == Fsync::Never {
             // Already published (`--fsync never`): persist only; nobody waits. Done even when
             // the storage is gone, so what was queued before a drop still reaches the file.
             if let Err(e) = persist_batch(db, &jobs, durable) {
@@ -473,7 +485,7 @@ fn apply_batch(
             let ok = match &job.op {
                 Op::Put { key, rec } => {
                     let cur = data_changes.get(key).or_else(|| data.get(key));
-                    let ok = rec.supersedes(cur);
+                    let ok = job.op.admits(cur);
                     if ok {
                         data_changes.insert(key.clone(), rec.clone());
                     }
@@ -485,19 +497,19 @@ fn apply_batch(
                         Some(c) => c.as_ref(),
                         None => hints.get(&hk),
                     };
-                    let ok = rec.supersedes(cur);
+                    let ok = job.op.admits(cur);
                     if ok {
                         hint_changes.insert(hk, Some(rec.clone()));
                     }
                     ok
                 }
-                Op::DeleteHint { home, key, version } => {
+                Op::DeleteHint { home, key, .. } => {
                     let hk = (home.clone(), key.clone());
                     let cur = match hint_changes.get(&hk) {
                         Some(c) => c.as_ref(),
                         None => hints.get(&hk),
                     };
-                    let ok = cur.map(|r| &r.version == version).unwrap_or(false);
+                    let ok = job.op.admits(cur);
                     if ok {
                         hint_changes.insert(hk, None);
                     }
