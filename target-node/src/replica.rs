@@ -269,33 +269,20 @@ impl Replicas {
         path: &str,
         body: &Req,
     ) -> Result<Resp, CallError> {
-        let body = serde_json::to_vec(body).map_err(|e| CallError::NotSent(e.to_string()))?;
-        let bytes = self
-            .post(idx, path, "application/json", Bytes::from(body))
-            .await?;
-        serde_json::from_slice(&bytes).map_err(|e| CallError::Failed(format!("{path}: {e}")))
-    }
-
-    /// One HTTP exchange with node `idx`, bounded by the replica timeout (connect included).
-    pub(crate) async fn post(
-        &self,
-        idx: usize,
-        path: &str,
-        content_type: &'static str,
-        body: Bytes,
-    ) -> Result<Bytes, CallError> {
         let base = self
             .urls
             .get(idx)
             .ok_or_else(|| CallError::NotSent(format!("no node {idx}")))?;
-        post(
+        let body = serde_json::to_vec(body).map_err(|e| CallError::NotSent(e.to_string()))?;
+        let bytes = post(
             &self.client,
             format!("{base}{path}"),
-            content_type,
-            body,
+            "application/json",
+            Bytes::from(body),
             self.timeout,
         )
-        .await
+        .await?;
+        serde_json::from_slice(&bytes).map_err(|e| CallError::Failed(format!("{path}: {e}")))
     }
 }
 
