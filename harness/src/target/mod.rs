@@ -93,16 +93,22 @@ pub trait Target: Send + Sync {
     fn clock(&self) -> Option<Arc<dyn Clock>>;
 }
 
+/// The `--target` name of a store that is not the node (and so has none of the node's admin
+/// routes, `/digest` and `/stats`); `None` for the node.
+fn third_party(kind: Kind) -> Option<&'static str> {
+    match kind {
+        Kind::Node => None,
+        Kind::Garage => Some("garage"),
+        Kind::Etcd => Some("etcd"),
+    }
+}
+
 /// Why a run of `kind` does not observe convergence, as its results' `convergence` entry
 /// says; `None` when it does. The observation compares each replica's digest of every key
 /// (the node's `/digest`); a target that exposes no per-replica digest cannot be observed, so
 /// its convergence is not measured at all — not "not observed because the run stopped".
 pub fn convergence_unmeasured(kind: Kind) -> Option<String> {
-    let name = match kind {
-        Kind::Node => return None,
-        Kind::Garage => "garage",
-        Kind::Etcd => "etcd",
-    };
+    let name = third_party(kind)?;
     Some(format!(
         "--target {name} exposes no per-replica digest (the node's /digest, which the \
          convergence observation compares replica by replica), so convergence was not measured"
@@ -113,11 +119,7 @@ pub fn convergence_unmeasured(kind: Kind) -> Option<String> {
 /// node's own `/stats` counters (read repair, anti-entropy, hinted handoff); a target without
 /// such counters has nothing to read, which is not the same as its members not answering.
 pub fn repairs_unmeasured(kind: Kind) -> Option<String> {
-    let name = match kind {
-        Kind::Node => return None,
-        Kind::Garage => "garage",
-        Kind::Etcd => "etcd",
-    };
+    let name = third_party(kind)?;
     Some(format!(
         "--target {name} exposes no repair counters (the node's /stats), so repairs were not \
          measured"
