@@ -26,7 +26,7 @@ pub struct Completion {
 }
 
 impl Completion {
-    fn ok(value: Value, version: Option<Value>) -> Completion {
+    pub(crate) fn ok(value: Value, version: Option<Value>) -> Completion {
         Completion {
             kind: EventType::Ok,
             value,
@@ -34,7 +34,7 @@ impl Completion {
             error: None,
         }
     }
-    fn not_ok(kind: EventType, value: Value, error: String) -> Completion {
+    pub(crate) fn not_ok(kind: EventType, value: Value, error: String) -> Completion {
         Completion {
             kind,
             value,

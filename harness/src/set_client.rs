@@ -181,19 +181,13 @@ async fn list_set(
     match api.list(http, target, &prefix, timeout).await {
         Ok(keys) => {
             let found = keys.iter().map(|k| listed_element(&prefix, k)).collect();
-            Completion {
-                kind: EventType::Ok,
-                value: Value::Array(sorted(found)),
-                version: None,
-                error: None,
-            }
+            Completion::ok(Value::Array(sorted(found)), None)
         }
-        Err(not_ok) => Completion {
-            kind: not_ok.kind,
-            value: Value::Null,
-            version: None,
-            error: Some(format!("listing {prefix}: {}", not_ok.error)),
-        },
+        Err(not_ok) => Completion::not_ok(
+            not_ok.kind,
+            Value::Null,
+            format!("listing {prefix}: {}", not_ok.error),
+        ),
     }
 }
 
