@@ -110,6 +110,7 @@ async fn phases(
         node_args: cfg.node_args.clone(),
         run_dir: run_dir.to_path_buf(),
         direct_clients: cfg.direct_clients,
+        link_faults: faults.iter().any(|f| f.needs_link_faults()),
     };
     // Declared before the cluster, so it is dropped after it (its `Drop` cleans up after
     // members that are gone).

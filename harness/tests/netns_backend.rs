@@ -39,6 +39,7 @@ fn spec(run_dir: &Path) -> ClusterSpec {
         node_args: vec!["--preset".into(), "strict".into()],
         run_dir: run_dir.to_path_buf(),
         direct_clients: false,
+        link_faults: false,
     }
 }
 
@@ -185,6 +186,96 @@ async fn partition_isolates_a_node_and_heal_restores_it() {
     assert_eq!(put_eventually(&c, n1, "d", 4, 60).await, Ok(200));
     assert_eq!(get(&c, n1, "c").await, Ok((200, json!(3))));
 
+    shutdown_clean(cluster);
+}
+
+/// From inside `from`'s namespace (as the member itself would), open a connection to `to`'s
+/// port, send one keep-alive `GET /health` and read the answer's first chunk; returns the
+/// open stream and how long the round trip took.
+fn health_from(
+    cluster: &NetnsCluster,
+    from: &str,
+    to: &str,
+) -> std::io::Result<(std::net::TcpStream, Duration)> {
+    use std::io::{Read, Write};
+    let ns = std::fs::File::open(Path::new("/run/netns").join(cluster.namespace(from).unwrap()))?;
+    let addr = cluster.admin_addr(to);
+    // A thread of its own: the namespace it enters stays with it.
+    std::thread::spawn(move || {
+        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        let t0 = std::time::Instant::now();
+        s.write_all(b"GET /health HTTP/1.1\r\nhost: n\r\n\r\n")?;
+        let mut buf = [0u8; 512];
+        let n = s.read(&mut buf)?;
+        if !buf[..n].starts_with(b"HTTP/1.1 200") {
+            return Err(std::io::Error::other(format!(
+                "unexpected answer {:?}",
+                String::from_utf8_lossy(&buf[..n])
+            )));
+        }
+        Ok((s, t0.elapsed()))
+    })
+    .join()
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_faults_delay_and_reset_a_members_connections_and_drops_still_cut() {
+    if !netns_allowed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = spec(dir.path());
+    s.link_faults = true;
+    let cluster = NetnsCluster::start(s).await.unwrap();
+    let nat = sh(&[
+        "ip",
+        "netns",
+        "exec",
+        cluster.namespace("n1").unwrap(),
+        "nft",
+        "list",
+        "chain",
+        "inet",
+        "quorate",
+        "links",
+    ]);
+    assert!(nat.contains("redirect to :7900"), "{nat}");
+
+    // Delay n1 -> n2: the request and the answer each wait, so the round trip takes at
+    // least twice the delay (a lower bound the delay guarantees, not a timing guess).
+    let delay = Duration::from_millis(150);
+    cluster.delay_traffic("n1", "n2", delay).unwrap();
+    let (_, slow) = health_from(&cluster, "n1", "n2").unwrap();
+    assert!(
+        slow >= 2 * delay,
+        "round trip {slow:?} under a {delay:?} delay each way"
+    );
+    // The link is directed: n2's own connections to n1 are not the delayed link, and n1's
+    // connections to n3 are not either (only their absence of delay is not asserted: a
+    // loaded machine may be slow on its own).
+    cluster.delay_traffic("n1", "n2", Duration::ZERO).unwrap();
+
+    // Reset: an open connection n1 -> n2 is closed with RST.
+    let (mut open, _) = health_from(&cluster, "n1", "n2").unwrap();
+    cluster.reset_connections("n1", "n2").unwrap();
+    let mut buf = [0u8; 16];
+    let got = std::io::Read::read(&mut open, &mut buf);
+    assert!(
+        matches!(&got, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "read after the reset: {got:?}"
+    );
+
+    // A drop still cuts the link: the upstream connection leaves from n1's namespace too.
+    cluster.drop_traffic("n1", "n2").unwrap();
+    assert!(health_from(&cluster, "n1", "n2").is_err());
+    cluster.heal().unwrap();
+    health_from(&cluster, "n1", "n2").unwrap();
+
+    // A link to a member that is not in the cluster is an error, not a no-op.
+    assert!(cluster.delay_traffic("n1", "n9", delay).is_err());
     shutdown_clean(cluster);
 }
 

@@ -87,6 +87,9 @@ pub struct ClusterSpec {
     /// Clients dial nodes directly instead of through the proxy (benchmarks only: client
     /// links then cannot be faulted).
     pub direct_clients: bool,
+    /// Route peer connections so links can be delayed and reset (`--backend netns` with
+    /// `slow` or `flaky`; the local backend's proxy always can).
+    pub link_faults: bool,
 }
 
 /// A saved copy of a node's data directory (for stale-restore).

@@ -224,13 +224,6 @@ pub fn validate(a: &RunArgs, seed: u64) -> Result<(RunConfig, Vec<Fault>), Strin
     }
     let faults = nemesis::parse_list(&a.nemesis)?;
     if a.backend == BackendKind::Netns {
-        if let Some(f) = faults.iter().find(|f| f.needs_link_faults()) {
-            return Err(format!(
-                "--nemesis {}: the netns backend cannot delay or reset links yet (its faults are \
-                 firewall drops); use --backend local, whose fault proxy can",
-                f.name()
-            ));
-        }
         backend::netns::preflight().map_err(|e| e.to_string())?;
     }
     if !PRESETS.contains(&a.preset.as_str()) {

@@ -92,7 +92,8 @@ impl Fault {
         }
     }
 
-    /// Faults that delay or reset links, which only the fault proxy (`--backend local`) can.
+    /// Faults that delay or reset links: the local backend's fault proxy, or the netns
+    /// backend's link proxies, which it starts only when a run lists one of these.
     pub fn needs_link_faults(self) -> bool {
         matches!(self, Fault::Slow | Fault::Flaky)
     }

@@ -19,6 +19,10 @@
 //!   `a → b` adds `ip daddr <b> drop` to `a`'s chain: a silent drop, so connections hang until
 //!   their timeouts. Healing flushes the chains. The harness's address is never matched, so
 //!   clients and admin calls (from the root namespace) always get through.
+//! - Delay and reset (`slow`, `flaky`), which a firewall cannot do, are the link proxies of
+//!   [`links`]: started only when [`ClusterSpec::link_faults`] asks, they add a `nat` chain
+//!   `links` to each namespace that redirects the member's connections to its peers to a
+//!   listener of ours inside the same namespace. Drops keep working on those connections.
 //!
 //! # Processes
 //! A node is started by forking on the cluster's one spawner thread, entering the node's
@@ -39,9 +43,10 @@
 //!
 //! # Files
 //! This one: [`NetnsCluster`] and its faults. `host.rs`: running `ip`/`nft` with a deadline,
-//! names, the preflight and the sweep. Spawning, signals and snapshots: [`super::procs`].
+//! names, the preflight and the sweep. `links.rs`: the link proxies. Spawning, signals and snapshots: [`super::procs`].
 
 mod host;
+mod links;
 
 pub use host::{preflight, sweep_stale, NetnsError};
 
@@ -75,6 +80,8 @@ const NODE_PORT: u16 = 7000;
 /// The nftables table (family `inet`) and chain in every node namespace.
 const NFT_TABLE: &str = "quorate";
 const NFT_CHAIN: &str = "output";
+/// The chain that sends members' peer connections through the link proxies ([`links`]).
+const NFT_NAT_CHAIN: &str = "links";
 /// Node `i` (1-based) gets host part `NODE_HOST_BASE + i`; keeps `.1` for the harness.
 const NODE_HOST_BASE: usize = 10;
 
@@ -113,6 +120,8 @@ pub struct NetnsCluster {
     procs: NodeProcs,
     /// The cuts in force, `(from, to)`, so a repeated cut adds no duplicate rule.
     cuts: Mutex<BTreeSet<(String, String)>>,
+    /// Delay and reset per link, when the spec asks for link faults ([`links`]).
+    links: Mutex<Option<links::Links>>,
     down: AtomicBool,
 }
 
@@ -205,6 +214,7 @@ impl NetnsCluster {
             created: Mutex::new(Created::default()),
             procs,
             cuts: Mutex::new(BTreeSet::new()),
+            links: Mutex::new(None),
             down: AtomicBool::new(false),
         };
         let bridge_result = cluster.build_bridge();
@@ -213,6 +223,9 @@ impl NetnsCluster {
         bridge_result?;
         for (i, id) in cluster.spec.nodes.iter().enumerate() {
             cluster.build_node(i + 1, id)?;
+        }
+        if cluster.spec.link_faults {
+            cluster.start_links()?;
         }
         for id in &cluster.spec.nodes {
             cluster.spawn_node(id)?;
@@ -241,6 +254,29 @@ impl NetnsCluster {
             "netns cluster up"
         );
         Ok(cluster)
+    }
+
+    /// The link proxies ([`links`]): before any member starts, so every connection a member
+    /// ever opens to a peer goes through them.
+    fn start_links(&self) -> Result<()> {
+        let files = self.ns_files.lock().unwrap();
+        let members: Vec<links::Member> = self
+            .spec
+            .nodes
+            .iter()
+            .map(|id| links::Member {
+                id,
+                ns: &files[id],
+                ip: match self.addrs[id].ip() {
+                    std::net::IpAddr::V4(ip) => ip,
+                    std::net::IpAddr::V6(_) => unreachable!("netns addresses are IPv4"),
+                },
+            })
+            .collect();
+        let started =
+            links::Links::start(&members).map_err(|e| BackendError::io("netns link proxies", e))?;
+        *self.links.lock().unwrap() = Some(started);
+        Ok(())
     }
 
     fn bridge_name(&self) -> String {
@@ -297,6 +333,12 @@ impl NetnsCluster {
                  add chain inet {NFT_TABLE} {NFT_CHAIN} {{ type filter hook output priority 0; policy accept; }}\n"
             ),
         )?;
+        if self.spec.link_faults {
+            nft_in(
+                ns,
+                &links::redirect_rules(NFT_TABLE, NFT_NAT_CHAIN, self.subnet, self.harness_ip()),
+            )?;
+        }
         let path = Path::new("/run/netns").join(ns);
         let file =
             File::open(&path).map_err(|e| BackendError::io(path.display().to_string(), e))?;
@@ -414,6 +456,24 @@ impl NetnsCluster {
         Ok(())
     }
 
+    /// Run a link fault, or say why it cannot be.
+    fn with_links(
+        &self,
+        from: &str,
+        to: &str,
+        f: impl FnOnce(&links::Links) -> bool,
+    ) -> Result<()> {
+        self.ns_of(from)?;
+        self.ns_of(to)?;
+        match self.links.lock().unwrap().as_ref() {
+            Some(l) if f(l) => Ok(()),
+            Some(_) => Err(BackendError::node(to, format!("no link from {from}"))),
+            None => Err(BackendError::Unsupported(format!(
+                "{from} -> {to}: this cluster was started without link faults (ClusterSpec::link_faults)"
+            ))),
+        }
+    }
+
     fn ns_of(&self, node: &str) -> Result<&str> {
         self.namespace(node)
             .ok_or_else(|| BackendError::node(node, "is not in this cluster"))
@@ -506,6 +566,9 @@ impl Cluster for NetnsCluster {
                 first_err.get_or_insert(e);
             }
         }
+        if let Some(l) = self.links.lock().unwrap().as_ref() {
+            l.heal_all();
+        }
         match first_err {
             None => {
                 cuts.clear();
@@ -515,11 +578,21 @@ impl Cluster for NetnsCluster {
         }
     }
 
+    /// The link's connections are delayed by the link proxy in `from`'s namespace.
+    fn delay_traffic(&self, from: &str, to: &str, delay: Duration) -> Result<()> {
+        self.with_links(from, to, |l| l.delay(from, to, delay))
+    }
+
+    fn reset_connections(&self, from: &str, to: &str) -> Result<()> {
+        self.with_links(from, to, |l| l.reset(from, to))
+    }
+
     fn shutdown(&self) {
         if self.down.swap(true, Ordering::SeqCst) {
             return;
         }
         self.procs.stop_all();
+        drop(self.links.lock().unwrap().take());
         // Close our handles, so the namespaces are freed as soon as their names are deleted.
         self.ns_files.lock().unwrap().clear();
         let created = std::mem::take(&mut *self.created.lock().unwrap());
