@@ -263,17 +263,21 @@ impl Nemesis {
             }
             .map_err(|e| e.context(format!("{} could not be applied", fault.name())))?;
             *started += 1;
-            // Clocks scrambled while the network is split, as Jepsen composes them: each alone
-            // is survived by a store that orders writes by a quorum read's timestamp (Garage),
-            // together they let two sides stamp writes from clocks seconds apart.
-            let skewed = if fault == Fault::Partition && self.faults.contains(&Fault::ClockSkew) {
+            // Clocks scrambled while the network is split or slow, as Jepsen composes them:
+            // each alone is survived by a store that orders writes by a quorum read's
+            // timestamp (Garage), together they let a write stamped seconds ahead sit on one
+            // replica, visible there and nowhere else, and then win over every later write.
+            let skewed = if matches!(fault, Fault::Partition | Fault::Slow)
+                && self.faults.contains(&Fault::ClockSkew)
+            {
                 match clock_skew::start(&self.ctx, &mut rng).await {
                     Ok(a) => Some(a),
                     Err(e) => {
                         let _ = self.stop_one(active).await;
-                        return Err(
-                            e.context("clock-skew (during a partition) could not be applied")
-                        );
+                        return Err(e.context(format!(
+                            "clock-skew (during {}) could not be applied",
+                            fault.name()
+                        )));
                     }
                 }
             } else {
@@ -307,7 +311,10 @@ impl Nemesis {
             let healed = self.stop_one(active).await;
             if let Some(skew) = skewed {
                 self.stop_one(skew).await.map_err(|e| {
-                    e.context("clock-skew (during a partition) could not be undone")
+                    e.context(format!(
+                        "clock-skew (during {}) could not be undone",
+                        fault.name()
+                    ))
                 })?;
             }
             healed.map_err(|e| e.context(format!("{} could not be healed", fault.name())))?;

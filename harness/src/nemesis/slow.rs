@@ -1,21 +1,33 @@
-//! Slow links: delay (with jitter) on every link into one home node of the busy key.
+//! Slow links: delay (with jitter) on the links around the busy key.
 //!
-//! Aimed at the window a partial quorum lives in: a write is acknowledged once W replicas
-//! answer, and the replica behind the slow links gets it `delay` later, so a read that
-//! reaches it (and too few others) meanwhile can miss an acknowledged write. The links are
-//! those other nodes dial to reach the chosen node X (`n→X` for every other node `n`):
+//! Where the target's key placement is known (the node), every link **into one home node**
+//! X of the busy key. Aimed at the window a partial quorum lives in: a write is acknowledged
+//! once W replicas answer, and the replica behind the slow links gets it `delay` later, so a
+//! read that reaches it (and too few others) meanwhile can miss an acknowledged write. The
+//! links are those other nodes dial to reach X (`n→X` for every other node `n`):
 //! coordinators' replica calls to X, requests and responses both, are delayed; X's own calls
-//! out are not. Client links are left alone, as partitions leave them (clients stand outside
-//! the network).
+//! out are not.
+//!
+//! Where it is not (a third-party target such as Garage), the **uplinks of a minority** of
+//! the members: every link out of each of `(n − 1) / 2` members (at least one), each link
+//! with its own delay drawn in `[0, 2 × delay]`. Aimed at the window strict quorums without
+//! a blocking write-back leave: a write lands on its coordinator at once and on the other
+//! replicas only after that coordinator's slow link; a reader whose own link to the
+//! coordinator is quicker sees it there and repairs the others only after its own slower
+//! links, while a third reader that reaches just those others reads the value before — a
+//! new value, then the old one again.
+//!
+//! Client links are left alone, as partitions leave them (clients stand outside the
+//! network).
 //!
 //! Jitter as netem does it: each link's delay is redrawn uniformly in
-//! `[delay − jitter, delay + jitter]` (at least 0) every [`REDRAW`], from a stream seeded by
+//! `[base − jitter, base + jitter]` (at least 0) every [`REDRAW`], from a stream seeded by
 //! the schedule's rng, so the schedule itself does not shift with how many redraws happened.
 //! The proxy delays each chunk it forwards; a redraw applies to the chunks after it.
 //!
 //! Clients are held on the busy key from start to stop ([`crate::client::KeyPin`]), as for
 //! stale-restore: keys rotate faster than a fault window, and the delay matters only on the
-//! key whose home node it slows.
+//! key it is aimed at.
 
 use super::{Active, Ctx};
 use rand::seq::SliceRandom;
@@ -49,6 +61,26 @@ pub fn links_into(nodes: &[String], x: &str) -> Vec<(String, String)> {
     out
 }
 
+/// Links out of each node of `slow` to every other node, sorted.
+pub fn links_out_of(nodes: &[String], slow: &[String]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = slow
+        .iter()
+        .flat_map(|x| {
+            nodes
+                .iter()
+                .filter(move |n| *n != x)
+                .map(move |n| (x.clone(), n.clone()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A slow link's own delay: `delay` scaled by a factor drawn uniformly in [0, 2].
+pub fn scaled(delay: Duration, rng: &mut ChaCha8Rng) -> Duration {
+    delay.mul_f64(rng.gen_range(0.0..=2.0))
+}
+
 /// A delay drawn uniformly in `[delay − jitter, delay + jitter]`, at least zero.
 pub fn draw(delay: Duration, jitter: Duration, rng: &mut ChaCha8Rng) -> Duration {
     if jitter.is_zero() {
@@ -68,27 +100,54 @@ pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
     let key_index = ctx.busy_key.load(Ordering::Relaxed);
     ctx.pin.set(key_index);
     let key = format!("k{key_index}");
-    let mut home = ctx.home_nodes(&key);
-    if home.is_empty() {
-        home = nodes.clone();
-    }
-    let x = home.choose(rng).expect("a cluster has nodes").clone();
-    let links = links_into(&nodes, &x);
+    let home = ctx.home_nodes(&key);
     let cfg = ctx.link_faults;
-    let value = json!({
+    let (links, bases, slowed): (_, Vec<Duration>, _) = if home.is_empty() {
+        // Where the key lives is not known (a third-party target): slow what every replica
+        // does instead — a minority of members has slow uplinks.
+        let mut order = nodes.clone();
+        order.shuffle(rng);
+        let k = ((nodes.len() - 1) / 2).max(1);
+        let mut slow: Vec<String> = order.into_iter().take(k).collect();
+        slow.sort();
+        // Each slow uplink gets its own delay: links slow by different amounts are what lets
+        // a reader see a write at one replica that neither the writer's own replica calls nor
+        // that reader's repair has yet carried to the others.
+        let links = links_out_of(&nodes, &slow);
+        let bases: Vec<Duration> = links.iter().map(|_| scaled(cfg.delay, rng)).collect();
+        let per_link: Vec<Value> = links
+            .iter()
+            .zip(&bases)
+            .map(|((a, b), d)| json!([a, b, d.as_millis() as u64]))
+            .collect();
+        (
+            links,
+            bases,
+            json!({ "uplinks_of": slow, "link_delays_ms": per_link }),
+        )
+    } else {
+        let x = home.choose(rng).expect("a key has home nodes").clone();
+        let links = links_into(&nodes, &x);
+        let bases = vec![cfg.delay; links.len()];
+        (links, bases, json!({ "node": x }))
+    };
+    let mut value = json!({
         "links": pairs(&links),
         "delay_ms": cfg.delay.as_millis() as u64,
         "jitter_ms": cfg.jitter.as_millis() as u64,
-        "node": x,
         "key": key,
     });
-    let (delay, jitter) = (cfg.delay, cfg.jitter);
+    if let (Some(v), Some(extra)) = (value.as_object_mut(), slowed.as_object()) {
+        v.extend(extra.clone());
+    }
+    let jitter = cfg.jitter;
     let mut redraws = ChaCha8Rng::seed_from_u64(rng.gen());
     let l2 = links.clone();
+    let b2 = bases.clone();
     let applied = ctx
         .blocking(move |c| {
-            for (a, b) in &l2 {
-                let d = draw(delay, jitter, &mut redraws);
+            for ((a, b), base) in l2.iter().zip(&b2) {
+                let d = draw(*base, jitter, &mut redraws);
                 if let Err(e) = c.delay_traffic(a, b, d) {
                     return Err(format!("delay {a} -> {b}: {e}"));
                 }
@@ -109,7 +168,7 @@ pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
     ctx.rec.nemesis("slow-start", value.clone());
     let (stop, stopped) = watch::channel(false);
     let task = (!jitter.is_zero())
-        .then(|| tokio::spawn(redraw(ctx.clone(), links.clone(), redraws, stopped)));
+        .then(|| tokio::spawn(redraw(ctx.clone(), links.clone(), bases, redraws, stopped)));
     Ok(Active::Slow(State {
         links,
         value,
@@ -118,14 +177,15 @@ pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
     }))
 }
 
-/// Redraw every link's delay each [`REDRAW`] until told to stop; the first failure ends it.
+/// Redraw every link's delay around its base each [`REDRAW`] until told to stop; the first failure ends it.
 async fn redraw(
     ctx: Ctx,
     links: Vec<(String, String)>,
+    bases: Vec<Duration>,
     mut rng: ChaCha8Rng,
     mut stop: watch::Receiver<bool>,
 ) -> Option<String> {
-    let cfg = ctx.link_faults;
+    let jitter = ctx.link_faults.jitter;
     let mut tick = tokio::time::interval(REDRAW);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Bounded by the stop signal, which `stop` always sends (and by the task's abort if the
@@ -138,8 +198,8 @@ async fn redraw(
         if *stop.borrow() {
             return None;
         }
-        for (a, b) in &links {
-            let d = draw(cfg.delay, cfg.jitter, &mut rng);
+        for ((a, b), base) in links.iter().zip(&bases) {
+            let d = draw(*base, jitter, &mut rng);
             // A proxy rule change is a lock and a watch send: quick enough for a worker.
             if let Err(e) = ctx.cluster.delay_traffic(a, b, d) {
                 return Some(format!("redraw the delay of {a} -> {b}: {e}"));
@@ -188,6 +248,16 @@ pub async fn stop(ctx: &Ctx, st: State) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uplinks_of_the_slow_nodes_reach_every_other_node() {
+        let nodes: Vec<String> = (1..=5).map(|i| format!("n{i}")).collect();
+        let slow = ["n2".to_string(), "n4".to_string()];
+        let l = links_out_of(&nodes, &slow);
+        assert_eq!(l.len(), 8);
+        assert!(l.iter().all(|(a, b)| slow.contains(a) && a != b));
+        assert!(l.contains(&("n2".into(), "n4".into())) && l.contains(&("n4".into(), "n2".into())));
+    }
 
     #[test]
     fn links_into_one_node_from_every_other() {

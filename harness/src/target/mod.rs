@@ -174,19 +174,20 @@ pub fn check(
     }
     for f in faults {
         match f {
-            Fault::Partition if backend == BackendKind::Local => {
+            Fault::Partition | Fault::Slow | Fault::Flaky if backend == BackendKind::Local => {
                 return Err(format!(
-                    "--nemesis partition with --target {name} needs --backend netns: its \
+                    "--nemesis {f} with --target {name} needs --backend netns: its \
                      members dial the RPC addresses their peers advertise, so the local \
                      backend's proxy (one listener per directed link) cannot tell senders \
-                     apart; run as root with --backend netns, or drop partition"
+                     apart; run as root with --backend netns, or drop {f}",
+                    f = f.name()
                 ));
             }
             Fault::StaleRestore => {
                 return Err(format!(
                     "--nemesis stale-restore is not supported with --target {name}: it aims at \
                      the node's ring and copies the node's data directory; expected a list of \
-                     partition, kill, pause, clock-skew"
+                     partition, kill, pause, clock-skew, slow, flaky"
                 ));
             }
             _ => {}
@@ -204,7 +205,18 @@ mod tests {
         let rw = [OpKind::Read, OpKind::Write];
         let e = check(Kind::Garage, BackendKind::Local, &[Fault::Partition], &rw).unwrap_err();
         assert!(e.contains("--backend netns"), "{e}");
-        check(Kind::Garage, BackendKind::Netns, &[Fault::Partition], &rw).unwrap();
+        let e = check(Kind::Garage, BackendKind::Local, &[Fault::Slow], &rw).unwrap_err();
+        assert!(
+            e.contains("--nemesis slow") && e.contains("--backend netns"),
+            "{e}"
+        );
+        check(
+            Kind::Garage,
+            BackendKind::Netns,
+            &[Fault::Partition, Fault::Slow, Fault::Flaky],
+            &rw,
+        )
+        .unwrap();
         check(
             Kind::Garage,
             BackendKind::Local,
