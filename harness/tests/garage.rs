@@ -114,9 +114,9 @@ fn assert_nothing_left(results: &Path) {
 /// during every slow window — a member whose clock runs ahead writes a version stamped
 /// seconds ahead that readers asking it see at once and readers asking the others do not,
 /// while other writes are stamped below it. 60 s runs: seeds 1, 2 and 4 of 1–4 caught it
-/// in the runs the README reports, but this test, run three more times on its own, caught it
-/// within 5 seeds twice and missed once: too often for CI, so it stays ignored until the
-/// catch is reliable. `cargo test -p quorate --test garage -- --ignored` runs it.
+/// in the runs the README reports; this test caught it in two whole `make test` runs and in
+/// two of three runs on its own, and missed in all 5 seeds in the third: too often for CI,
+/// so it stays ignored until the catch is reliable. `cargo test -p quorate --test garage -- --ignored` runs it.
 #[test]
 #[ignore = "catches Garage's anomaly in about a third of 60 s seeds; not reliably within 5"]
 fn partitions_clock_skew_and_slow_links_make_a_register_non_linearizable() {
