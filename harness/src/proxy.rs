@@ -215,7 +215,7 @@ async fn serve(down: TcpStream, upstream: SocketAddr, state: watch::Receiver<Lin
 /// Close with RST. `set_linger` is deprecated because a non-zero linger blocks the thread on
 /// drop; a zero linger never blocks, it just discards and resets.
 #[allow(deprecated)]
-fn rst(s: TcpStream) {
+pub(crate) fn rst(s: TcpStream) {
     let _ = s.set_linger(Some(Duration::ZERO));
     drop(s);
 }

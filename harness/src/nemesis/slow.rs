@@ -11,11 +11,11 @@
 //! Where it is not (a third-party target such as Garage), the **uplinks of a minority** of
 //! the members: every link out of each of `(n − 1) / 2` members (at least one), each link
 //! with its own delay drawn in `[0, 2 × delay]`. Aimed at the window strict quorums without
-//! a blocking write-back leave: a write lands on its coordinator at once and on the other
-//! replicas only after that coordinator's slow link; a reader whose own link to the
-//! coordinator is quicker sees it there and repairs the others only after its own slower
-//! links, while a third reader that reaches just those others reads the value before — a
-//! new value, then the old one again.
+//! a blocking write-back leave: a slow member's write lands at once on itself (or on the
+//! replica its quick link reaches) and on the other replicas only after its slow links, so
+//! readers that ask that replica see the new value while readers that ask only the others
+//! still read the one before. With clock skew composed (see [`super`]), a member whose clock
+//! runs ahead stamps that value above the writes made meanwhile, and it wins once it lands.
 //!
 //! Client links are left alone, as partitions leave them (clients stand outside the
 //! network).
@@ -42,8 +42,11 @@ use tokio::task::JoinHandle;
 /// How often each slow link's delay is redrawn.
 pub const REDRAW: Duration = Duration::from_millis(10);
 
+/// A slowed link: from, to, and the delay its jitter is drawn around.
+type SlowLink = (String, String, Duration);
+
 pub struct State {
-    links: Vec<(String, String)>,
+    links: Vec<SlowLink>,
     value: Value,
     stop: watch::Sender<bool>,
     /// The jitter task; returns the first error it met redrawing a delay.
@@ -91,8 +94,8 @@ pub fn draw(delay: Duration, jitter: Duration, rng: &mut ChaCha8Rng) -> Duration
     Duration::from_micros(rng.gen_range(lo.as_micros() as u64..=hi.as_micros() as u64))
 }
 
-fn pairs(links: &[(String, String)]) -> Vec<[&String; 2]> {
-    links.iter().map(|(a, b)| [a, b]).collect()
+fn pairs(links: &[SlowLink]) -> Vec<[&String; 2]> {
+    links.iter().map(|(a, b, _)| [a, b]).collect()
 }
 
 pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
@@ -102,7 +105,7 @@ pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
     let key = format!("k{key_index}");
     let home = ctx.home_nodes(&key);
     let cfg = ctx.link_faults;
-    let (links, bases, slowed): (_, Vec<Duration>, _) = if home.is_empty() {
+    let (links, slowed): (Vec<SlowLink>, _) = if home.is_empty() {
         // Where the key lives is not known (a third-party target): slow what every replica
         // does instead — a minority of members has slow uplinks.
         let mut order = nodes.clone();
@@ -111,25 +114,26 @@ pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
         let mut slow: Vec<String> = order.into_iter().take(k).collect();
         slow.sort();
         // Each slow uplink gets its own delay: links slow by different amounts are what lets
-        // a reader see a write at one replica that neither the writer's own replica calls nor
-        // that reader's repair has yet carried to the others.
-        let links = links_out_of(&nodes, &slow);
-        let bases: Vec<Duration> = links.iter().map(|_| scaled(cfg.delay, rng)).collect();
+        // a write reach one replica long before the others.
+        let links: Vec<SlowLink> = links_out_of(&nodes, &slow)
+            .into_iter()
+            .map(|(a, b)| (a, b, scaled(cfg.delay, rng)))
+            .collect();
         let per_link: Vec<Value> = links
             .iter()
-            .zip(&bases)
-            .map(|((a, b), d)| json!([a, b, d.as_millis() as u64]))
+            .map(|(a, b, d)| json!([a, b, d.as_millis() as u64]))
             .collect();
         (
             links,
-            bases,
             json!({ "uplinks_of": slow, "link_delays_ms": per_link }),
         )
     } else {
         let x = home.choose(rng).expect("a key has home nodes").clone();
-        let links = links_into(&nodes, &x);
-        let bases = vec![cfg.delay; links.len()];
-        (links, bases, json!({ "node": x }))
+        let links = links_into(&nodes, &x)
+            .into_iter()
+            .map(|(a, b)| (a, b, cfg.delay))
+            .collect();
+        (links, json!({ "node": x }))
     };
     let mut value = json!({
         "links": pairs(&links),
@@ -143,10 +147,9 @@ pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
     let jitter = cfg.jitter;
     let mut redraws = ChaCha8Rng::seed_from_u64(rng.gen());
     let l2 = links.clone();
-    let b2 = bases.clone();
     let applied = ctx
         .blocking(move |c| {
-            for ((a, b), base) in l2.iter().zip(&b2) {
+            for (a, b, base) in &l2 {
                 let d = draw(*base, jitter, &mut redraws);
                 if let Err(e) = c.delay_traffic(a, b, d) {
                     return Err(format!("delay {a} -> {b}: {e}"));
@@ -168,7 +171,7 @@ pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
     ctx.rec.nemesis("slow-start", value.clone());
     let (stop, stopped) = watch::channel(false);
     let task = (!jitter.is_zero())
-        .then(|| tokio::spawn(redraw(ctx.clone(), links.clone(), bases, redraws, stopped)));
+        .then(|| tokio::spawn(redraw(ctx.clone(), links.clone(), redraws, stopped)));
     Ok(Active::Slow(State {
         links,
         value,
@@ -177,11 +180,11 @@ pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
     }))
 }
 
-/// Redraw every link's delay around its base each [`REDRAW`] until told to stop; the first failure ends it.
+/// Redraw every link's delay around its base each [`REDRAW`] until told to stop; the first
+/// failure ends it.
 async fn redraw(
     ctx: Ctx,
-    links: Vec<(String, String)>,
-    bases: Vec<Duration>,
+    links: Vec<SlowLink>,
     mut rng: ChaCha8Rng,
     mut stop: watch::Receiver<bool>,
 ) -> Option<String> {
@@ -198,7 +201,7 @@ async fn redraw(
         if *stop.borrow() {
             return None;
         }
-        for ((a, b), base) in links.iter().zip(&bases) {
+        for (a, b, base) in &links {
             let d = draw(*base, jitter, &mut rng);
             // A proxy rule change is a lock and a watch send: quick enough for a worker.
             if let Err(e) = ctx.cluster.delay_traffic(a, b, d) {
@@ -208,10 +211,10 @@ async fn redraw(
     }
 }
 
-async fn undo(ctx: &Ctx, links: Vec<(String, String)>) -> Result<(), String> {
+async fn undo(ctx: &Ctx, links: Vec<SlowLink>) -> Result<(), String> {
     ctx.blocking(move |c| {
         let mut errors = Vec::new();
-        for (a, b) in &links {
+        for (a, b, _) in &links {
             if let Err(e) = c.delay_traffic(a, b, Duration::ZERO) {
                 errors.push(format!("undelay {a} -> {b}: {e}"));
             }

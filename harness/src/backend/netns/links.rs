@@ -20,7 +20,7 @@
 //! Nothing here outlives the cluster: the listeners live in namespaces the cluster deletes,
 //! and dropping [`Links`] aborts every task.
 
-use crate::proxy::LinkState;
+use crate::proxy::{rst, LinkState};
 use nix::sched::CloneFlags;
 use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType};
 use std::collections::{BTreeMap, VecDeque};
@@ -196,7 +196,7 @@ fn original_dst(s: &TcpStream) -> io::Result<SocketAddrV4> {
 }
 
 async fn serve(
-    down: TcpStream,
+    mut down: TcpStream,
     dst: SocketAddr,
     ns: Arc<File>,
     state: Option<watch::Receiver<LinkState>>,
@@ -209,13 +209,12 @@ async fn serve(
         Ok(Err(e)) => Err(e),
         Err(e) => Err(io::Error::other(e)),
     };
-    let Ok(up) = up else {
+    let Ok(mut up) = up else {
         // The peer refused (killed) or the connect failed: the member sees its connection
         // reset, as it would have without us.
         rst(down);
         return;
     };
-    let (mut down, mut up) = (down, up);
     let _ = down.set_nodelay(true);
     let _ = up.set_nodelay(true);
     let reset = {
@@ -287,11 +286,4 @@ async fn pipe(
         let _ = w.shutdown().await;
     };
     tokio::join!(reader, writer);
-}
-
-/// Close with RST (zero linger).
-#[allow(deprecated)]
-fn rst(s: TcpStream) {
-    let _ = s.set_linger(Some(Duration::ZERO));
-    drop(s);
 }

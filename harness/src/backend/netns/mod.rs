@@ -43,7 +43,8 @@
 //!
 //! # Files
 //! This one: [`NetnsCluster`] and its faults. `host.rs`: running `ip`/`nft` with a deadline,
-//! names, the preflight and the sweep. `links.rs`: the link proxies. Spawning, signals and snapshots: [`super::procs`].
+//! names, the preflight and the sweep. `links.rs`: the link proxies. Spawning, signals and
+//! snapshots: [`super::procs`].
 
 mod host;
 mod links;
