@@ -196,18 +196,45 @@ fn convergence_names_the_keys_anti_entropy_left_behind() {
             .collect();
         assert!(!keys.is_empty());
         assert_eq!(conv["keys_differing"], keys.len());
-        // Keys written while a partition was on (between a partition-start and its stop).
+        // Keys written while a partition was on: a write counts when it was open at any
+        // time from a partition-start to its stop, or ended at most 300 ms (the node's
+        // replica deadline, how long a write's last copy may trail its answer) before the
+        // start — the copy it had not yet delivered is the one the cut can swallow.
         let h = history(&dir);
-        let mut during = BTreeSet::new();
-        let mut on = false;
-        for e in &h {
+        let at = |e: &Value| e["time"].as_u64().unwrap();
+        let mut windows = Vec::new();
+        for e in h.iter().filter(|e| e["process"] == "nemesis") {
             match e["f"].as_str() {
-                Some("partition-start") if e["process"] == "nemesis" => on = true,
-                Some("partition-stop") if e["process"] == "nemesis" => on = false,
-                Some("write") if on && e["type"] == "invoke" => {
-                    during.insert(e["key"].as_str().unwrap().to_string());
-                }
+                Some("partition-start") => windows.push((at(e), u64::MAX)),
+                Some("partition-stop") => windows.last_mut().unwrap().1 = at(e),
                 _ => {}
+            }
+        }
+        let trail = 300_000_000;
+        let mut open = std::collections::BTreeMap::new();
+        let mut during = BTreeSet::new();
+        for e in h.iter().filter(|e| e["f"] == "write") {
+            let p = e["process"].to_string();
+            if e["type"] == "invoke" {
+                open.insert(p, at(e));
+                continue;
+            }
+            let began = open.remove(&p).unwrap();
+            if windows
+                .iter()
+                .any(|&(start, stop)| began <= stop && at(e) + trail >= start)
+            {
+                during.insert(e["key"].as_str().unwrap().to_string());
+            }
+        }
+        // Writes never answered count as open to the end.
+        for e in h
+            .iter()
+            .filter(|e| e["f"] == "write" && e["type"] == "invoke")
+        {
+            let p = e["process"].to_string();
+            if open.get(&p) == Some(&at(e)) && windows.iter().any(|&(_, stop)| at(e) <= stop) {
+                during.insert(e["key"].as_str().unwrap().to_string());
             }
         }
         assert!(
