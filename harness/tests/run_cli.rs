@@ -236,6 +236,10 @@ fn bad_flags_exit_3_and_name_the_flag() {
         (&["--n", "7"][..], "--n"),
         (&["--time-limit", "0"][..], "--time-limit"),
         (&["--no-such-flag"][..], "--no-such-flag"),
+        (
+            &["--garage-rpc-timeout-ms", "1000"][..],
+            "--garage-rpc-timeout-ms",
+        ),
     ] {
         let o = run(t.path(), args);
         assert_eq!(o.status.code(), Some(3), "{args:?}");

@@ -136,7 +136,8 @@ pub struct RunArgs {
     /// 5 s for --target garage).
     #[arg(long)]
     pub quiet: Option<f64>,
-    /// `--target garage`'s flags (`--garage-consistency`, `--garage-bin`).
+    /// `--target garage`'s flags (`--garage-consistency`, `--garage-bin`,
+    /// `--garage-rpc-timeout-ms`).
     #[command(flatten)]
     #[serde(flatten)]
     pub garage: GarageArgs,
@@ -221,6 +222,13 @@ pub fn validate(a: &RunArgs, seed: u64) -> Result<(RunConfig, Vec<Fault>), Strin
                  from --garage-consistency"
             ));
         }
+    }
+    if a.target != Target::Garage && a.garage.garage_rpc_timeout_ms.is_some() {
+        return Err(
+            "--garage-rpc-timeout-ms: a --target garage flag; the node's deadlines are \
+             --request-timeout-ms and --replica-timeout-ms"
+                .into(),
+        );
     }
     let faults = nemesis::parse_list(&a.nemesis)?;
     if a.backend == BackendKind::Netns {

@@ -80,6 +80,12 @@ pub struct GarageArgs {
     /// The garage binary (--target garage; default: `garage` on PATH).
     #[arg(long, env = "QUORATE_GARAGE_BIN")]
     pub garage_bin: Option<PathBuf>,
+    /// Garage's `rpc_timeout_msec` (--target garage): how long a member waits on another
+    /// member's RPC before counting it failed (default: Garage's own, 300000). A partition
+    /// shorter than this only delays a write; a longer one fails it on the replicas it
+    /// reached, which is where Garage's reads stop agreeing (see README).
+    #[arg(long)]
+    pub garage_rpc_timeout_ms: Option<u64>,
 }
 
 /// A validated garage configuration.
@@ -94,6 +100,8 @@ pub struct GarageConfig {
     pub admin_token: String,
     /// libfaketime, when `clock-skew` is among the faults.
     pub libfaketime: Option<PathBuf>,
+    /// `rpc_timeout_msec`, when set.
+    pub rpc_timeout_ms: Option<u64>,
 }
 
 /// Find `garage`: `--garage-bin`/`QUORATE_GARAGE_BIN`, else `PATH`.
@@ -155,6 +163,9 @@ pub fn config(
              {REPLICATION}, so fewer members cannot hold every copy)"
         ));
     }
+    if args.garage_rpc_timeout_ms == Some(0) {
+        return Err("--garage-rpc-timeout-ms 0: expected a positive number of milliseconds".into());
+    }
     let bin = find_bin(args.garage_bin.as_deref())?;
     let version = version_of(&bin)?;
     let libfaketime = if clock_skew {
@@ -173,6 +184,7 @@ pub fn config(
         rpc_secret: hex(32),
         admin_token: hex(16),
         libfaketime,
+        rpc_timeout_ms: args.garage_rpc_timeout_ms,
     })
 }
 
@@ -197,6 +209,7 @@ pub fn render_toml(
          rpc_public_addr = \"{rpc}\"\n\
          rpc_secret = \"{secret}\"\n\
          bootstrap_peers = [{peers}]\n\
+         {rpc_timeout}\
          \n\
          [s3_api]\n\
          api_bind_addr = \"{s3}\"\n\
@@ -214,6 +227,10 @@ pub fn render_toml(
         admin = addrs[ADMIN_PORT],
         token = cfg.admin_token,
         peers = peers.join(", "),
+        rpc_timeout = cfg
+            .rpc_timeout_ms
+            .map(|ms| format!("rpc_timeout_msec = {ms}\n"))
+            .unwrap_or_default(),
     )
 }
 
@@ -498,6 +515,7 @@ mod tests {
             rpc_secret: "ab".repeat(32),
             admin_token: "tok".into(),
             libfaketime: None,
+            rpc_timeout_ms: Some(1500),
         }
     }
 
@@ -525,6 +543,7 @@ mod tests {
             "api_bind_addr = \"169.254.3.11:7002\"",
             "admin_token = \"tok\"",
             "bootstrap_peers = [\"ab@169.254.3.12:7001\"]",
+            "rpc_timeout_msec = 1500",
         ] {
             assert!(t.lines().any(|l| l == line), "{line:?} missing from\n{t}");
         }
@@ -539,6 +558,7 @@ mod tests {
             &GarageArgs {
                 garage_consistency: Consistency::Consistent,
                 garage_bin: Some("/nonexistent/garage".into()),
+                garage_rpc_timeout_ms: None,
             },
             3,
             false,
@@ -550,6 +570,7 @@ mod tests {
             &GarageArgs {
                 garage_consistency: Consistency::Consistent,
                 garage_bin: None,
+                garage_rpc_timeout_ms: None,
             },
             2,
             false,
