@@ -82,8 +82,8 @@ pub struct GarageArgs {
     pub garage_bin: Option<PathBuf>,
     /// Garage's `rpc_timeout_msec` (--target garage): how long a member waits on another
     /// member's RPC before counting it failed (default: Garage's own, 300000). A partition
-    /// shorter than this only delays a write; a longer one fails it on the replicas it
-    /// reached, which is where Garage's reads stop agreeing (see README).
+    /// shorter than this only delays an op; a longer one fails it with a 503, a write
+    /// usually in the quorum read that stamps it, before anything is written (see README).
     #[arg(long)]
     pub garage_rpc_timeout_ms: Option<u64>,
 }
