@@ -7,6 +7,8 @@
 mod common;
 use common::{history, node_bin, quorate, run_dir, serial, stderr};
 
+use quorate_checker::history::Process;
+use quorate_checker::import::{read_history, Format};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
@@ -200,54 +202,44 @@ fn convergence_names_the_keys_anti_entropy_left_behind() {
         // time from a partition-start to its stop, or ended at most 300 ms (the node's
         // replica deadline, how long a write's last copy may trail its answer) before the
         // start — the copy it had not yet delivered is the one the cut can swallow.
-        let h = history(&dir);
-        let at = |e: &Value| e["time"].as_u64().unwrap();
+        // The checker's own reading of the history: invokes paired with their completions (a
+        // write never answered is open to the end), and the nemesis and harness events.
+        let (hist, _) = read_history(&dir.join("history.jsonl"), Format::Jsonl).unwrap();
         let mut windows = Vec::new();
-        for e in h.iter().filter(|e| e["process"] == "nemesis") {
-            match e["f"].as_str() {
-                Some("partition-start") => windows.push((at(e), u64::MAX)),
-                Some("partition-stop") => windows.last_mut().unwrap().1 = at(e),
+        for e in hist.other.iter().filter(|e| e.process == Process::Nemesis) {
+            let at = e.time.unwrap();
+            match e.f.as_str() {
+                "partition-start" => windows.push((at, i64::MAX)),
+                "partition-stop" => windows.last_mut().unwrap().1 = at,
                 _ => {}
             }
         }
         let trail = 300_000_000;
-        let mut open = std::collections::BTreeMap::new();
-        let mut during = BTreeSet::new();
-        for e in h.iter().filter(|e| e["f"] == "write") {
-            let p = e["process"].to_string();
-            if e["type"] == "invoke" {
-                open.insert(p, at(e));
-                continue;
-            }
-            let began = open.remove(&p).unwrap();
-            if windows
-                .iter()
-                .any(|&(start, stop)| began <= stop && at(e) + trail >= start)
-            {
-                during.insert(e["key"].as_str().unwrap().to_string());
-            }
-        }
-        // Writes never answered count as open to the end.
-        for e in h
+        let during: BTreeSet<&str> = hist
+            .ops
             .iter()
-            .filter(|e| e["f"] == "write" && e["type"] == "invoke")
-        {
-            let p = e["process"].to_string();
-            if open.get(&p) == Some(&at(e)) && windows.iter().any(|&(_, stop)| at(e) <= stop) {
-                during.insert(e["key"].as_str().unwrap().to_string());
-            }
-        }
+            .filter(|op| op.f == "write")
+            .filter(|op| {
+                let began = op.call_time.unwrap();
+                let ended = op.complete_time.unwrap_or(i64::MAX);
+                windows
+                    .iter()
+                    .any(|&(start, stop)| began <= stop && ended.saturating_add(trail) >= start)
+            })
+            .map(|op| op.key.as_str())
+            .collect();
         assert!(
-            keys.iter().all(|k| during.contains(k)),
+            keys.iter().all(|k| during.contains(k.as_str())),
             "every key named was written during a partition: named {keys:?}, written {during:?}"
         );
         // The observation itself says on which nodes they differ.
-        let obs = h
+        let obs = hist
+            .other
             .iter()
-            .find(|e| e["process"] == "harness" && e["f"] == "convergence")
+            .find(|e| e.process == Process::Harness && e.f == "convergence")
             .unwrap();
         for k in &keys {
-            assert!(obs["value"]["detail"]["by_key"][k].is_object(), "{obs}");
+            assert!(obs.value["detail"]["by_key"][k].is_object(), "{obs:?}");
         }
         // Natural order: k2 before k10.
         let mut sorted = keys.clone();
