@@ -274,6 +274,10 @@ async fn link_faults_delay_and_reset_a_members_connections_and_drops_still_cut()
     cluster.heal().unwrap();
     health_from(&cluster, "n1", "n2").unwrap();
 
+    // A member's connection to its own address is redirected too (the rule matches the
+    // whole subnet) and is no link: it passes, neither reset nor delayed.
+    health_from(&cluster, "n1", "n1").unwrap();
+
     // A link to a member that is not in the cluster is an error, not a no-op.
     assert!(cluster.delay_traffic("n1", "n9", delay).is_err());
     shutdown_clean(cluster);

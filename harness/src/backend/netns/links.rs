@@ -201,7 +201,10 @@ async fn serve(
     ns: Arc<File>,
     state: Option<watch::Receiver<LinkState>>,
 ) {
-    let state = state.unwrap_or_else(|| watch::channel(LinkState::default()).1);
+    // No link (a connection to the member itself): a state no one changes. Its sender lives
+    // as long as the connection, or the closed channel would read as a reset at once.
+    let (_idle, idle_state) = watch::channel(LinkState::default());
+    let state = state.unwrap_or(idle_state);
     let gen0 = state.borrow().reset_gen;
     let ns2 = ns.clone();
     let up = match tokio::task::spawn_blocking(move || marked_socket(&ns2)).await {
