@@ -1,6 +1,6 @@
 //! Every history of Porcupine's test data gets the verdict its `expected.json` gives.
 //!
-//! The data lives outside the crate (`../shared/data/porcupine`, or `$QUORATE_PORCUPINE_DATA`);
+//! The data lives in `tests/data/porcupine` (or `$QUORATE_PORCUPINE_DATA`);
 //! a missing folder fails the test with a message, it is never skipped. Every invalid key must
 //! also come with a counterexample whose failing op is one of the key's ops.
 

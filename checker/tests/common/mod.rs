@@ -3,13 +3,14 @@
 
 use std::path::PathBuf;
 
-/// The Porcupine data set: `$QUORATE_PORCUPINE_DATA`, else `shared/data/porcupine` beside
-/// the workspace. A folder without `expected.json` is an error naming it (the tests that need
-/// the data fail with it, never skip).
+/// The Porcupine data set: `$QUORATE_PORCUPINE_DATA` when set, else the copy in the
+/// repository (`checker/tests/data/porcupine`, with its licences and origin in its README). A
+/// folder without `expected.json` is an error naming it (the tests that need the data fail with
+/// it, never skip).
 pub fn porcupine_data_dir() -> anyhow::Result<PathBuf> {
     let dir = match std::env::var_os("QUORATE_PORCUPINE_DATA") {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/porcupine"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/porcupine"),
     };
     if !dir.join("expected.json").is_file() {
         anyhow::bail!(
