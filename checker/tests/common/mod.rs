@@ -10,7 +10,9 @@ use std::path::PathBuf;
 pub fn porcupine_data_dir() -> anyhow::Result<PathBuf> {
     let dir = match std::env::var_os("QUORATE_PORCUPINE_DATA") {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/porcupine"),
+        // Both crates that include this file (checker, harness) sit one level below the
+        // workspace root.
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../checker/tests/data/porcupine"),
     };
     if !dir.join("expected.json").is_file() {
         anyhow::bail!(
