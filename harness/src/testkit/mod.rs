@@ -1,15 +1,18 @@
 //! Fakes for unit tests that need no cluster (test builds only): [`cluster::FakeCluster`], the
 //! backend's [`crate::backend::Cluster`] and the targets' [`crate::target::Clock`] in memory,
-//! and [`api::FakeApi`], a target's client API answered from a map. They sit beside the
+//! [`api::FakeApi`], a target's client API answered from a map, and [`target::FakeTarget`]
+//! joining the two into a system under test for the runner. They sit beside the
 //! real-process tests (`harness/tests/`), which stay: those prove the faults are real, these
 //! pin down what the nemesis and the runner do with each call and each failure, under tokio's
 //! paused clock.
 
 pub mod api;
 pub mod cluster;
+pub mod target;
 
 pub use api::FakeApi;
 pub use cluster::FakeCluster;
+pub use target::FakeTarget;
 
 use crate::recorder::Recorder;
 use serde_json::Value;
