@@ -126,7 +126,8 @@ fn abd_has_no_stale_reads_or_lost_writes_where_weak_has_them() {
 
 /// `strict` (R + W > N): a read that begins after a write completed sees it or newer — 0 stale
 /// reads in every seed, without faults and with `slow` links into a home node of the busy key —
-/// while the linearizability check is recorded, whatever it says.
+/// while the linearizability check finds what R + W > N does not promise (a quorum read is not
+/// linearizable without a blocking write-back).
 #[test]
 fn strict_keeps_the_quorum_promise_without_faults_and_under_slow() {
     let _g = serial();
@@ -142,10 +143,12 @@ fn strict_keeps_the_quorum_promise_without_faults_and_under_slow() {
                 "strict + {nemesis}, seed {seed}: stale reads: {stale}"
             );
             assert!(u(&stale["reads"]) > 0, "{stale}");
+            // Not linearizable all the same: a quorum read without a blocking write-back can
+            // return a value that a later read, from the other replicas, does not see yet.
             let lin = &r["checks"]["linearizable"]["valid"];
-            assert!(
-                lin.is_boolean() || lin == "unknown",
-                "linearizable recorded: {lin}"
+            assert_eq!(
+                lin, false,
+                "strict + {nemesis}, seed {seed}: linearizable {lin}"
             );
             if nemesis == "slow" {
                 assert_slow_events(&history(&o));
@@ -313,6 +316,12 @@ fn abd_holds_under_flaky_links() {
             "seed {seed}: {r}"
         );
         assert_eq!(r["checks"]["stale-reads"]["stale"], 0, "seed {seed}");
+        // Ops completed, through the faults: a verdict over nothing would hold too.
+        assert!(u(&r["run"]["ok"]) > 100, "seed {seed}: {}", r["run"]);
+        assert!(
+            u(&r["checks"]["stale-reads"]["reads"]) > 0,
+            "seed {seed}: {r}"
+        );
         let h = history(&o);
         let stops: Vec<&Value> = h.iter().filter(|e| e["f"] == "flaky-stop").collect();
         assert!(!stops.is_empty(), "seed {seed}: no flaky window");
@@ -320,7 +329,11 @@ fn abd_holds_under_flaky_links() {
             let v = &s["value"];
             assert_eq!(v["reset_probability"], 0.2, "{v}");
             assert!(!v["links"].as_array().unwrap().is_empty(), "{v}");
-            assert!(v["resets"].is_u64(), "{v}");
+            // About 10 rolls of 8 or more links at 0.2 each in a window: 0 means no fault.
+            assert!(
+                u(&v["resets"]) > 0,
+                "seed {seed}: a flaky window reset nothing: {v}"
+            );
         }
     }
 }
