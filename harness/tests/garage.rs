@@ -245,7 +245,7 @@ fn kill_pause_and_clock_skew_run_on_the_local_backend() {
     let r = results_of(&o);
     assert!(r["run"]["ok"].as_u64().unwrap() > 20, "{}", r["run"]);
     let dir = run_dir(&o);
-    // Seed 3's schedule opens with clock skew (the nemesis unit tests play the same schedule):
+    // Seed 3's schedule opens with clock skew (pinned by the nemesis unit test seed_3_of_…):
     // it really happened, every member's offset set through its libfaketime file.
     let history = common::history(&dir);
     let skews: Vec<&Value> = history

@@ -312,3 +312,26 @@ async fn a_partition_that_cuts_nothing_is_an_error_not_an_applied_fault() {
         .iter()
         .all(|(f, _, error)| f == "partition-start" && error.is_some()));
 }
+
+/// `harness/tests/garage.rs` runs kill, pause and clock-skew on 3 Garage members with seed 3
+/// and asserts the clock skew happened: seed 3's schedule (placement unknown, as for Garage)
+/// opens with it, and the first fault is reached in any run.
+#[tokio::test(start_paused = true)]
+async fn seed_3_of_the_garage_local_run_opens_with_clock_skew() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Arc::new(FakeCluster::new(3));
+    let mut c = ctx(&fake, dir.path());
+    c.ring = None;
+    let nemesis = Nemesis {
+        faults: vec![Fault::Kill, Fault::Pause, Fault::ClockSkew],
+        interval: Duration::from_secs(2),
+        seed: 3,
+        ctx: c,
+    };
+    let (_stop_tx, stop) = watch::channel(false);
+    let deadline = Instant::now() + Duration::from_secs(8);
+    nemesis.run(deadline, stop).await.unwrap();
+    let ev = nemesis_events(dir.path());
+    assert_eq!(ev[0].0, "clock-skew-start", "{ev:?}");
+    assert_eq!(ev[0].1["offsets_ms"].as_object().unwrap().len(), 3);
+}
