@@ -59,6 +59,26 @@ async fn schedule(
         .await
 }
 
+type Events = Vec<(String, Value, Option<String>)>;
+
+/// A schedule of `faults` on a 5-node fake whose `fail` calls fail: the error it ended with,
+/// its events and the fake.
+async fn failed_schedule(
+    faults: &[Fault],
+    seed: u64,
+    fail: &[&str],
+) -> (String, Events, Arc<FakeCluster>) {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Arc::new(FakeCluster::new(5));
+    for call in fail {
+        fake.fail(call);
+    }
+    let e = schedule(faults, seed, 60, &fake, dir.path())
+        .await
+        .unwrap_err();
+    (format!("{e:#}"), nemesis_events(dir.path()), fake)
+}
+
 const ALL: [Fault; 7] = [
     Fault::Partition,
     Fault::Kill,
@@ -198,19 +218,12 @@ async fn a_partly_applied_clock_skew_is_undone_and_a_failed_undo_is_reported() {
 #[tokio::test(start_paused = true)]
 async fn clock_skew_failing_inside_a_partition_undoes_the_partition_and_reports_both() {
     // Seed 3 starts with a partition, and clock skew composed into it fails at once.
-    let dir = tempfile::tempdir().unwrap();
-    let fake = Arc::new(FakeCluster::new(5));
-    fake.fail("clock");
     let faults = [Fault::Partition, Fault::ClockSkew];
-    let e = schedule(&faults, 3, 60, &fake, dir.path())
-        .await
-        .unwrap_err();
-    let e = format!("{e:#}");
+    let (e, ev, fake) = failed_schedule(&faults, 3, &["clock"]).await;
     assert!(
         e.contains("clock-skew (during partition) could not be applied"),
         "{e}"
     );
-    let ev = nemesis_events(dir.path());
     let names: Vec<&str> = ev.iter().map(|(f, _, _)| f.as_str()).collect();
     // Clock skew set no offset, so its undoing sets none either.
     let names_then = [
@@ -225,14 +238,7 @@ async fn clock_skew_failing_inside_a_partition_undoes_the_partition_and_reports_
 
     // The undoing heal fails too: its event carries the error, the run's error names both,
     // and the schedule's final heal (failing as well) is not lost either.
-    let dir = tempfile::tempdir().unwrap();
-    let fake = Arc::new(FakeCluster::new(5));
-    fake.fail("clock");
-    fake.fail("heal");
-    let e = schedule(&faults, 3, 60, &fake, dir.path())
-        .await
-        .unwrap_err();
-    let e = format!("{e:#}");
+    let (e, ev, fake) = failed_schedule(&faults, 3, &["clock", "heal"]).await;
     for part in [
         "clock-skew (during partition) could not be applied",
         "undoing the partly applied partition failed too",
@@ -240,7 +246,6 @@ async fn clock_skew_failing_inside_a_partition_undoes_the_partition_and_reports_
     ] {
         assert!(e.contains(part), "{part:?} not in {e}");
     }
-    let ev = nemesis_events(dir.path());
     assert_eq!(ev[3].0, "partition-stop");
     assert!(ev[3].2.as_deref().unwrap().contains("heal"), "{ev:?}");
     assert!(!fake.faulted().is_empty(), "the links stay cut");
@@ -248,13 +253,7 @@ async fn clock_skew_failing_inside_a_partition_undoes_the_partition_and_reports_
 
 #[tokio::test(start_paused = true)]
 async fn a_stale_restore_that_cannot_restore_is_undone_and_the_run_fails() {
-    let dir = tempfile::tempdir().unwrap();
-    let fake = Arc::new(FakeCluster::new(5));
-    fake.fail("restore");
-    let e = schedule(&[Fault::StaleRestore], 1, 60, &fake, dir.path())
-        .await
-        .unwrap_err();
-    let e = format!("{e:#}");
+    let (e, ev, fake) = failed_schedule(&[Fault::StaleRestore], 1, &["restore"]).await;
     assert!(
         e.contains("stale-restore could not restore its node"),
         "{e}"
@@ -262,7 +261,6 @@ async fn a_stale_restore_that_cannot_restore_is_undone_and_the_run_fails() {
     assert!(!e.contains("undoing"), "the undoing worked: {e}");
     // The node was restarted all the same and every cut healed.
     assert!(fake.faulted().is_empty(), "{:?}", fake.faulted());
-    let ev = nemesis_events(dir.path());
     let last = ev.last().unwrap();
     assert_eq!(last.0, "stale-restore-stop");
     assert!(last.2.as_deref().unwrap().contains("restore"), "{ev:?}");

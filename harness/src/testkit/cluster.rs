@@ -151,6 +151,15 @@ impl FakeCluster {
     }
 }
 
+/// `Ok` when the call was in order, else why not.
+fn require(in_order: bool, why: &str) -> std::result::Result<(), String> {
+    if in_order {
+        Ok(())
+    } else {
+        Err(why.to_string())
+    }
+}
+
 /// A loopback address per node on which nothing listens (port 1 and up).
 fn unused_addr(nodes: &[String], node: &str) -> SocketAddr {
     let i = nodes.iter().position(|n| n == node).unwrap_or(0);
@@ -179,21 +188,13 @@ impl Cluster for FakeCluster {
         self.act(node, format!("kill {node}"), |s| {
             known?;
             s.paused.remove(node);
-            if s.killed.insert(node.to_string()) {
-                Ok(())
-            } else {
-                Err("already killed".into())
-            }
+            require(s.killed.insert(node.to_string()), "already killed")
         })
     }
 
     fn restart(&self, node: &str) -> Result<()> {
         self.act(node, format!("restart {node}"), |s| {
-            if s.killed.remove(node) {
-                Ok(())
-            } else {
-                Err("restarted, but it was not killed".into())
-            }
+            require(s.killed.remove(node), "restarted, but it was not killed")
         })
     }
 
@@ -210,21 +211,14 @@ impl Cluster for FakeCluster {
 
     fn resume(&self, node: &str) -> Result<()> {
         self.act(node, format!("resume {node}"), |s| {
-            if s.paused.remove(node) {
-                Ok(())
-            } else {
-                Err("resumed, but it was not paused".into())
-            }
+            require(s.paused.remove(node), "resumed, but it was not paused")
         })
     }
 
     fn snapshot(&self, node: &str) -> Result<Snapshot> {
         self.act(node, format!("snapshot {node}"), |s| {
-            if s.paused.contains(node) {
-                Ok(())
-            } else {
-                Err("copied while running: the copy would not be consistent".into())
-            }
+            let why = "copied while running: the copy would not be consistent";
+            require(s.paused.contains(node), why)
         })?;
         Ok(Snapshot {
             node: node.to_string(),
@@ -236,11 +230,7 @@ impl Cluster for FakeCluster {
     fn restore(&self, snap: &Snapshot) -> Result<()> {
         let node = snap.node.as_str();
         self.act(node, format!("restore {node}"), |s| {
-            if s.killed.contains(node) {
-                Ok(())
-            } else {
-                Err("restored while it runs".into())
-            }
+            require(s.killed.contains(node), "restored while it runs")
         })
     }
 
