@@ -1,18 +1,16 @@
 //! Fakes for unit tests that need no cluster (test builds only): [`cluster::FakeCluster`], the
 //! backend's [`crate::backend::Cluster`] and the targets' [`crate::target::Clock`] in memory,
-//! [`api::FakeApi`], a target's client API answered from a map, and [`target::FakeTarget`]
-//! joining the two into a system under test for the runner. They sit beside the
+//! and [`target::FakeTarget`], a system under test whose client API ([`target::FakeApi`])
+//! answers from a map, for the runner and the clients. They sit beside the
 //! real-process tests (`harness/tests/`), which stay: those prove the faults are real, these
 //! pin down what the nemesis and the runner do with each call and each failure, under tokio's
 //! paused clock.
 
-pub mod api;
 pub mod cluster;
 pub mod target;
 
-pub use api::FakeApi;
 pub use cluster::FakeCluster;
-pub use target::FakeTarget;
+pub use target::{FakeApi, FakeTarget};
 
 use crate::recorder::Recorder;
 use serde_json::Value;
