@@ -333,3 +333,41 @@ async fn seed_3_of_the_garage_local_run_opens_with_clock_skew() {
     assert_eq!(ev[0].0, "clock-skew-start", "{ev:?}");
     assert_eq!(ev[0].1["offsets_ms"].as_object().unwrap().len(), 3);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_kill_of_two_that_kills_one_restarts_it_and_a_failed_restart_is_reported() {
+    // A seed whose minority of 5 is two nodes, so the second kill can fail after the first.
+    let nodes = crate::backend::node_ids(5);
+    let seed = (0..)
+        .find(|s| minority(&nodes, &mut ChaCha8Rng::seed_from_u64(*s)).len() == 2)
+        .unwrap();
+    for restart_fails in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = Arc::new(FakeCluster::new(5));
+        fake.fail_after("kill", 1);
+        if restart_fails {
+            fake.fail("restart");
+        }
+        let c = ctx(&fake, dir.path());
+        let e = kill::start(&c, &mut ChaCha8Rng::seed_from_u64(seed))
+            .await
+            .err()
+            .unwrap();
+        let e = format!("{e:#}");
+        assert!(e.starts_with("kill-start: kill n"), "{e}");
+        assert_eq!(
+            e.contains("undoing the partly applied kill failed too"),
+            restart_fails
+        );
+        let ev = nemesis_events(dir.path());
+        let killed = &ev[0].1["nodes"];
+        assert_eq!(
+            (ev[0].0.as_str(), killed.as_array().unwrap().len()),
+            ("kill-start", 1)
+        );
+        assert_eq!(ev[1].0, "kill-stop");
+        assert_eq!(ev[1].2.is_some(), restart_fails, "{ev:?}");
+        let left = if restart_fails { 1 } else { 0 };
+        assert_eq!(fake.faulted().len(), left, "{:?}", fake.faulted());
+    }
+}
