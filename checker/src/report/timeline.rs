@@ -129,7 +129,8 @@ fn checks(report: &FileReport) -> Vec<Value> {
             CheckResult::Skipped(why) => {
                 out.push(json!({"name": check.name(), "valid": null, "line": why}))
             }
-            CheckResult::Done { valid, line, .. } => {
+            CheckResult::Done { valid, json } => {
+                let line = crate::quorum::line(check.name(), json).unwrap_or_default();
                 out.push(json!({"name": check.name(), "valid": valid, "line": line}))
             }
         }
@@ -185,9 +186,9 @@ fn data(report: &FileReport, run: &RunInfo) -> Value {
     if let Some(CheckResult::Done {
         valid: Verdict::Invalid,
         json: conv,
-        line,
     }) = report.quorum.get(&Check::Convergence)
     {
+        let line = crate::quorum::convergence::line(conv);
         let at = h
             .other
             .iter()
