@@ -3,15 +3,9 @@
 //! Valid → a passing testcase; invalid → `<failure>`; unknown → `<error>` (the check gave up,
 //! which CI should see but not confuse with an anomaly); skipped → `<skipped>`.
 
+use quorate_checker::report::escape as esc;
 use serde_json::Value;
 use std::fmt::Write;
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 /// Render the `checks` object of a results.json as a JUnit testsuite named `suite`.
 pub fn render(suite: &str, results: &Value, elapsed_s: f64) -> String {
