@@ -84,16 +84,11 @@ fn linearizable(out: &mut String, verdict: &str, c: &Value) {
             let _ = write!(out, ", {unknown} unknown");
         }
     }
-    let unjudged = quorum::names(c, "unjudged_keys");
-    if !unjudged.is_empty() {
-        let _ = write!(
-            out,
-            "; {} of {} keys not judged (no op completed ok): {}",
-            unjudged.len(),
-            keys.len(),
-            quorum::key_list(&unjudged)
-        );
-    }
+    out.push_str(&quorum::keys_phrase(
+        &quorum::names(c, "unjudged_keys"),
+        keys.len() as u64,
+        "not judged (no op completed ok)",
+    ));
     out.push('\n');
     for key in bad {
         let k = &keys[key];

@@ -301,25 +301,22 @@ pub fn invalid_keys(per_key: &BTreeMap<String, usize>) -> Vec<String> {
 /// keys had nothing to judge, "; 2 of 20 keys not judged (WHY): k4 k9". The tail of a check's
 /// line, read from its JSON (`keys`, `keys_total`, `unjudged_keys`).
 pub fn keys_tail(j: &Value, why_unjudged: &str) -> String {
-    let total = j["keys_total"].as_u64().unwrap_or(0);
-    let mut out = String::new();
-    let invalid = names(j, "keys");
-    if !invalid.is_empty() {
-        out.push_str(&format!(
-            "; {} of {total} keys invalid: {}",
-            invalid.len(),
-            key_list(&invalid)
-        ));
+    let total = count(j, "keys_total");
+    let invalid = keys_phrase(&names(j, "keys"), total, "invalid");
+    let unjudged = format!("not judged ({why_unjudged})");
+    invalid + &keys_phrase(&names(j, "unjudged_keys"), total, &unjudged)
+}
+
+/// "; 3 of 20 keys WHAT: k2 k5 k10", or nothing when `keys` is empty.
+pub fn keys_phrase(keys: &[String], total: u64, what: &str) -> String {
+    if keys.is_empty() {
+        return String::new();
     }
-    let unjudged = names(j, "unjudged_keys");
-    if !unjudged.is_empty() {
-        out.push_str(&format!(
-            "; {} of {total} keys not judged ({why_unjudged}): {}",
-            unjudged.len(),
-            key_list(&unjudged)
-        ));
-    }
-    out
+    format!(
+        "; {} of {total} keys {what}: {}",
+        keys.len(),
+        key_list(keys)
+    )
 }
 
 /// A check's one-line summary for people ("12 stale of 4000 reads, k ≤ 3; …"), read from its
