@@ -3,7 +3,8 @@
 //! short summary for people.
 //!
 //! This is the whole of `quorate check` except flag parsing and printing, so the harness reuses
-//! it on the history of a run ([`check_events`]) and tests drive it without a process.
+//! it on the history of a run ([`check_history`], after `import::read_history`), and tests
+//! drive it without a process ([`check_events`]).
 
 use crate::history::{pair, Event, History, HistoryError, Outcome};
 use crate::import::{self, Format};
