@@ -185,6 +185,46 @@ mod tests {
     }
 
     #[test]
+    fn a_run_is_judged_as_check_reads_it_cut_off_tail_and_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = dir.path().join("history.jsonl");
+        // The harness was killed while writing the read's completion.
+        let cut = r#"{"process":1,"type":"ok","f":"read","key":"k1","va"#;
+        let text = NO_OBSERVATION
+            .rsplit_once("{\"process\":1,\"type\":\"ok\"")
+            .unwrap()
+            .0;
+        std::fs::write(&h, format!("{text}{cut}")).unwrap();
+        let r = check_with(
+            &h,
+            ModelKind::CasRegister,
+            &[],
+            Duration::from_secs(5),
+            dir.path(),
+            None,
+        );
+        assert_eq!(
+            r["truncated"],
+            json!({"line": 4, "bytes": cut.len()}),
+            "{r}"
+        );
+        // What is left is a write and a read that never completed: nothing to judge.
+        assert_eq!(r["valid"], json!("unknown"), "{r}");
+        assert_eq!(
+            r["checks"]["stale-reads"]["reason"],
+            json!("no read completed")
+        );
+        let s = summary(&r, None);
+        assert!(s.contains("  truncated: line 4 was cut off"), "{s}");
+        assert!(
+            s.contains("  lost-writes: unknown (no read completed)"),
+            "{s}"
+        );
+        assert!(s.ends_with("verdict: unknown"), "{s}");
+        assert_eq!(exit_code(&r), 2);
+    }
+
+    #[test]
     fn summary_gives_each_checks_counts_and_the_report() {
         let results = json!({
             "valid": false,
