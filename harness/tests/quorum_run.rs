@@ -133,7 +133,14 @@ fn strict_keeps_the_quorum_promise_without_faults_and_under_slow() {
     let _g = serial();
     let t = tempfile::tempdir().unwrap();
     for nemesis in ["none", "slow"] {
-        for seed in [1, 2] {
+        // The promise (no stale read) must hold in every seed run; the anomaly
+        // (non-linearizable) need show in only one of up to 5, as for any weak configuration:
+        // seeds 1 and 2 always run, 3 to 5 only while nothing was caught.
+        let mut caught = Vec::new();
+        for seed in 1..=5u64 {
+            if seed > 2 && !caught.is_empty() {
+                break;
+            }
             let o = register(t.path(), "strict", nemesis, seed);
             let r = results_of(&o);
             let stale = &r["checks"]["stale-reads"];
@@ -146,14 +153,19 @@ fn strict_keeps_the_quorum_promise_without_faults_and_under_slow() {
             // Not linearizable all the same: a quorum read without a blocking write-back can
             // return a value that a later read, from the other replicas, does not see yet.
             let lin = &r["checks"]["linearizable"]["valid"];
-            assert_eq!(
-                lin, false,
-                "strict + {nemesis}, seed {seed}: linearizable {lin}"
-            );
+            // (`unknown`, the search out of budget on a loaded machine, is not a catch.)
+            if lin == false {
+                caught.push(seed);
+            }
             if nemesis == "slow" {
                 assert_slow_events(&history(&o));
             }
         }
+        assert!(
+            !caught.is_empty(),
+            "strict + {nemesis}: linearizable in all of seeds 1-5; a quorum read without a \
+             blocking write-back should have been caught in one"
+        );
     }
 }
 
