@@ -14,18 +14,15 @@
 use crate::backend::local::LocalCluster;
 use crate::backend::netns::NetnsCluster;
 use crate::backend::{BackendKind, Cluster, ClusterSpec};
-use crate::client::{self, SlotConfig, Target};
-use crate::convergence;
+use crate::client::{self, Endpoint, SlotConfig};
 use crate::nemesis::{Ctx, Fault, LinkFaults, Nemesis};
-use crate::node_stats;
 use crate::progress::Progress;
 use crate::recorder::Recorder;
-use crate::ring::Ring;
 use crate::set_client::{self, SetRegistry};
-use crate::target;
+use crate::targets::{self, Api, Target};
 use anyhow::Context;
 use quorate_workloads::{OpKind, OpSpec, RegisterWorkload, SetWorkload};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,9 +34,6 @@ use tokio::sync::watch;
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     pub nodes: Vec<String>,
-    pub node_args: Vec<String>,
-    pub ring_n: usize,
-    pub vnodes: usize,
     pub workload: RegisterWorkload,
     /// `--workload set`: clients run this instead of the register workload (whose
     /// `concurrency` still sizes the client slots).
@@ -48,14 +42,23 @@ pub struct RunConfig {
     pub link_faults: LinkFaults,
     pub time_limit: Duration,
     pub interval: Duration,
-    pub quiet: Duration,
+    /// `--quiet`; `None`: the target's default ([`targets::Spec::default_quiet`]).
+    pub quiet: Option<Duration>,
     pub op_timeout: Duration,
     pub rate: Option<f64>,
     pub direct_clients: bool,
     pub seed: u64,
     pub backend: BackendKind,
-    /// The system under test (`--target`).
-    pub target: target::Spec,
+    /// The system under test (`--target`), prepared ([`targets::Spec::prepare`]) before the
+    /// run starts.
+    pub target: targets::Spec,
+}
+
+impl RunConfig {
+    /// The quiet period after healing.
+    pub fn quiet(&self) -> Duration {
+        self.quiet.unwrap_or_else(|| self.target.default_quiet())
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -69,33 +72,26 @@ pub struct RunOutcome {
     /// Client ops per second during the fault phase.
     pub rate: f64,
     pub converged: Option<bool>,
-    /// Each node's `GET /stats` at the end of the run (see [`node_stats`]).
+    /// Each member's counters at the end of the run (the node's `GET /stats`).
     pub node_stats: BTreeMap<String, Value>,
+    /// The repairs those counters show, or why they were not measured (results'
+    /// `run.repairs`).
+    pub repairs: Value,
 }
 
 /// Run all phases on a fresh tokio runtime. History goes to `<run_dir>/history.jsonl`.
-pub fn run(
-    cfg: &RunConfig,
-    faults: &[Fault],
-    node_bin: &Path,
-    run_dir: &Path,
-) -> anyhow::Result<RunOutcome> {
+pub fn run(cfg: &RunConfig, faults: &[Fault], run_dir: &Path) -> anyhow::Result<RunOutcome> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("start the tokio runtime")?;
-    let res = rt.block_on(phases(cfg, faults, node_bin, run_dir));
+    let res = rt.block_on(phases(cfg, faults, run_dir));
     // Anything still running (a stuck op) is dropped here, not waited for.
     rt.shutdown_timeout(Duration::from_secs(2));
     res
 }
 
-async fn phases(
-    cfg: &RunConfig,
-    faults: &[Fault],
-    node_bin: &Path,
-    run_dir: &Path,
-) -> anyhow::Result<RunOutcome> {
+async fn phases(cfg: &RunConfig, faults: &[Fault], run_dir: &Path) -> anyhow::Result<RunOutcome> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
     spawn_signal_handler(stop_tx.clone())?;
@@ -106,23 +102,21 @@ async fn phases(
     );
     let spec = ClusterSpec {
         nodes: cfg.nodes.clone(),
-        node_bin: node_bin.to_path_buf(),
-        node_args: cfg.node_args.clone(),
         run_dir: run_dir.to_path_buf(),
         direct_clients: cfg.direct_clients,
         link_faults: faults.iter().any(|f| f.needs_link_faults()),
     };
     // Declared before the cluster, so it is dropped after it (its `Drop` cleans up after
     // members that are gone).
-    let target = target::build(&cfg.target, run_dir);
-    let launch = target.launch(&spec);
+    let target = cfg.target.build(run_dir).map_err(anyhow::Error::msg)?;
+    let launch = target.launch();
     // Both backends clean up in `Drop` too, so an early return or a panic leaves nothing.
     let cluster: Arc<dyn Cluster> = match cfg.backend {
-        BackendKind::Local => Arc::new(LocalCluster::start_with(spec, launch).await?),
-        BackendKind::Netns => Arc::new(NetnsCluster::start_with(spec, launch).await?),
+        BackendKind::Local => Arc::new(LocalCluster::start(spec, launch).await?),
+        BackendKind::Netns => Arc::new(NetnsCluster::start(spec, launch).await?),
     };
     let result = match configure(target.as_ref(), cluster.as_ref(), stop_rx.clone()).await {
-        Ok(()) => drive(cfg, faults, &cluster, target.as_ref(), &rec, stop_rx).await,
+        Ok(api) => drive(cfg, faults, &cluster, target.as_ref(), api, &rec, stop_rx).await,
         Err(e) => Err(e),
     };
     // Heal and stop the cluster off the async workers (kill + wait are blocking).
@@ -140,12 +134,12 @@ async fn phases(
 }
 
 /// The target's set-up after every member is up (joining, layout, credentials), cut short by
-/// a stop request so Ctrl-C stays prompt.
+/// a stop request so Ctrl-C stays prompt; the API clients speak.
 async fn configure(
-    target: &dyn target::Target,
+    target: &dyn Target,
     cluster: &dyn Cluster,
     mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Arc<dyn Api>> {
     tokio::select! {
         r = target.configure(cluster) => r,
         _ = stop.changed() => anyhow::bail!("interrupted while setting up the {} cluster", target.name()),
@@ -171,15 +165,27 @@ async fn drive(
     cfg: &RunConfig,
     faults: &[Fault],
     cluster: &Arc<dyn Cluster>,
-    sut: &dyn target::Target,
+    sut: &dyn Target,
+    api: Arc<dyn Api>,
     rec: &Arc<Recorder>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<RunOutcome> {
-    let api = sut.api();
-    let targets: Vec<Target> = cluster
+    let kind = cfg.target.kind();
+    // The declarations decide what is observed; a target whose declaration and observer
+    // disagree is a bug to report, not a silent skip.
+    let observer = sut.observer();
+    let observed = targets::convergence_unmeasured(kind).is_none()
+        || targets::repairs_unmeasured(kind).is_none();
+    if observed && observer.is_none() {
+        anyhow::bail!(
+            "--target {} declares it can be observed but has no observer",
+            sut.name()
+        );
+    }
+    let targets: Vec<Endpoint> = cluster
         .nodes()
         .iter()
-        .map(|n| Target {
+        .map(|n| Endpoint {
             node: n.clone(),
             addr: cluster.client_addr(n),
             api: api.clone(),
@@ -243,12 +249,9 @@ async fn drive(
         ctx: Ctx {
             cluster: cluster.clone(),
             rec: rec.clone(),
-            ring: sut
-                .places_keys_by_ring()
-                .then(|| Ring::new(cluster.nodes(), cfg.vnodes, cfg.ring_n)),
+            placement: sut.placement(cluster.nodes()),
             busy_key: busy.clone(),
             pin: pin.clone(),
-            http: client::http_client(),
             link_faults: cfg.link_faults,
             clock: sut.clock(),
         },
@@ -299,16 +302,16 @@ async fn drive(
     if !interrupted {
         let mut s = stop.clone();
         tokio::select! {
-            _ = tokio::time::sleep(cfg.quiet) => {}
+            _ = tokio::time::sleep(cfg.quiet()) => {}
             _ = s.changed() => {}
         }
     }
     if !*stop.borrow() {
-        // Before the final reads: they repair what they read (HISTORY.md). Only the node
-        // answers `/digest`; for other targets the observation is not made (the results say
-        // why: `target::convergence_unmeasured`).
-        if target::convergence_unmeasured(cfg.target.kind()).is_none() {
-            converged = Some(convergence::observe(cluster, rec).await.converged());
+        // Before the final reads: they repair what they read (HISTORY.md). A target that
+        // exposes no per-replica digest is not observed (the results say why:
+        // `targets::convergence_unmeasured`).
+        if let (None, Some(obs)) = (targets::convergence_unmeasured(kind), &observer) {
+            converged = Some(obs.convergence(cluster, rec).await);
         }
         if cfg.set.is_some() {
             let base = FINAL_READ_PROCESSES;
@@ -325,11 +328,21 @@ async fn drive(
             .await;
         }
     }
-    // After the final reads, so their read repairs count too. Only the node has `/stats`.
-    let node_stats = if target::repairs_unmeasured(cfg.target.kind()).is_none() {
-        node_stats::fetch(cluster, &client::http_client()).await
-    } else {
-        Default::default()
+    // After the final reads, so their read repairs count too.
+    let (node_stats, repairs) = match (targets::repairs_unmeasured(kind), &observer) {
+        (None, Some(obs)) => {
+            let stats = obs.stats(cluster).await;
+            let repairs = obs.repairs(&stats);
+            (stats, repairs)
+        }
+        (why, _) => {
+            let why = why.unwrap_or_default();
+            let sentence = format!("repairs: not measured: {why}");
+            (
+                BTreeMap::new(),
+                json!({"skipped": why, "sentence": sentence}),
+            )
+        }
     };
     let c = &rec.counts;
     Ok(RunOutcome {
@@ -342,6 +355,7 @@ async fn drive(
         rate: client_ops as f64 / phase_elapsed.as_secs_f64().max(1e-9),
         converged,
         node_stats,
+        repairs,
     })
 }
 
@@ -355,7 +369,7 @@ pub const FINAL_READ_PROCESSES: u64 = 1_000_000_000;
 /// process number no client used.
 async fn final_reads(
     cfg: &RunConfig,
-    targets: &[Target],
+    targets: &[Endpoint],
     rec: &Arc<Recorder>,
     max_key: u64,
     stop: watch::Receiver<bool>,

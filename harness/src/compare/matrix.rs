@@ -354,7 +354,10 @@ time_limit = 3
         );
         let args = parse_run_args(&m.configs[0].argv).unwrap();
         assert!(args.direct_clients);
-        assert_eq!(args.node_args, ["--handoff-interval-ms=200"]);
+        assert_eq!(
+            args.target_args.node.node_args,
+            ["--handoff-interval-ms=200"]
+        );
     }
 
     #[test]
