@@ -4,6 +4,10 @@
 //!   `main(args) -> exit code`.
 //! - [`compare`]: configurations from a matrix, each run's figures pooled into the
 //!   comparison table (md, html, json) and the staleness plot.
+//! - [`plan`]: the run's configuration: `validate` (typed errors, no I/O), then `probe` (the
+//!   machine: netns, the target's programs).
+//! - [`workload`]: what clients do, one variant each with its generator, final reads, model
+//!   and checks.
 //! - [`runner`]: the phases of a run — cluster up, clients + nemesis, heal, quiet,
 //!   convergence, final reads, cluster down.
 //! - [`targets`]: the stores under test, one folder each — the node (its HTTP API, admin
@@ -28,6 +32,7 @@ pub mod compare;
 pub mod judge;
 pub mod junit;
 pub mod nemesis;
+pub mod plan;
 pub mod progress;
 pub mod proxy;
 pub mod recorder;
@@ -35,3 +40,4 @@ pub mod runner;
 pub mod set_client;
 pub mod store;
 pub mod targets;
+pub mod workload;

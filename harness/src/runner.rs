@@ -1,6 +1,6 @@
 //! The phases of a run: start the cluster → clients and nemesis together for the time limit →
 //! heal → quiet period → convergence observation → final reads of every key (every set, for
-//! the set workload) → the nodes' `/stats` → stop.
+//! the set workload) → the members' counters (the node's `/stats`) → stop.
 //!
 //! A run that cannot stand behind a verdict ends in an error (exit 3) instead: a fault that
 //! could not be applied or healed (the nemesis stops at once, see [`crate::nemesis`]), or a
@@ -15,13 +15,13 @@ use crate::backend::local::LocalCluster;
 use crate::backend::netns::NetnsCluster;
 use crate::backend::{BackendKind, Cluster, ClusterSpec};
 use crate::client::{self, Endpoint, SlotConfig};
-use crate::nemesis::{Ctx, Fault, LinkFaults, Nemesis};
+use crate::nemesis::{Ctx, Nemesis};
+use crate::plan::RunPlan;
 use crate::progress::Progress;
 use crate::recorder::Recorder;
-use crate::set_client::{self, SetRegistry};
 use crate::targets::{self, Api, Target};
+use crate::workload::Shared;
 use anyhow::Context;
-use quorate_workloads::{OpKind, OpSpec, RegisterWorkload, SetWorkload};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -29,37 +29,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-
-/// What the run needs, validated (see `cmd::run::validate`).
-#[derive(Debug, Clone)]
-pub struct RunConfig {
-    pub nodes: Vec<String>,
-    pub workload: RegisterWorkload,
-    /// `--workload set`: clients run this instead of the register workload (whose
-    /// `concurrency` still sizes the client slots).
-    pub set: Option<SetWorkload>,
-    /// Delay, jitter and reset probability of the `slow` and `flaky` faults.
-    pub link_faults: LinkFaults,
-    pub time_limit: Duration,
-    pub interval: Duration,
-    /// `--quiet`; `None`: the target's default ([`targets::Spec::default_quiet`]).
-    pub quiet: Option<Duration>,
-    pub op_timeout: Duration,
-    pub rate: Option<f64>,
-    pub direct_clients: bool,
-    pub seed: u64,
-    pub backend: BackendKind,
-    /// The system under test (`--target`), prepared ([`targets::Spec::prepare`]) before the
-    /// run starts.
-    pub target: targets::Spec,
-}
-
-impl RunConfig {
-    /// The quiet period after healing.
-    pub fn quiet(&self) -> Duration {
-        self.quiet.unwrap_or_else(|| self.target.default_quiet())
-    }
-}
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOutcome {
@@ -80,18 +49,18 @@ pub struct RunOutcome {
 }
 
 /// Run all phases on a fresh tokio runtime. History goes to `<run_dir>/history.jsonl`.
-pub fn run(cfg: &RunConfig, faults: &[Fault], run_dir: &Path) -> anyhow::Result<RunOutcome> {
+pub fn run(cfg: &RunPlan, run_dir: &Path) -> anyhow::Result<RunOutcome> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("start the tokio runtime")?;
-    let res = rt.block_on(phases(cfg, faults, run_dir));
+    let res = rt.block_on(phases(cfg, run_dir));
     // Anything still running (a stuck op) is dropped here, not waited for.
     rt.shutdown_timeout(Duration::from_secs(2));
     res
 }
 
-async fn phases(cfg: &RunConfig, faults: &[Fault], run_dir: &Path) -> anyhow::Result<RunOutcome> {
+async fn phases(cfg: &RunPlan, run_dir: &Path) -> anyhow::Result<RunOutcome> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
     spawn_signal_handler(stop_tx.clone())?;
@@ -104,7 +73,7 @@ async fn phases(cfg: &RunConfig, faults: &[Fault], run_dir: &Path) -> anyhow::Re
         nodes: cfg.nodes.clone(),
         run_dir: run_dir.to_path_buf(),
         direct_clients: cfg.direct_clients,
-        link_faults: faults.iter().any(|f| f.needs_link_faults()),
+        link_faults: cfg.link_faults_needed(),
     };
     // Declared before the cluster, so it is dropped after it (its `Drop` cleans up after
     // members that are gone).
@@ -116,7 +85,7 @@ async fn phases(cfg: &RunConfig, faults: &[Fault], run_dir: &Path) -> anyhow::Re
         BackendKind::Netns => Arc::new(NetnsCluster::start(spec, launch).await?),
     };
     let result = match configure(target.as_ref(), cluster.as_ref(), stop_rx.clone()).await {
-        Ok(api) => drive(cfg, faults, &cluster, target.as_ref(), api, &rec, stop_rx).await,
+        Ok(api) => drive(cfg, &cluster, target.as_ref(), api, &rec, stop_rx).await,
         Err(e) => Err(e),
     };
     // Heal and stop the cluster off the async workers (kill + wait are blocking).
@@ -162,8 +131,7 @@ fn spawn_signal_handler(stop: Arc<watch::Sender<bool>>) -> anyhow::Result<()> {
 }
 
 async fn drive(
-    cfg: &RunConfig,
-    faults: &[Fault],
+    cfg: &RunPlan,
     cluster: &Arc<dyn Cluster>,
     sut: &dyn Target,
     api: Arc<dyn Api>,
@@ -196,10 +164,10 @@ async fn drive(
     let (clients_tx, clients_rx) = watch::channel(false);
     let pace = cfg
         .rate
-        .map(|r| Duration::from_secs_f64(cfg.workload.concurrency as f64 / r));
+        .map(|r| Duration::from_secs_f64(cfg.workload.concurrency() as f64 / r));
     let slot_cfg = SlotConfig {
         targets: targets.clone(),
-        concurrency: cfg.workload.concurrency,
+        concurrency: cfg.workload.concurrency(),
         timeout: cfg.op_timeout,
         pace,
         // A bound, far above what any run reaches, so no client loop is unbounded.
@@ -209,41 +177,13 @@ async fn drive(
     };
     let phase_start = Instant::now();
     let mut slots = tokio::task::JoinSet::new();
-    let registry = SetRegistry::default();
-    for slot in 0..cfg.workload.concurrency {
-        let (sc, rec, http, rx) = (
-            slot_cfg.clone(),
-            rec.clone(),
-            client::http_client(),
-            clients_rx.clone(),
-        );
-        match &cfg.set {
-            Some(set) => {
-                let gen = set.client(slot);
-                slots.spawn(set_client::run_slot(
-                    slot,
-                    gen,
-                    sc,
-                    registry.clone(),
-                    rec,
-                    http,
-                    rx,
-                ));
-            }
-            None => {
-                slots.spawn(client::run_slot(
-                    slot,
-                    cfg.workload.client(slot),
-                    sc,
-                    rec,
-                    http,
-                    rx,
-                ));
-            }
-        }
+    let shared = Shared::default();
+    for slot in 0..cfg.workload.concurrency() {
+        let (sc, rec, rx) = (slot_cfg.clone(), rec.clone(), clients_rx.clone());
+        slots.spawn(cfg.workload.slot(slot, sc, &shared, rec, rx));
     }
     let nemesis = Nemesis {
-        faults: faults.to_vec(),
+        faults: cfg.faults.clone(),
         interval: cfg.interval,
         seed: cfg.seed,
         ctx: Ctx {
@@ -313,20 +253,17 @@ async fn drive(
         if let (None, Some(obs)) = (targets::convergence_unmeasured(kind), &observer) {
             converged = Some(obs.convergence(cluster, rec).await);
         }
-        if cfg.set.is_some() {
-            let base = FINAL_READ_PROCESSES;
-            let timeout = cfg.op_timeout;
-            set_client::final_reads(&targets, &registry, rec, base, timeout, stop.clone()).await;
-        } else {
-            final_reads(
-                cfg,
+        let max_key = busy.load(Ordering::Relaxed);
+        cfg.workload
+            .final_reads(
                 &targets,
+                &shared,
                 rec,
-                busy.load(Ordering::Relaxed),
+                max_key,
+                cfg.op_timeout,
                 stop.clone(),
             )
             .await;
-        }
     }
     // After the final reads, so their read repairs count too.
     let (node_stats, repairs) = match (targets::repairs_unmeasured(kind), &observer) {
@@ -357,47 +294,4 @@ async fn drive(
         node_stats,
         repairs,
     })
-}
-
-/// Final reads run under process numbers from here up: past every process a slot could have
-/// reached (slots step by `concurrency` after each info). `compare` leaves them out of its
-/// figures by this too, for targets whose history has no `convergence` observation to mark
-/// where the final reads begin.
-pub const FINAL_READ_PROCESSES: u64 = 1_000_000_000;
-
-/// Read every key once, after the quiet period, so lost writes show. Each read runs under a
-/// process number no client used.
-async fn final_reads(
-    cfg: &RunConfig,
-    targets: &[Endpoint],
-    rec: &Arc<Recorder>,
-    max_key: u64,
-    stop: watch::Receiver<bool>,
-) {
-    let http = client::http_client();
-    let base = FINAL_READ_PROCESSES;
-    let sem = Arc::new(tokio::sync::Semaphore::new(
-        cfg.workload.concurrency as usize,
-    ));
-    let mut set = tokio::task::JoinSet::new();
-    for k in 0..=max_key {
-        if *stop.borrow() {
-            break;
-        }
-        let permit = sem.clone().acquire_owned().await.expect("semaphore open");
-        let target = targets[k as usize % targets.len()].clone();
-        let rec = rec.clone();
-        let http = http.clone();
-        let timeout = cfg.op_timeout;
-        set.spawn(async move {
-            let op = OpSpec {
-                f: OpKind::Read,
-                key: format!("k{k}"),
-                value: Value::Null,
-            };
-            client::run_op(&rec, &http, base + k, &target, &op, timeout).await;
-            drop(permit);
-        });
-    }
-    while set.join_next().await.is_some() {}
 }

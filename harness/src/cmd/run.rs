@@ -1,25 +1,17 @@
-//! `quorate run`: flags (INTERFACES.md's table, exactly), validation, the results folder, and
-//! the exit code. The phases themselves live in [`crate::runner`].
+//! `quorate run`: flags (INTERFACES.md's table, exactly), the results folder, and the exit
+//! code. Validation and the machine's probe are [`crate::plan`]'s; the phases
+//! [`crate::runner`]'s.
 
-use crate::backend::{self, node_ids, BackendKind};
-use crate::nemesis::{self, Fault};
-use crate::runner::{self, RunConfig};
-use crate::targets::{self, Common, Spec, TargetArgs, TargetKind};
-use crate::{judge, junit, store};
-use clap::{Args, ValueEnum};
-use quorate_checker::check::Check;
-use quorate_workloads::{RegisterWorkload, SetWorkload};
+use crate::backend::BackendKind;
+use crate::plan::RunPlan;
+use crate::targets::{self, TargetArgs, TargetKind};
+use crate::workload::WorkloadKind;
+use crate::{judge, junit, runner, store};
+use clap::Args;
 use serde::Serialize;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Workload {
-    Register,
-    Set,
-}
 
 #[derive(Args, Debug, Clone, Serialize)]
 pub struct RunArgs {
@@ -38,7 +30,7 @@ pub struct RunArgs {
     pub target_args: TargetArgs,
     /// What clients do.
     #[arg(long, value_enum, default_value = "register")]
-    pub workload: Workload,
+    pub workload: WorkloadKind,
     /// Register op mix: read,write[,cas] (reads may be left out: `--ops write`).
     #[arg(long, default_value = "read,write")]
     pub ops: String,
@@ -97,120 +89,6 @@ pub struct RunArgs {
     pub quiet: Option<f64>,
 }
 
-fn positive(name: &str, v: f64) -> Result<Duration, String> {
-    if v.is_finite() && v > 0.0 {
-        Ok(Duration::from_secs_f64(v))
-    } else {
-        Err(format!("{name} {v}: expected a number of seconds > 0"))
-    }
-}
-
-/// Check every flag and build the run's configuration. Errors name the flag.
-pub fn validate(a: &RunArgs, seed: u64) -> Result<(RunConfig, Vec<Fault>), String> {
-    targets::refuse_foreign_flags(a.target, &a.target_args)?;
-    let faults = nemesis::parse_list(&a.nemesis)?;
-    if a.backend == BackendKind::Netns {
-        backend::netns::preflight().map_err(|e| e.to_string())?;
-    }
-    if !(1..=64).contains(&a.nodes) {
-        return Err(format!("--nodes {}: expected 1 to 64", a.nodes));
-    }
-    if a.concurrency == 0 || a.concurrency > 1000 {
-        return Err(format!(
-            "--concurrency {}: expected 1 to 1000",
-            a.concurrency
-        ));
-    }
-    if let Some(r) = a.rate {
-        if !(r.is_finite() && r > 0.0) {
-            return Err(format!("--rate {r}: expected ops per second > 0"));
-        }
-    }
-    let time_limit = positive("--time-limit", a.time_limit)?;
-    positive("--check-time-limit", a.check_time_limit)?;
-    let interval = positive("--nemesis-interval", a.nemesis_interval)?;
-    let p = a.flaky_reset_probability;
-    if !(p.is_finite() && (0.0..=1.0).contains(&p)) {
-        return Err(format!(
-            "--flaky-reset-probability {p}: expected a probability from 0 to 1"
-        ));
-    }
-    let link_faults = nemesis::LinkFaults {
-        delay: Duration::from_millis(a.slow_delay_ms),
-        jitter: Duration::from_millis(a.slow_jitter_ms),
-        reset_probability: p,
-    };
-    if let Some(name) = &a.name {
-        store::validate_name(name)?;
-    }
-    let workload = RegisterWorkload::new(&a.ops, a.ops_per_key, a.concurrency, seed)
-        .map_err(|e| e.to_string())?;
-    if a.workload == Workload::Set && a.ops != "read,write" {
-        return Err(format!(
-            "--ops {:?} applies to --workload register; the set workload's ops are add and read",
-            a.ops
-        ));
-    }
-    let set = match a.workload {
-        Workload::Register => None,
-        Workload::Set => {
-            Some(SetWorkload::new(a.ops_per_key, a.concurrency, seed).map_err(|e| e.to_string())?)
-        }
-    };
-    targets::check(a.target, a.backend, &faults, &workload.ops)?;
-    let common = Common {
-        nodes: a.nodes,
-        faults: &faults,
-        seed,
-    };
-    let target = Spec::new(a.target, &a.target_args, common)?;
-    let quiet = match a.quiet {
-        Some(q) if q >= 0.0 && q.is_finite() => Some(Duration::from_secs_f64(q)),
-        Some(q) => return Err(format!("--quiet {q}: expected seconds >= 0")),
-        None => None,
-    };
-    if a.op_timeout_ms == 0 {
-        return Err("--op-timeout-ms 0: expected a timeout > 0".into());
-    }
-    Ok((
-        RunConfig {
-            nodes: node_ids(a.nodes),
-            workload,
-            set,
-            link_faults,
-            time_limit,
-            interval,
-            quiet,
-            op_timeout: Duration::from_millis(a.op_timeout_ms),
-            rate: a.rate,
-            direct_clients: a.direct_clients,
-            seed,
-            backend: a.backend,
-            target,
-        },
-        faults,
-    ))
-}
-
-/// The model a run's history is checked against.
-fn model(cfg: &RunConfig) -> quorate_checker::model::ModelKind {
-    match &cfg.set {
-        Some(set) => set.model(),
-        None => cfg.workload.model(),
-    }
-}
-
-/// The checks a run asks for (empty: the checker's default, every one that applies). A set
-/// read is many element reads at different instants, not a snapshot, so the set as a whole
-/// is not something the store claims to be linearizable: the set workload gets Jepsen's
-/// set-full (`set`) and `convergence`, and `linearizable` is reported skipped with that reason.
-fn checks(cfg: &RunConfig) -> &'static [Check] {
-    match cfg.set {
-        Some(_) => &[Check::Set, Check::Convergence],
-        None => &[],
-    }
-}
-
 /// Logs: everything at info and above to `<run>/harness.log` (every nemesis action, its
 /// targets and its outcome among them), warn and above to stderr as well.
 fn install_logging(run_dir: &Path) -> anyhow::Result<()> {
@@ -248,7 +126,7 @@ pub fn main(args: RunArgs) -> u8 {
 fn run(args: RunArgs) -> anyhow::Result<u8> {
     use anyhow::Context;
     let seed = args.seed.unwrap_or_else(rand::random);
-    let (mut cfg, faults) = match validate(&args, seed) {
+    let mut cfg = match RunPlan::validate(&args, seed) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("quorate run: {e}");
@@ -258,17 +136,14 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     // Before anything starts: a program that is missing or a configuration the store refuses
     // would only fail later, member by member, after waiting for health checks that cannot
     // pass.
-    if let Err(e) = cfg.target.prepare(&cfg.nodes) {
+    if let Err(e) = cfg.probe() {
         eprintln!("quorate run: {e}");
         return Ok(3);
     }
-    let name = args.name.clone().unwrap_or_else(|| {
-        let workload = match args.workload {
-            Workload::Register => "register",
-            Workload::Set => "set",
-        };
-        format!("{}-{workload}", cfg.target.run_name())
-    });
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", cfg.target.run_name(), cfg.workload.name()));
     let versions = cfg.target.versions();
     eprintln!("quorate run: seed {seed}");
     let run_dir = store::create_run_dir(&args.results, &name)
@@ -283,7 +158,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         "args": args,
         "node_args": args.target_args.node.node_args(),
         "nodes": cfg.nodes,
-        "model": model(&cfg).to_string(),
+        "model": cfg.workload.model().to_string(),
         "quiet_ms": cfg.quiet().as_millis() as u64,
         "versions": versions,
     });
@@ -293,7 +168,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     let _ = store::update_latest(&args.results, &run_dir);
 
     let t0 = Instant::now();
-    let outcome = runner::run(&cfg, &faults, &run_dir);
+    let outcome = runner::run(&cfg, &run_dir);
     let (interrupted, run_error) = match &outcome {
         Ok(o) => (o.interrupted, None),
         Err(e) => (false, Some(format!("{e:#}"))),
@@ -304,13 +179,13 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         // Ctrl-C must end the run within 30 s: a short checking budget per key.
         Duration::from_secs(2)
     } else {
-        Duration::from_secs_f64(args.check_time_limit)
+        cfg.check_time_limit
     };
     let mut results = if history.exists() {
         judge::check_with(
             &history,
-            model(&cfg),
-            checks(&cfg),
+            cfg.workload.model(),
+            cfg.workload.checks(),
             budget,
             &run_dir,
             targets::convergence_unmeasured(cfg.target.kind()).as_deref(),
