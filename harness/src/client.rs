@@ -53,6 +53,24 @@ pub struct Endpoint {
     pub api: Arc<dyn crate::targets::Api>,
 }
 
+impl Endpoint {
+    /// Every member of `cluster` as clients reach it, speaking `api`, in node order.
+    pub fn all(
+        cluster: &dyn crate::backend::Cluster,
+        api: &Arc<dyn crate::targets::Api>,
+    ) -> Vec<Endpoint> {
+        cluster
+            .nodes()
+            .iter()
+            .map(|n| Endpoint {
+                node: n.clone(),
+                addr: cluster.client_addr(n),
+                api: api.clone(),
+            })
+            .collect()
+    }
+}
+
 /// Build the HTTP client every op uses.
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()

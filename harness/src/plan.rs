@@ -95,6 +95,12 @@ impl RunPlan {
     pub fn validate(a: &RunArgs, seed: u64) -> Result<RunPlan, PlanError> {
         targets::refuse_foreign_flags(a.target, &a.target_args).map_err(PlanError::Target)?;
         let faults = nemesis::parse_list(&a.nemesis).map_err(PlanError::Nemesis)?;
+        // A preset was always checked, whatever the target (it has a default, so a garage run
+        // cannot be told apart from one that named it).
+        a.target_args
+            .node
+            .check_preset()
+            .map_err(PlanError::Target)?;
         if !(1..=64).contains(&a.nodes) {
             return Err(PlanError::Nodes(a.nodes));
         }

@@ -150,15 +150,7 @@ async fn drive(
             sut.name()
         );
     }
-    let targets: Vec<Endpoint> = cluster
-        .nodes()
-        .iter()
-        .map(|n| Endpoint {
-            node: n.clone(),
-            addr: cluster.client_addr(n),
-            api: api.clone(),
-        })
-        .collect();
+    let targets = Endpoint::all(cluster.as_ref(), &api);
     let busy = Arc::new(AtomicU64::new(0));
     let pin = client::KeyPin::new();
     let (clients_tx, clients_rx) = watch::channel(false);

@@ -259,7 +259,7 @@ impl GarageTarget {
 
     /// Write through each member and read back through every member until all agree, so the
     /// run starts on a cluster that serves S3 everywhere (bucket and key known to all).
-    async fn probe(&self, api: &S3Api, targets: &[Endpoint]) -> anyhow::Result<()> {
+    async fn probe(&self, targets: &[Endpoint]) -> anyhow::Result<()> {
         let http = crate::client::http_client();
         let deadline = Instant::now() + admin::SETUP_TIMEOUT;
         for (i, t) in targets.iter().enumerate() {
@@ -287,12 +287,15 @@ impl GarageTarget {
                     );
                 }
                 if !written {
-                    let c = api.execute(&http, t, &write, Duration::from_secs(5)).await;
+                    let c = t
+                        .api
+                        .execute(&http, t, &write, Duration::from_secs(5))
+                        .await;
                     written = c.kind == EventType::Ok;
                     last = format!("PutObject via {}: {:?} {:?}", t.node, c.kind, c.error);
                 } else {
                     let r = pending[0];
-                    let c = api.execute(&http, r, &read, Duration::from_secs(5)).await;
+                    let c = r.api.execute(&http, r, &read, Duration::from_secs(5)).await;
                     if c.kind == EventType::Ok && c.value == value {
                         pending.remove(0);
                         continue;
@@ -363,18 +366,11 @@ impl Target for GarageTarget {
                     created.secret_access_key,
                 ),
             });
-            let targets: Vec<Endpoint> = cluster
-                .nodes()
-                .iter()
-                .map(|n| Endpoint {
-                    node: n.clone(),
-                    addr: cluster.client_addr(n),
-                    api: api.clone(),
-                })
-                .collect();
-            self.probe(&api, &targets).await?;
+            let api: Arc<dyn Api> = api;
+            let targets = Endpoint::all(cluster, &api);
+            self.probe(&targets).await?;
             self.configured.store(true, Ordering::Relaxed);
-            Ok(api as Arc<dyn Api>)
+            Ok(api)
         })
     }
 

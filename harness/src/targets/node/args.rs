@@ -59,6 +59,19 @@ pub struct NodeArgs {
 }
 
 impl NodeArgs {
+    /// `--preset` must be one of the node's, whatever the target (it always was checked).
+    pub fn check_preset(&self) -> Result<(), String> {
+        if PRESETS.contains(&self.preset.as_str()) {
+            Ok(())
+        } else {
+            Err(format!(
+                "--preset {:?}: expected one of {}",
+                self.preset,
+                PRESETS.join(", ")
+            ))
+        }
+    }
+
     /// The node flags given explicitly (they mean nothing to another target).
     pub fn given(&self) -> Vec<&'static str> {
         let a = self;

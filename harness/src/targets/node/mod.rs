@@ -70,15 +70,9 @@ struct Ready {
 
 impl NodeSpec {
     /// Check the node flags the harness itself relies on (no I/O: the rest is the node's own
-    /// to judge, at [`NodeSpec::prepare`]).
+    /// to judge, at [`NodeSpec::prepare`]; `--preset` is checked for every target, by the
+    /// plan).
     pub fn new(a: &NodeArgs, common: Common) -> Result<NodeSpec, String> {
-        if !PRESETS.contains(&a.preset.as_str()) {
-            return Err(format!(
-                "--preset {:?}: expected one of {}",
-                a.preset,
-                PRESETS.join(", ")
-            ));
-        }
         if let Some(n) = a.n {
             if n > common.nodes {
                 return Err(format!(
