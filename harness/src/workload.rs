@@ -204,6 +204,72 @@ async fn register_final_reads(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::KeyPin;
+    use crate::targets::fake::FakeStore;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// Drive `w`'s slots against an in-process store under tokio's paused clock, then its
+    /// final reads, and judge the history the recorder wrote: a store that applies every op
+    /// atomically must come out valid, with every slot's ops and every final read recorded.
+    async fn drive_and_judge(w: Workload, store: FakeStore) -> serde_json::Value {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.jsonl");
+        let rec = Arc::new(Recorder::create(&path).unwrap());
+        let endpoints = Arc::new(store).endpoints(3);
+        let busy = Arc::new(AtomicU64::new(0));
+        let sc = SlotConfig {
+            targets: endpoints.clone(),
+            concurrency: w.concurrency(),
+            timeout: Duration::from_secs(1),
+            pace: None,
+            max_ops: 40,
+            busy: busy.clone(),
+            pin: KeyPin::new(),
+        };
+        let (_tx, rx) = watch::channel(false);
+        let shared = Shared::default();
+        let mut slots = tokio::task::JoinSet::new();
+        for slot in 0..w.concurrency() {
+            slots.spawn(w.slot(slot, sc.clone(), &shared, rec.clone(), rx.clone()));
+        }
+        while let Some(done) = slots.join_next().await {
+            done.unwrap();
+        }
+        let max_key = busy.load(Ordering::Relaxed);
+        let timeout = Duration::from_secs(1);
+        w.final_reads(&endpoints, &shared, &rec, max_key, timeout, rx)
+            .await;
+        rec.sync();
+        assert_eq!(rec.error(), None);
+        let slots_ops = 40 * w.concurrency();
+        let invokes = rec.counts.invokes.load(Ordering::Relaxed);
+        assert!(
+            invokes > slots_ops,
+            "{invokes} invokes: the final reads ran too"
+        );
+        assert_eq!(
+            invokes,
+            rec.counts.ok.load(Ordering::Relaxed) + rec.counts.fail.load(Ordering::Relaxed),
+            "every op completed, none unknown"
+        );
+        let budget = Duration::from_secs(10);
+        crate::judge::check_with(&path, w.model(), w.checks(), budget, dir.path(), None)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_linearizable_store_passes_every_workload_end_to_end() {
+        let w = Workload::new(WorkloadKind::Register, "read,write,cas", 20, 3, 5).unwrap();
+        let r = drive_and_judge(w, FakeStore::default()).await;
+        assert_eq!(r["valid"], true, "{r}");
+        assert_eq!(r["checks"]["linearizable"]["valid"], true, "{r}");
+        for listing in [false, true] {
+            let w = Workload::new(WorkloadKind::Set, "read,write", 20, 3, 5).unwrap();
+            let store = FakeStore::new(listing);
+            let r = drive_and_judge(w, store).await;
+            assert_eq!(r["checks"]["set"]["valid"], true, "listing {listing}: {r}");
+            assert_eq!(r["checks"]["set"]["lost"], 0, "listing {listing}: {r}");
+        }
+    }
 
     #[test]
     fn each_workload_owns_its_model_and_checks() {

@@ -17,6 +17,8 @@
 //! Adding a store: a folder here, a variant of [`TargetKind`], its flags in [`TargetArgs`],
 //! and its arm in [`Spec`] (ARCHITECTURE.md, "What a new target provides").
 
+#[cfg(test)]
+pub mod fake;
 pub mod faketime;
 pub mod garage;
 pub mod node;
