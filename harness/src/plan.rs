@@ -58,7 +58,7 @@ pub enum ProbeError {
 }
 
 /// Everything a run needs, validated.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RunPlan {
     pub nodes: Vec<String>,
     /// What clients do.
@@ -79,7 +79,7 @@ pub struct RunPlan {
     pub seed: u64,
     pub backend: BackendKind,
     /// The system under test (`--target`); prepared by [`RunPlan::probe`].
-    pub target: Spec,
+    pub target: Box<dyn Spec>,
 }
 
 fn positive(flag: &'static str, value: f64) -> Result<Duration, PlanError> {
@@ -135,7 +135,10 @@ impl RunPlan {
             faults: &faults,
             seed,
         };
-        let target = Spec::new(a.target, &a.target_args, common).map_err(PlanError::Target)?;
+        let target = a
+            .target
+            .spec(&a.target_args, common)
+            .map_err(PlanError::Target)?;
         let quiet = match a.quiet {
             Some(q) if q >= 0.0 && q.is_finite() => Some(Duration::from_secs_f64(q)),
             Some(q) => return Err(PlanError::Quiet(q)),

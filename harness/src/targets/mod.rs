@@ -14,8 +14,9 @@
 //! [`Capabilities`] — the ops it speaks, the faults it supports per backend, whether it can be
 //! observed — and [`check`] derives every refusal from them, before anything starts.
 //!
-//! Adding a store: a folder here, a variant of [`TargetKind`], its flags in [`TargetArgs`],
-//! and its arm in [`Spec`] (ARCHITECTURE.md, "What a new target provides").
+//! Adding a store: a folder here, a variant of [`TargetKind`] with its arms in
+//! [`TargetKind::caps`] and [`TargetKind::spec`], and its flags in [`TargetArgs`]
+//! (ARCHITECTURE.md, "What a new target provides").
 
 #[cfg(test)]
 pub mod fake;
@@ -338,87 +339,43 @@ pub struct Common<'a> {
     pub seed: u64,
 }
 
-/// A target's validated flags: everything needed to build it, kept in the run's config.
-#[derive(Debug, Clone)]
-pub enum Spec {
-    Node(node::NodeSpec),
-    Garage(garage::GarageSpec),
+/// A target's validated flags: everything needed to build it, kept in the run's plan. Made
+/// with no I/O ([`TargetKind::spec`]); [`Spec::prepare`] is the step that looks at the machine.
+pub trait Spec: Send + Sync + std::fmt::Debug {
+    fn kind(&self) -> TargetKind;
+    /// What must hold on this machine before anything starts (a program found, a
+    /// configuration the store accepts), said in the store's own words.
+    fn prepare(&mut self, nodes: &[String]) -> Result<(), String>;
+    /// The first part of a run's default name (`node-strict`, `garage-consistent`).
+    fn run_name(&self) -> String;
+    /// The store's program and its version (`null` when not known), for `test.json`.
+    fn version(&self) -> (&'static str, Value);
+    /// The quiet period after healing when `--quiet` is not given.
+    fn default_quiet(&self) -> Duration;
+    /// The target for a run whose folder is `run_dir` (after [`Spec::prepare`]).
+    fn build(&self, run_dir: &Path) -> Result<Arc<dyn Target>, String>;
+
+    /// The versions `test.json` records: quorate's and the store's.
+    fn versions(&self) -> Value {
+        let (program, version) = self.version();
+        let mut v = serde_json::Map::new();
+        v.insert("quorate".into(), env!("CARGO_PKG_VERSION").into());
+        v.insert(program.into(), version);
+        Value::Object(v)
+    }
 }
 
-impl Spec {
-    /// Check `kind`'s own flags and build its spec (no I/O: [`Spec::prepare`] is the step that
-    /// looks at the machine).
-    pub fn new(kind: TargetKind, args: &TargetArgs, common: Common) -> Result<Spec, String> {
-        Ok(match kind {
-            TargetKind::Node => Spec::Node(node::NodeSpec::new(&args.node, common)?),
-            TargetKind::Garage => Spec::Garage(garage::GarageSpec::new(
+impl TargetKind {
+    /// Check the target's own flags and make its spec (no I/O).
+    pub fn spec(self, args: &TargetArgs, common: Common) -> Result<Box<dyn Spec>, String> {
+        Ok(match self {
+            TargetKind::Node => Box::new(node::NodeSpec::new(&args.node, common)?),
+            TargetKind::Garage => Box::new(garage::GarageSpec::new(
                 &args.garage,
                 common.nodes,
                 common.faults.contains(&Fault::ClockSkew),
                 common.seed,
             )?),
-        })
-    }
-
-    pub fn kind(&self) -> TargetKind {
-        match self {
-            Spec::Node(_) => TargetKind::Node,
-            Spec::Garage(_) => TargetKind::Garage,
-        }
-    }
-
-    /// What must hold on this machine before anything starts (a program found, a
-    /// configuration the store accepts), said in the store's own words.
-    pub fn prepare(&mut self, nodes: &[String]) -> Result<(), String> {
-        match self {
-            Spec::Node(n) => n.prepare(nodes),
-            Spec::Garage(g) => g.prepare().map(|_| ()),
-        }
-    }
-
-    /// The first part of a run's default name (`node-strict`, `garage-consistent`).
-    pub fn run_name(&self) -> String {
-        match self {
-            Spec::Node(n) => format!("node-{}", n.preset),
-            Spec::Garage(g) => format!("garage-{}", g.consistency.name()),
-        }
-    }
-
-    /// The versions `test.json` records.
-    pub fn versions(&self) -> Value {
-        let mut v = serde_json::json!({ "quorate": env!("CARGO_PKG_VERSION") });
-        match self {
-            Spec::Node(n) => v["quorate-node"] = n.version(),
-            Spec::Garage(g) => {
-                v["garage"] = g
-                    .ready
-                    .as_ref()
-                    .map_or(Value::Null, |c| serde_json::json!(c.version))
-            }
-        }
-        v
-    }
-
-    /// The quiet period after healing when `--quiet` is not given.
-    pub fn default_quiet(&self) -> Duration {
-        match self {
-            Spec::Node(n) => n.default_quiet(),
-            Spec::Garage(_) => garage::DEFAULT_QUIET,
-        }
-    }
-
-    /// The target for a run whose folder is `run_dir` (after [`Spec::prepare`]).
-    pub fn build(&self, run_dir: &Path) -> Result<Arc<dyn Target>, String> {
-        Ok(match self {
-            Spec::Node(n) => Arc::new(node::NodeTarget::new(n)?),
-            Spec::Garage(g) => {
-                let cfg = g.ready.clone().ok_or_else(|| {
-                    "the garage target was built before its binary was found \
-                     (GarageSpec::prepare)"
-                        .to_string()
-                })?;
-                Arc::new(garage::GarageTarget::new(cfg, run_dir))
-            }
         })
     }
 }

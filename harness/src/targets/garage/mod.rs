@@ -31,7 +31,8 @@ use crate::client::Endpoint;
 use crate::nemesis::Fault;
 use crate::targets::faketime::{self, Faketime};
 use crate::targets::{
-    Api, BoxFuture, Capabilities, Clock, Observer, Placement, Support, Target, UnknownPlacement,
+    Api, BoxFuture, Capabilities, Clock, Observer, Placement, Spec, Support, Target, TargetKind,
+    UnknownPlacement,
 };
 use admin::{Admin, AdminMember};
 use anyhow::{bail, Context};
@@ -76,6 +77,37 @@ fn faults(f: Fault) -> Support {
 
 /// Garage repairs on read and has no anti-entropy period to outlast.
 pub const DEFAULT_QUIET: Duration = Duration::from_secs(5);
+
+impl Spec for GarageSpec {
+    fn kind(&self) -> TargetKind {
+        TargetKind::Garage
+    }
+
+    fn prepare(&mut self, _nodes: &[String]) -> Result<(), String> {
+        GarageSpec::prepare(self).map(|_| ())
+    }
+
+    fn run_name(&self) -> String {
+        format!("garage-{}", self.consistency.name())
+    }
+
+    fn version(&self) -> (&'static str, serde_json::Value) {
+        let v = self.ready.as_ref().map(|c| json!(c.version));
+        ("garage", v.unwrap_or(serde_json::Value::Null))
+    }
+
+    fn default_quiet(&self) -> Duration {
+        DEFAULT_QUIET
+    }
+
+    fn build(&self, run_dir: &Path) -> Result<Arc<dyn Target>, String> {
+        let cfg = self.ready.clone().ok_or_else(|| {
+            "the garage target was built before its binary was found (GarageSpec::prepare)"
+                .to_string()
+        })?;
+        Ok(Arc::new(GarageTarget::new(cfg, run_dir)))
+    }
+}
 
 /// The bucket every client uses.
 pub const BUCKET: &str = "quorate";

@@ -15,7 +15,10 @@ pub mod stats;
 
 pub use args::{NodeArgs, PRESETS};
 
-use super::{Api, BoxFuture, Capabilities, Clock, Common, Observer, Placement, Support, Target};
+use super::{
+    Api, BoxFuture, Capabilities, Clock, Common, Observer, Placement, Spec, Support, Target,
+    TargetKind,
+};
 use crate::backend::launch::{Launch, Member};
 use crate::backend::Cluster;
 use crate::recorder::Recorder;
@@ -89,38 +92,51 @@ impl NodeSpec {
         })
     }
 
+    /// What the node resolved the flags to, once prepared.
+    pub fn resolved(&self) -> Option<Resolved> {
+        self.ready.as_ref().map(|r| r.resolved)
+    }
+}
+
+impl Spec for NodeSpec {
+    fn kind(&self) -> TargetKind {
+        TargetKind::Node
+    }
+
     /// Find the binary and have it check the flags for a cluster of `nodes`; keep what they
     /// resolve to.
-    pub fn prepare(&mut self, nodes: &[String]) -> Result<(), String> {
+    fn prepare(&mut self, nodes: &[String]) -> Result<(), String> {
         let bin = find_node_bin(self.bin_flag.as_deref())?;
         let resolved = check_node_config(&bin, nodes, &self.args)?;
         self.ready = Some(Ready { bin, resolved });
         Ok(())
     }
 
-    /// What the node resolved the flags to, once prepared.
-    pub fn resolved(&self) -> Option<Resolved> {
-        self.ready.as_ref().map(|r| r.resolved)
+    fn run_name(&self) -> String {
+        format!("node-{}", self.preset)
     }
 
     /// `quorate-node --version`, or `null` when it is not known.
-    pub fn version(&self) -> Value {
-        let Some(r) = &self.ready else {
-            return Value::Null;
-        };
-        Command::new(&r.bin)
-            .arg("--version")
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| json!(String::from_utf8_lossy(&o.stdout).trim().to_string()))
-            .unwrap_or(Value::Null)
+    fn version(&self) -> (&'static str, Value) {
+        let version = self.ready.as_ref().and_then(|r| {
+            Command::new(&r.bin)
+                .arg("--version")
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| json!(String::from_utf8_lossy(&o.stdout).trim().to_string()))
+        });
+        ("quorate-node", version.unwrap_or(Value::Null))
     }
 
     /// Outlast three anti-entropy rounds, plus slack for a busy machine.
-    pub fn default_quiet(&self) -> Duration {
+    fn default_quiet(&self) -> Duration {
         let ae = self.resolved().map_or(0, |r| r.anti_entropy_interval_ms);
         Duration::from_millis(3 * ae + 2000)
+    }
+
+    fn build(&self, _run_dir: &Path) -> Result<Arc<dyn Target>, String> {
+        Ok(Arc::new(NodeTarget::new(self)?))
     }
 }
 
