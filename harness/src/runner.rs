@@ -150,7 +150,7 @@ async fn drive(
             sut.name()
         );
     }
-    let targets = Endpoint::all(cluster.as_ref(), &api);
+    let endpoints = Endpoint::all(cluster.as_ref(), &api);
     let busy = Arc::new(AtomicU64::new(0));
     let pin = client::KeyPin::new();
     let (clients_tx, clients_rx) = watch::channel(false);
@@ -158,7 +158,7 @@ async fn drive(
         .rate
         .map(|r| Duration::from_secs_f64(cfg.workload.concurrency() as f64 / r));
     let slot_cfg = SlotConfig {
-        targets: targets.clone(),
+        targets: endpoints.clone(),
         concurrency: cfg.workload.concurrency(),
         timeout: cfg.op_timeout,
         pace,
@@ -248,7 +248,7 @@ async fn drive(
         let max_key = busy.load(Ordering::Relaxed);
         cfg.workload
             .final_reads(
-                &targets,
+                &endpoints,
                 &shared,
                 rec,
                 max_key,
