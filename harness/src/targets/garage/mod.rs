@@ -263,14 +263,10 @@ impl Launch for GarageLaunch {
     }
 }
 
-/// `--target garage`.
+/// `--target garage`: its launch, whose state (addresses, peers, whether set up) set-up fills
+/// in and later restarts read.
 pub struct GarageTarget {
-    cfg: GarageConfig,
-    dir: PathBuf,
-    faketime: Option<Faketime>,
-    addrs: Arc<Mutex<BTreeMap<String, Vec<SocketAddr>>>>,
-    configured: Arc<AtomicBool>,
-    peers: Arc<Mutex<BTreeMap<String, String>>>,
+    launch: Arc<GarageLaunch>,
 }
 
 impl GarageTarget {
@@ -280,12 +276,14 @@ impl GarageTarget {
             .clone()
             .map(|lib| Faketime::new(lib, run_dir.join("clock")));
         GarageTarget {
-            cfg,
-            dir: run_dir.join("garage"),
-            faketime,
-            addrs: Arc::new(Mutex::new(BTreeMap::new())),
-            configured: Arc::new(AtomicBool::new(false)),
-            peers: Arc::new(Mutex::new(BTreeMap::new())),
+            launch: Arc::new(GarageLaunch {
+                cfg,
+                dir: run_dir.join("garage"),
+                faketime,
+                addrs: Arc::default(),
+                configured: Arc::default(),
+                peers: Arc::default(),
+            }),
         }
     }
 
@@ -350,14 +348,7 @@ impl Target for GarageTarget {
     }
 
     fn launch(&self) -> Arc<dyn Launch> {
-        Arc::new(GarageLaunch {
-            cfg: self.cfg.clone(),
-            dir: self.dir.clone(),
-            faketime: self.faketime.clone(),
-            addrs: self.addrs.clone(),
-            configured: self.configured.clone(),
-            peers: self.peers.clone(),
-        })
+        self.launch.clone()
     }
 
     fn configure<'a>(
@@ -365,7 +356,8 @@ impl Target for GarageTarget {
         cluster: &'a dyn Cluster,
     ) -> BoxFuture<'a, anyhow::Result<Arc<dyn Api>>> {
         Box::pin(async move {
-            let addrs = self.addrs.lock().unwrap().clone();
+            let l = &self.launch;
+            let addrs = l.addrs.lock().unwrap().clone();
             let members: Vec<AdminMember> = cluster
                 .nodes()
                 .iter()
@@ -375,11 +367,11 @@ impl Target for GarageTarget {
                     rpc: addrs[n][RPC_PORT],
                 })
                 .collect();
-            let admin = Admin::new(&self.cfg.admin_token);
+            let admin = Admin::new(&l.cfg.admin_token);
             let created = admin::setup(&admin, &members)
                 .await
                 .context("setting up the garage cluster (see nodes/<id>.log)")?;
-            *self.peers.lock().unwrap() = cluster
+            *l.peers.lock().unwrap() = cluster
                 .nodes()
                 .iter()
                 .cloned()
@@ -401,13 +393,13 @@ impl Target for GarageTarget {
             let api: Arc<dyn Api> = api;
             let targets = Endpoint::all(cluster, &api);
             self.probe(&targets).await?;
-            self.configured.store(true, Ordering::Relaxed);
+            l.configured.store(true, Ordering::Relaxed);
             Ok(api)
         })
     }
 
     fn clock(&self) -> Arc<dyn Clock> {
-        match &self.faketime {
+        match &self.launch.faketime {
             Some(f) => Arc::new(f.clone()),
             None => Arc::new(NoFaketime),
         }
@@ -445,7 +437,7 @@ impl Clock for NoFaketime {
 impl Drop for GarageTarget {
     /// Runs after the cluster is down: libfaketime leaves files behind for killed members.
     fn drop(&mut self) {
-        if self.faketime.is_some() {
+        if self.launch.faketime.is_some() {
             let removed = faketime::sweep_shm();
             if !removed.is_empty() {
                 tracing::info!(?removed, "faketime: removed shared memory of dead members");
