@@ -40,7 +40,6 @@ pub struct Register {
     /// For each value id, the ops that install it (write, or cas's new value).
     writers: Vec<Vec<usize>>,
     initial: StateId,
-    allow_cas: bool,
 }
 
 impl Register {
@@ -78,7 +77,6 @@ impl Register {
             seen,
             writers,
             initial,
-            allow_cas,
         })
     }
 
@@ -254,12 +252,5 @@ impl Model for Register {
 
     fn initial_value(&self) -> Option<u32> {
         (self.initial != NO_VALUE).then_some(self.initial)
-    }
-}
-
-impl Register {
-    /// Whether this register accepts cas (the `cas-register` model).
-    pub fn allows_cas(&self) -> bool {
-        self.allow_cas
     }
 }
