@@ -78,10 +78,7 @@ impl NodeSpec {
     pub fn new(a: &NodeArgs, common: Common) -> Result<NodeSpec, String> {
         if let Some(n) = a.n {
             if n > common.nodes {
-                return Err(format!(
-                    "--n {n} is larger than --nodes {}: a key cannot have more replicas than the cluster has nodes",
-                    common.nodes
-                ));
+                return Err(n_too_large(n, common.nodes));
             }
         }
         Ok(NodeSpec {
@@ -107,6 +104,14 @@ impl Spec for NodeSpec {
     /// resolve to.
     fn prepare(&mut self, nodes: &[String]) -> Result<(), String> {
         let bin = find_node_bin(self.bin_flag.as_deref())?;
+        // The replicas per key the flags resolve to, asked of the node on a cluster as large as
+        // a run may have, so a default N beyond this run's cluster is refused in the harness's
+        // words as an explicit `--n` is, rather than as the node's "cluster size" error.
+        let widest = crate::backend::node_ids(64);
+        let wide = check_node_config(&bin, &widest, &self.args)?;
+        if wide.n > nodes.len() {
+            return Err(n_too_large(wide.n, nodes.len()));
+        }
         let resolved = check_node_config(&bin, nodes, &self.args)?;
         self.ready = Some(Ready { bin, resolved });
         Ok(())
@@ -138,6 +143,14 @@ impl Spec for NodeSpec {
     fn build(&self, _run_dir: &Path) -> Result<Arc<dyn Target>, String> {
         Ok(Arc::new(NodeTarget::new(self)?))
     }
+}
+
+/// More replicas per key than the cluster has members.
+fn n_too_large(n: usize, nodes: usize) -> String {
+    format!(
+        "--n {n} is larger than --nodes {nodes}: a key cannot have more replicas than the \
+         cluster has nodes"
+    )
 }
 
 /// Find the `quorate-node` binary: `--node-bin`/`QUORATE_NODE_BIN` first, then beside the
