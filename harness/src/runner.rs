@@ -139,17 +139,8 @@ async fn drive(
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<RunOutcome> {
     let kind = cfg.target.kind();
-    // The declarations decide what is observed; a target whose declaration and observer
-    // disagree is a bug to report, not a silent skip.
-    let observer = sut.observer();
-    let observed = targets::convergence_unmeasured(kind).is_none()
-        || targets::repairs_unmeasured(kind).is_none();
-    if observed && observer.is_none() {
-        anyhow::bail!(
-            "--target {} declares it can be observed but has no observer",
-            sut.name()
-        );
-    }
+    // What the target declares it exposes beyond its API (the node's /digest and /stats).
+    let observer = kind.caps().observer.map(|make| make());
     let endpoints = Endpoint::all(cluster.as_ref(), &api);
     let busy = Arc::new(AtomicU64::new(0));
     let pin = client::KeyPin::new();
@@ -242,7 +233,7 @@ async fn drive(
         // Before the final reads: they repair what they read (HISTORY.md). A target that
         // exposes no per-replica digest is not observed (the results say why:
         // `targets::convergence_unmeasured`).
-        if let (None, Some(obs)) = (targets::convergence_unmeasured(kind), &observer) {
+        if let Some(obs) = &observer {
             converged = Some(obs.convergence(cluster, rec).await);
         }
         let max_key = busy.load(Ordering::Relaxed);
@@ -258,14 +249,14 @@ async fn drive(
             .await;
     }
     // After the final reads, so their read repairs count too.
-    let (node_stats, repairs) = match (targets::repairs_unmeasured(kind), &observer) {
-        (None, Some(obs)) => {
+    let (node_stats, repairs) = match &observer {
+        Some(obs) => {
             let stats = obs.stats(cluster).await;
             let repairs = obs.repairs(&stats);
             (stats, repairs)
         }
-        (why, _) => {
-            let why = why.unwrap_or_default();
+        None => {
+            let why = targets::repairs_unmeasured(kind).unwrap_or_default();
             let sentence = format!("repairs: not measured: {why}");
             (
                 BTreeMap::new(),

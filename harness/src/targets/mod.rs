@@ -9,10 +9,10 @@
 //!
 //! A backend runs the processes ([`crate::backend::launch::Launch`] says how); a [`Target`]
 //! is everything specific to the store: its launch, the set-up after every member is up, the
-//! [`Api`] clients speak, the [`Clock`] clock-skew moves, its [`Placement`] of keys, and an
-//! [`Observer`] for what it exposes beyond its API. Each store also declares its
-//! [`Capabilities`] — the ops it speaks, the faults it supports per backend, whether it can be
-//! observed — and [`check`] derives every refusal from them, before anything starts.
+//! [`Api`] clients speak, the [`Clock`] clock-skew moves, and its [`Placement`] of keys. Each
+//! store also declares its [`Capabilities`] — the ops it speaks, the faults it supports per
+//! backend, the [`Observer`] of what it exposes beyond its API, if anything — and [`check`]
+//! derives every refusal from them, before anything starts.
 //!
 //! Adding a store: a folder here, a variant of [`TargetKind`] with its arms in
 //! [`TargetKind::caps`] and [`TargetKind::spec`], and its flags in [`TargetArgs`]
@@ -200,9 +200,6 @@ pub trait Target: Send + Sync {
     fn clock(&self) -> Arc<dyn Clock>;
     /// Where keys live, for the cluster's members.
     fn placement(&self, nodes: &[String]) -> Arc<dyn Placement>;
-    /// What the store exposes beyond its API; `None` when it exposes nothing (its
-    /// [`Capabilities`] say so, and the results say why: [`convergence_unmeasured`]).
-    fn observer(&self) -> Option<Arc<dyn Observer>>;
 }
 
 /// Whether a target supports a fault.
@@ -227,10 +224,10 @@ pub struct Capabilities {
     pub ops_why: &'static str,
     /// Which faults it supports, and where.
     pub faults: fn(Fault) -> Support,
-    /// Whether it exposes a per-replica digest, so convergence can be observed.
-    pub convergence: bool,
-    /// Whether it exposes repair counters.
-    pub repairs: bool,
+    /// What it exposes beyond its client API (per-replica digests, so convergence can be
+    /// observed; repair counters), and how to read it; `None`: nothing, so neither is measured
+    /// and the results say why ([`convergence_unmeasured`], [`repairs_unmeasured`]).
+    pub observer: Option<fn() -> Arc<dyn Observer>>,
     /// After "a flag of another target, but --target is NAME": where its own equivalents are.
     pub equivalents: &'static str,
     /// What its own flags are called when given for another target.
@@ -243,7 +240,7 @@ pub struct Capabilities {
 /// its convergence is not measured at all — not "not observed because the run stopped".
 pub fn convergence_unmeasured(kind: TargetKind) -> Option<String> {
     let caps = kind.caps();
-    (!caps.convergence).then(|| {
+    caps.observer.is_none().then(|| {
         format!(
             "--target {} exposes no per-replica digest (the node's /digest, which the \
              convergence observation compares replica by replica), so convergence was not \
@@ -258,7 +255,7 @@ pub fn convergence_unmeasured(kind: TargetKind) -> Option<String> {
 /// such counters has nothing to read, which is not the same as its members not answering.
 pub fn repairs_unmeasured(kind: TargetKind) -> Option<String> {
     let caps = kind.caps();
-    (!caps.repairs).then(|| {
+    caps.observer.is_none().then(|| {
         format!(
             "--target {} exposes no repair counters (the node's /stats), so repairs were not \
              measured",

@@ -31,7 +31,7 @@ use crate::client::Endpoint;
 use crate::nemesis::Fault;
 use crate::targets::faketime::{self, Faketime};
 use crate::targets::{
-    Api, BoxFuture, Capabilities, Clock, Observer, Placement, Spec, Support, Target, TargetKind,
+    Api, BoxFuture, Capabilities, Clock, Placement, Spec, Support, Target, TargetKind,
     UnknownPlacement,
 };
 use admin::{Admin, AdminMember};
@@ -54,8 +54,7 @@ pub static CAPS: Capabilities = Capabilities {
     ops: &[OpKind::Read, OpKind::Write],
     ops_why: "speaks S3, which has no compare-and-set (PutObject overwrites)",
     faults,
-    convergence: false,
-    repairs: false,
+    observer: None,
     equivalents: "Garage's quorums come from --garage-consistency",
     flags_are: "a --target garage flag",
 };
@@ -407,10 +406,6 @@ impl Target for GarageTarget {
 
     fn placement(&self, _nodes: &[String]) -> Arc<dyn Placement> {
         Arc::new(UnknownPlacement)
-    }
-
-    fn observer(&self) -> Option<Arc<dyn Observer>> {
-        None
     }
 }
 

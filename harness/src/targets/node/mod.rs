@@ -37,8 +37,7 @@ pub static CAPS: Capabilities = Capabilities {
     ops: &[OpKind::Read, OpKind::Write, OpKind::Cas],
     ops_why: "speaks every op",
     faults: |_| Support::Yes,
-    convergence: true,
-    repairs: true,
+    observer: Some(|| Arc::new(NodeObserver)),
     equivalents: "the node's deadlines are --request-timeout-ms and --replica-timeout-ms",
     flags_are: "a quorate-node flag, but --target is not node",
 };
@@ -318,10 +317,6 @@ impl Target for NodeTarget {
             self.resolved.n,
         ))
     }
-
-    fn observer(&self) -> Option<Arc<dyn Observer>> {
-        Some(Arc::new(NodeObserver))
-    }
 }
 
 /// `/digest` (and `/digest/keys`) for convergence, `/stats` for repairs.
@@ -359,6 +354,6 @@ mod tests {
             assert_eq!((CAPS.faults)(f), Support::Yes, "{f:?}");
         }
         assert_eq!(CAPS.ops.len(), 3);
-        assert!(CAPS.convergence && CAPS.repairs);
+        assert!(CAPS.observer.is_some());
     }
 }
