@@ -185,20 +185,25 @@ impl RunPlan {
     }
 }
 
+/// `quorate run`'s flags parsed from `argv` (without `run`), for unit tests.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) fn test_args(argv: &[&str]) -> RunArgs {
     use clap::Parser;
-
     #[derive(Parser)]
     #[command(no_binary_name = true)]
     struct Flags {
         #[command(flatten)]
         a: RunArgs,
     }
+    Flags::try_parse_from(argv).unwrap().a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     fn plan(argv: &[&str]) -> Result<RunPlan, PlanError> {
-        RunPlan::validate(&Flags::try_parse_from(argv).unwrap().a, 7)
+        RunPlan::validate(&test_args(argv), 7)
     }
 
     #[test]

@@ -380,17 +380,9 @@ impl TargetKind {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[derive(Parser)]
-    #[command(no_binary_name = true)]
-    struct Flags {
-        #[command(flatten)]
-        t: TargetArgs,
-    }
 
     fn foreign(kind: TargetKind, argv: &[&str]) -> Result<(), String> {
-        refuse_foreign_flags(kind, &Flags::try_parse_from(argv).unwrap().t)
+        refuse_foreign_flags(kind, &crate::plan::test_args(argv).target_args)
     }
 
     #[test]
