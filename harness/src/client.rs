@@ -1,5 +1,6 @@
-//! Clients: logical processes (tokio tasks) issuing register ops over HTTP, and how each
-//! response becomes a history line (INTERFACES.md, "How clients record outcomes").
+//! Clients: logical processes (tokio tasks) issuing register ops through the target's API
+//! ([`crate::targets::Api`]), each outcome written down as a history line (INTERFACES.md,
+//! "How clients record outcomes").
 //!
 //! The invoke line is recorded before the request is sent and the completion after the
 //! response is read, so the file's order is never tighter than what really happened. A
@@ -9,7 +10,7 @@
 use crate::recorder::Recorder;
 use quorate_checker::history::{Event, EventType, Process};
 use quorate_workloads::{OpKind, OpSpec, RegisterClient};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -44,13 +45,30 @@ impl Completion {
     }
 }
 
-/// One node as a client sees it.
+/// One member as a client sees it: where to send ops and the store's API to speak.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub struct Endpoint {
     pub node: String,
     pub addr: SocketAddr,
-    /// The API to speak when the target is not the node (see [`crate::target::Api`]).
-    pub api: Option<Arc<dyn crate::target::Api>>,
+    pub api: Arc<dyn crate::targets::Api>,
+}
+
+impl Endpoint {
+    /// Every member of `cluster` as clients reach it, speaking `api`, in node order.
+    pub fn all(
+        cluster: &dyn crate::backend::Cluster,
+        api: &Arc<dyn crate::targets::Api>,
+    ) -> Vec<Endpoint> {
+        cluster
+            .nodes()
+            .iter()
+            .map(|n| Endpoint {
+                node: n.clone(),
+                addr: cluster.client_addr(n),
+                api: api.clone(),
+            })
+            .collect()
+    }
 }
 
 /// Build the HTTP client every op uses.
@@ -62,89 +80,14 @@ pub fn http_client() -> reqwest::Client {
         .expect("reqwest client builds")
 }
 
-/// Map an HTTP status and body to an outcome (pure: no I/O, unit-tested below).
-pub fn classify(op: &OpSpec, status: u16, body: &Value) -> Completion {
-    let echo = op.value.clone();
-    let error_text = || {
-        let msg = body.get("error").and_then(Value::as_str).unwrap_or("");
-        format!("{status} {msg}").trim_end().to_string()
-    };
-    match (op.f, status) {
-        (OpKind::Read, 200) => Completion::ok(
-            body.get("value").cloned().unwrap_or(Value::Null),
-            body.get("version").cloned(),
-        ),
-        (OpKind::Read, 404) => Completion::ok(Value::Null, None),
-        (_, 200..=299) => Completion::ok(echo, body.get("version").cloned()),
-        (OpKind::Cas, 409) => Completion::not_ok(EventType::Fail, echo, "mismatch".into()),
-        (_, 503) => {
-            let applied = body.get("may_have_applied").and_then(Value::as_bool);
-            let kind = if applied == Some(false) {
-                EventType::Fail
-            } else {
-                EventType::Info
-            };
-            Completion::not_ok(kind, echo, error_text())
-        }
-        (_, 400..=499) => Completion::not_ok(EventType::Fail, echo, error_text()),
-        _ => Completion::not_ok(EventType::Info, echo, error_text()),
-    }
-}
-
-/// Map a status and the raw body to an outcome. A success whose body is not JSON is not a
-/// success the client can read (a read's value is unknown, a write's acknowledgement is not the
-/// protocol's): `info` with the parse error, never `ok` with `null`.
-pub fn complete(op: &OpSpec, status: u16, bytes: &[u8]) -> Completion {
-    match serde_json::from_slice::<Value>(bytes) {
-        Ok(body) => classify(op, status, &body),
-        Err(e) if (200..=299).contains(&status) => Completion::not_ok(
-            EventType::Info,
-            op.value.clone(),
-            format!("{status} with a body that is not JSON: {e}"),
-        ),
-        // An error status is classified by the status alone.
-        Err(_) => classify(op, status, &Value::Null),
-    }
-}
-
-/// Send one op and wait for its outcome, bounded by `timeout`.
+/// Send one op through the member's API and wait for its outcome, bounded by `timeout`.
 pub async fn execute(
     http: &reqwest::Client,
-    target: &Target,
+    target: &Endpoint,
     op: &OpSpec,
     timeout: Duration,
 ) -> Completion {
-    if let Some(api) = &target.api {
-        return api.execute(http, target, op, timeout).await;
-    }
-    let base = format!("http://{}/kv/{}", target.addr, key_path(&op.key));
-    let req = match op.f {
-        OpKind::Read => http.get(&base),
-        OpKind::Write => http.put(&base).json(&json!({ "value": op.value })),
-        OpKind::Cas => {
-            let expected = op.value.get(0).cloned().unwrap_or(Value::Null);
-            let new = op.value.get(1).cloned().unwrap_or(Value::Null);
-            http.post(format!("{base}/cas"))
-                .json(&json!({ "expected": expected, "new": new }))
-        }
-    };
-    let send = async {
-        let resp = req.send().await?;
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await?;
-        Ok::<_, reqwest::Error>((status, bytes))
-    };
-    match tokio::time::timeout(timeout, send).await {
-        Err(_) => Completion::not_ok(EventType::Info, op.value.clone(), "timeout".into()),
-        Ok(Err(e)) => Completion::not_ok(EventType::Info, op.value.clone(), send_error(&e)),
-        Ok(Ok((status, bytes))) => complete(op, status, &bytes),
-    }
-}
-
-/// A key as one URL path segment: `/` (the set workload's `s/<element>`) and `%` escaped, so
-/// the node's `/kv/{key}` route sees the whole key.
-pub fn key_path(key: &str) -> String {
-    key.replace('%', "%25").replace('/', "%2F")
+    target.api.execute(http, target, op, timeout).await
 }
 
 /// What went wrong with a request that got no answer, as its `info` line's error says it.
@@ -171,7 +114,7 @@ pub async fn run_op(
     rec: &Recorder,
     http: &reqwest::Client,
     process: u64,
-    target: &Target,
+    target: &Endpoint,
     op: &OpSpec,
     timeout: Duration,
 ) -> Completion {
@@ -202,7 +145,7 @@ pub async fn run_op(
 /// Settings shared by every client slot.
 #[derive(Clone)]
 pub struct SlotConfig {
-    pub targets: Vec<Target>,
+    pub targets: Vec<Endpoint>,
     pub concurrency: u64,
     pub timeout: Duration,
     /// Minimum time between this slot's op starts (from `--rate`), if any.
@@ -261,7 +204,7 @@ pub trait Work: Send {
     fn step(
         &mut self,
         process: u64,
-        target: &Target,
+        target: &Endpoint,
         pinned: Option<u64>,
     ) -> impl std::future::Future<Output = EventType> + Send;
 }
@@ -315,7 +258,7 @@ impl Work for RegisterWork {
         self.gen.key_index()
     }
 
-    async fn step(&mut self, process: u64, target: &Target, pinned: Option<u64>) -> EventType {
+    async fn step(&mut self, process: u64, target: &Endpoint, pinned: Option<u64>) -> EventType {
         let op = self.gen.next_op_on(pinned);
         let done = run_op(&self.rec, &self.http, process, target, &op, self.timeout).await;
         if done.kind == EventType::Ok {
@@ -346,70 +289,4 @@ pub async fn run_slot(
         timeout,
     };
     drive(slot, work, cfg, stop).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn op(f: OpKind) -> OpSpec {
-        OpSpec {
-            f,
-            key: "k0".into(),
-            value: match f {
-                OpKind::Read => Value::Null,
-                OpKind::Write => json!(5),
-                OpKind::Cas => json!([1, 2]),
-            },
-        }
-    }
-
-    #[test]
-    fn a_success_whose_body_is_not_json_is_info_with_the_error() {
-        for f in [OpKind::Read, OpKind::Write, OpKind::Cas] {
-            let c = complete(&op(f), 200, b"<html>oops</html>");
-            assert_eq!(c.kind, EventType::Info, "{f:?}");
-            let e = c.error.unwrap();
-            assert!(e.starts_with("200 with a body that is not JSON"), "{e}");
-        }
-        // A JSON 200 read is still ok with its value; an error status keeps its meaning.
-        let c = complete(&op(OpKind::Read), 200, br#"{"value": 4}"#);
-        assert_eq!((c.kind, c.value), (EventType::Ok, json!(4)));
-        let c = complete(&op(OpKind::Write), 500, b"not json");
-        assert_eq!((c.kind, c.error.as_deref()), (EventType::Info, Some("500")));
-    }
-
-    #[test]
-    fn outcomes_follow_interfaces_md() {
-        let c = classify(&op(OpKind::Read), 404, &Value::Null);
-        assert_eq!((c.kind, c.value), (EventType::Ok, Value::Null));
-        let c = classify(&op(OpKind::Read), 200, &json!({"value": 7, "version": 3}));
-        assert_eq!(
-            (c.kind, c.value, c.version),
-            (EventType::Ok, json!(7), Some(json!(3)))
-        );
-        let c = classify(&op(OpKind::Cas), 409, &json!({"error": "mismatch"}));
-        assert_eq!(
-            (c.kind, c.error.as_deref()),
-            (EventType::Fail, Some("mismatch"))
-        );
-        let c = classify(
-            &op(OpKind::Write),
-            503,
-            &json!({"error": "q", "may_have_applied": false}),
-        );
-        assert_eq!(c.kind, EventType::Fail);
-        let c = classify(
-            &op(OpKind::Write),
-            503,
-            &json!({"error": "q", "may_have_applied": true}),
-        );
-        assert_eq!(c.kind, EventType::Info);
-        let c = classify(&op(OpKind::Write), 503, &Value::Null);
-        assert_eq!(c.kind, EventType::Info);
-        let c = classify(&op(OpKind::Write), 400, &json!({"error": "bad"}));
-        assert_eq!(c.kind, EventType::Fail);
-        let c = classify(&op(OpKind::Write), 500, &Value::Null);
-        assert_eq!(c.kind, EventType::Info);
-    }
 }

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 /// When `checks` leaves out `linearizable`, the result says so as a skipped check, with the
 /// reason the set workload has (the only caller that leaves it out). Convergence is the
 /// checker's verdict on the harness's observation; `unmeasured` says why the run's target
-/// could not be observed ([`crate::target::convergence_unmeasured`]), and the `convergence`
+/// could not be observed ([`crate::targets::convergence_unmeasured`]), and the `convergence`
 /// entry is then skipped with exactly that reason; a run with no observation says it stopped
 /// before one was taken.
 pub fn check_with(
@@ -146,12 +146,12 @@ mod tests {
 
     #[test]
     fn convergence_says_why_it_was_not_measured() {
-        use crate::backend::Target as Kind;
+        use crate::targets::TargetKind as Kind;
         let dir = tempfile::tempdir().unwrap();
         let h = dir.path().join("history.jsonl");
         std::fs::write(&h, NO_OBSERVATION).unwrap();
         let t = Duration::from_secs(5);
-        let why = crate::target::convergence_unmeasured(Kind::Garage).unwrap();
+        let why = crate::targets::convergence_unmeasured(Kind::Garage).unwrap();
         assert!(why.starts_with("--target garage exposes no per-replica digest"));
         assert!(why.ends_with("so convergence was not measured"), "{why}");
         // Every check that applies (register workload), and the set workload's explicit list.
@@ -176,7 +176,7 @@ mod tests {
             "skipped convergence changes no verdict: {r}"
         );
         // The node is observed: missing observation there means the run stopped before it.
-        assert_eq!(crate::target::convergence_unmeasured(Kind::Node), None);
+        assert_eq!(crate::targets::convergence_unmeasured(Kind::Node), None);
         let r = check_with(&h, ModelKind::CasRegister, &[], t, dir.path(), None);
         assert!(r["checks"]["convergence"]["skipped"]
             .as_str()

@@ -1,6 +1,6 @@
 //! The phases of a run: start the cluster → clients and nemesis together for the time limit →
 //! heal → quiet period → convergence observation → final reads of every key (every set, for
-//! the set workload) → the nodes' `/stats` → stop.
+//! the set workload) → the members' counters (the node's `/stats`) → stop.
 //!
 //! A run that cannot stand behind a verdict ends in an error (exit 3) instead: a fault that
 //! could not be applied or healed (the nemesis stops at once, see [`crate::nemesis`]), or a
@@ -14,49 +14,21 @@
 use crate::backend::local::LocalCluster;
 use crate::backend::netns::NetnsCluster;
 use crate::backend::{BackendKind, Cluster, ClusterSpec};
-use crate::client::{self, SlotConfig, Target};
-use crate::convergence;
-use crate::nemesis::{Ctx, Fault, LinkFaults, Nemesis};
-use crate::node_stats;
+use crate::client::{self, Endpoint, SlotConfig};
+use crate::nemesis::{Ctx, Nemesis};
+use crate::plan::RunPlan;
 use crate::progress::Progress;
 use crate::recorder::Recorder;
-use crate::ring::Ring;
-use crate::set_client::{self, SetRegistry};
-use crate::target;
+use crate::targets::{self, Api, Target};
+use crate::workload::Shared;
 use anyhow::Context;
-use quorate_workloads::{OpKind, OpSpec, RegisterWorkload, SetWorkload};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-
-/// What the run needs, validated (see `cmd::run::validate`).
-#[derive(Debug, Clone)]
-pub struct RunConfig {
-    pub nodes: Vec<String>,
-    pub node_args: Vec<String>,
-    pub ring_n: usize,
-    pub vnodes: usize,
-    pub workload: RegisterWorkload,
-    /// `--workload set`: clients run this instead of the register workload (whose
-    /// `concurrency` still sizes the client slots).
-    pub set: Option<SetWorkload>,
-    /// Delay, jitter and reset probability of the `slow` and `flaky` faults.
-    pub link_faults: LinkFaults,
-    pub time_limit: Duration,
-    pub interval: Duration,
-    pub quiet: Duration,
-    pub op_timeout: Duration,
-    pub rate: Option<f64>,
-    pub direct_clients: bool,
-    pub seed: u64,
-    pub backend: BackendKind,
-    /// The system under test (`--target`).
-    pub target: target::Spec,
-}
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOutcome {
@@ -69,33 +41,26 @@ pub struct RunOutcome {
     /// Client ops per second during the fault phase.
     pub rate: f64,
     pub converged: Option<bool>,
-    /// Each node's `GET /stats` at the end of the run (see [`node_stats`]).
+    /// Each member's counters at the end of the run (the node's `GET /stats`).
     pub node_stats: BTreeMap<String, Value>,
+    /// The repairs those counters show, or why they were not measured (results'
+    /// `run.repairs`).
+    pub repairs: Value,
 }
 
 /// Run all phases on a fresh tokio runtime. History goes to `<run_dir>/history.jsonl`.
-pub fn run(
-    cfg: &RunConfig,
-    faults: &[Fault],
-    node_bin: &Path,
-    run_dir: &Path,
-) -> anyhow::Result<RunOutcome> {
+pub fn run(cfg: &RunPlan, run_dir: &Path) -> anyhow::Result<RunOutcome> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("start the tokio runtime")?;
-    let res = rt.block_on(phases(cfg, faults, node_bin, run_dir));
+    let res = rt.block_on(phases(cfg, run_dir));
     // Anything still running (a stuck op) is dropped here, not waited for.
     rt.shutdown_timeout(Duration::from_secs(2));
     res
 }
 
-async fn phases(
-    cfg: &RunConfig,
-    faults: &[Fault],
-    node_bin: &Path,
-    run_dir: &Path,
-) -> anyhow::Result<RunOutcome> {
+async fn phases(cfg: &RunPlan, run_dir: &Path) -> anyhow::Result<RunOutcome> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
     spawn_signal_handler(stop_tx.clone())?;
@@ -106,23 +71,21 @@ async fn phases(
     );
     let spec = ClusterSpec {
         nodes: cfg.nodes.clone(),
-        node_bin: node_bin.to_path_buf(),
-        node_args: cfg.node_args.clone(),
         run_dir: run_dir.to_path_buf(),
         direct_clients: cfg.direct_clients,
-        link_faults: faults.iter().any(|f| f.needs_link_faults()),
+        link_faults: cfg.link_faults_needed(),
     };
     // Declared before the cluster, so it is dropped after it (its `Drop` cleans up after
     // members that are gone).
-    let target = target::build(&cfg.target, run_dir);
-    let launch = target.launch(&spec);
+    let target = cfg.target.build(run_dir).map_err(anyhow::Error::msg)?;
+    let launch = target.launch();
     // Both backends clean up in `Drop` too, so an early return or a panic leaves nothing.
     let cluster: Arc<dyn Cluster> = match cfg.backend {
-        BackendKind::Local => Arc::new(LocalCluster::start_with(spec, launch).await?),
-        BackendKind::Netns => Arc::new(NetnsCluster::start_with(spec, launch).await?),
+        BackendKind::Local => Arc::new(LocalCluster::start(spec, launch).await?),
+        BackendKind::Netns => Arc::new(NetnsCluster::start(spec, launch).await?),
     };
     let result = match configure(target.as_ref(), cluster.as_ref(), stop_rx.clone()).await {
-        Ok(()) => drive(cfg, faults, &cluster, target.as_ref(), &rec, stop_rx).await,
+        Ok(api) => drive(cfg, &cluster, target.as_ref(), api, &rec, stop_rx).await,
         Err(e) => Err(e),
     };
     let stopped = heal_and_shut_down(cluster.clone()).await;
@@ -150,12 +113,12 @@ async fn heal_and_shut_down(cluster: Arc<dyn Cluster>) -> anyhow::Result<()> {
 }
 
 /// The target's set-up after every member is up (joining, layout, credentials), cut short by
-/// a stop request so Ctrl-C stays prompt.
+/// a stop request so Ctrl-C stays prompt; the API clients speak.
 async fn configure(
-    target: &dyn target::Target,
+    target: &dyn Target,
     cluster: &dyn Cluster,
     mut stop: watch::Receiver<bool>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Arc<dyn Api>> {
     tokio::select! {
         r = target.configure(cluster) => r,
         _ = stop.changed() => anyhow::bail!("interrupted while setting up the {} cluster", target.name()),
@@ -178,32 +141,26 @@ fn spawn_signal_handler(stop: Arc<watch::Sender<bool>>) -> anyhow::Result<()> {
 }
 
 async fn drive(
-    cfg: &RunConfig,
-    faults: &[Fault],
+    cfg: &RunPlan,
     cluster: &Arc<dyn Cluster>,
-    sut: &dyn target::Target,
+    sut: &dyn Target,
+    api: Arc<dyn Api>,
     rec: &Arc<Recorder>,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<RunOutcome> {
-    let api = sut.api();
-    let targets: Vec<Target> = cluster
-        .nodes()
-        .iter()
-        .map(|n| Target {
-            node: n.clone(),
-            addr: cluster.client_addr(n),
-            api: api.clone(),
-        })
-        .collect();
+    let kind = cfg.target.kind();
+    // What the target declares it exposes beyond its API (the node's /digest and /stats).
+    let observer = kind.caps().observer.map(|make| make());
+    let endpoints = Endpoint::all(cluster.as_ref(), &api);
     let busy = Arc::new(AtomicU64::new(0));
     let pin = client::KeyPin::new();
     let (clients_tx, clients_rx) = watch::channel(false);
     let pace = cfg
         .rate
-        .map(|r| Duration::from_secs_f64(cfg.workload.concurrency as f64 / r));
+        .map(|r| Duration::from_secs_f64(cfg.workload.concurrency() as f64 / r));
     let slot_cfg = SlotConfig {
-        targets: targets.clone(),
-        concurrency: cfg.workload.concurrency,
+        targets: endpoints.clone(),
+        concurrency: cfg.workload.concurrency(),
         timeout: cfg.op_timeout,
         pace,
         // A bound, far above what any run reaches, so no client loop is unbounded.
@@ -213,52 +170,21 @@ async fn drive(
     };
     let phase_start = Instant::now();
     let mut slots = tokio::task::JoinSet::new();
-    let registry = SetRegistry::default();
-    for slot in 0..cfg.workload.concurrency {
-        let (sc, rec, http, rx) = (
-            slot_cfg.clone(),
-            rec.clone(),
-            client::http_client(),
-            clients_rx.clone(),
-        );
-        match &cfg.set {
-            Some(set) => {
-                let gen = set.client(slot);
-                slots.spawn(set_client::run_slot(
-                    slot,
-                    gen,
-                    sc,
-                    registry.clone(),
-                    rec,
-                    http,
-                    rx,
-                ));
-            }
-            None => {
-                slots.spawn(client::run_slot(
-                    slot,
-                    cfg.workload.client(slot),
-                    sc,
-                    rec,
-                    http,
-                    rx,
-                ));
-            }
-        }
+    let shared = Shared::default();
+    for slot in 0..cfg.workload.concurrency() {
+        let (sc, rec, rx) = (slot_cfg.clone(), rec.clone(), clients_rx.clone());
+        slots.spawn(cfg.workload.slot(slot, sc, &shared, rec, rx));
     }
     let nemesis = Nemesis {
-        faults: faults.to_vec(),
+        faults: cfg.faults.clone(),
         interval: cfg.interval,
         seed: cfg.seed,
         ctx: Ctx {
             cluster: cluster.clone(),
             rec: rec.clone(),
-            ring: sut
-                .places_keys_by_ring()
-                .then(|| Ring::new(cluster.nodes(), cfg.vnodes, cfg.ring_n)),
+            placement: sut.placement(cluster.nodes()),
             busy_key: busy.clone(),
             pin: pin.clone(),
-            http: client::http_client(),
             link_faults: cfg.link_faults,
             clock: sut.clock(),
         },
@@ -309,37 +235,44 @@ async fn drive(
     if !interrupted {
         let mut s = stop.clone();
         tokio::select! {
-            _ = tokio::time::sleep(cfg.quiet) => {}
+            _ = tokio::time::sleep(cfg.quiet()) => {}
             _ = s.changed() => {}
         }
     }
     if !*stop.borrow() {
-        // Before the final reads: they repair what they read (HISTORY.md). Only the node
-        // answers `/digest`; for other targets the observation is not made (the results say
-        // why: `target::convergence_unmeasured`).
-        if target::convergence_unmeasured(cfg.target.kind()).is_none() {
-            converged = Some(convergence::observe(cluster, rec).await.converged());
+        // Before the final reads: they repair what they read (HISTORY.md). A target that
+        // exposes no per-replica digest is not observed (the results say why:
+        // `targets::convergence_unmeasured`).
+        if let Some(obs) = &observer {
+            converged = Some(obs.convergence(cluster, rec).await);
         }
-        if cfg.set.is_some() {
-            let base = FINAL_READ_PROCESSES;
-            let timeout = cfg.op_timeout;
-            set_client::final_reads(&targets, &registry, rec, base, timeout, stop.clone()).await;
-        } else {
-            final_reads(
-                cfg,
-                &targets,
+        let max_key = busy.load(Ordering::Relaxed);
+        cfg.workload
+            .final_reads(
+                &endpoints,
+                &shared,
                 rec,
-                busy.load(Ordering::Relaxed),
+                max_key,
+                cfg.op_timeout,
                 stop.clone(),
             )
             .await;
-        }
     }
-    // After the final reads, so their read repairs count too. Only the node has `/stats`.
-    let node_stats = if target::repairs_unmeasured(cfg.target.kind()).is_none() {
-        node_stats::fetch(cluster, &client::http_client()).await
-    } else {
-        Default::default()
+    // After the final reads, so their read repairs count too.
+    let (node_stats, repairs) = match &observer {
+        Some(obs) => {
+            let stats = obs.stats(cluster).await;
+            let repairs = obs.repairs(&stats);
+            (stats, repairs)
+        }
+        None => {
+            let why = targets::repairs_unmeasured(kind).unwrap_or_default();
+            let sentence = format!("repairs: not measured: {why}");
+            (
+                BTreeMap::new(),
+                json!({"skipped": why, "sentence": sentence}),
+            )
+        }
     };
     let c = &rec.counts;
     Ok(RunOutcome {
@@ -352,50 +285,8 @@ async fn drive(
         rate: client_ops as f64 / phase_elapsed.as_secs_f64().max(1e-9),
         converged,
         node_stats,
+        repairs,
     })
-}
-
-/// Final reads run under process numbers from here up: past every process a slot could have
-/// reached (slots step by `concurrency` after each info). `compare` leaves them out of its
-/// figures by this too, for targets whose history has no `convergence` observation to mark
-/// where the final reads begin.
-pub const FINAL_READ_PROCESSES: u64 = 1_000_000_000;
-
-/// Read every key once, after the quiet period, so lost writes show. Each read runs under a
-/// process number no client used.
-async fn final_reads(
-    cfg: &RunConfig,
-    targets: &[Target],
-    rec: &Arc<Recorder>,
-    max_key: u64,
-    stop: watch::Receiver<bool>,
-) {
-    let http = client::http_client();
-    let base = FINAL_READ_PROCESSES;
-    let sem = Arc::new(tokio::sync::Semaphore::new(
-        cfg.workload.concurrency as usize,
-    ));
-    let mut set = tokio::task::JoinSet::new();
-    for k in 0..=max_key {
-        if *stop.borrow() {
-            break;
-        }
-        let permit = sem.clone().acquire_owned().await.expect("semaphore open");
-        let target = targets[k as usize % targets.len()].clone();
-        let rec = rec.clone();
-        let http = http.clone();
-        let timeout = cfg.op_timeout;
-        set.spawn(async move {
-            let op = OpSpec {
-                f: OpKind::Read,
-                key: quorate_workloads::key_name(k),
-                value: Value::Null,
-            };
-            client::run_op(&rec, &http, base + k, &target, &op, timeout).await;
-            drop(permit);
-        });
-    }
-    while set.join_next().await.is_some() {}
 }
 
 #[cfg(test)]

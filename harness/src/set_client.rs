@@ -16,15 +16,16 @@
 //! read began ([`SetRegistry`], shared by all slots), failed and unknown adds included — an add
 //! that failed yet shows up is exactly what the check should see.
 //!
-//! A target with an API of its own that can list keys (an S3 store, [`crate::target::Api`])
+//! A target with an API of its own that can list keys (an S3 store, [`crate::targets::SetReads::Listing`])
 //! keeps each element under its set's prefix instead ([`listed_element_key`]), and a set read
 //! is one listing of that prefix (ListObjectsV2, every page): `ok` with the sorted elements of
 //! the keys listed only when the whole listing came back, otherwise the outcome of the page that
 //! did not answer (`info` or `fail`). Such a read covers whatever the store holds under the
 //! prefix, not only the elements the registry knows.
 
-use crate::client::{self, Completion, SlotConfig, Target};
+use crate::client::{self, Completion, Endpoint, SlotConfig};
 use crate::recorder::Recorder;
+use crate::targets::SetReads;
 use quorate_checker::history::{Event, EventType, Process};
 use quorate_workloads::set::{
     element_key, listed_element, listed_element_key, set_name, set_prefix,
@@ -80,7 +81,7 @@ fn event(process: u64, kind: EventType, f: SetOpKind, set: u64, value: Value) ->
 async fn recorded<F>(
     rec: &Recorder,
     process: u64,
-    target: &Target,
+    target: &Endpoint,
     f: SetOpKind,
     set: u64,
     input: Value,
@@ -103,10 +104,10 @@ where
 
 /// The key `element` of `set` lives under on `target`: its own key on the node
 /// ([`element_key`]), under the set's prefix where set reads list ([`listed_element_key`]).
-pub fn store_key(target: &Target, set: u64, element: u64) -> String {
-    match target.api {
-        Some(_) => listed_element_key(set, element),
-        None => element_key(element),
+pub fn store_key(target: &Endpoint, set: u64, element: u64) -> String {
+    match target.api.set_reads() {
+        SetReads::Listing => listed_element_key(set, element),
+        SetReads::ElementKeys => element_key(element),
     }
 }
 
@@ -115,7 +116,7 @@ pub async fn add(
     rec: &Recorder,
     http: &reqwest::Client,
     process: u64,
-    target: &Target,
+    target: &Endpoint,
     set: u64,
     element: u64,
     timeout: Duration,
@@ -144,16 +145,18 @@ pub async fn read(
     rec: &Recorder,
     http: &reqwest::Client,
     process: u64,
-    target: &Target,
+    target: &Endpoint,
     set: u64,
     elements: Vec<u64>,
     timeout: Duration,
 ) -> Completion {
     let run = async {
         let reading = async {
-            match &target.api {
-                Some(api) => list_set(api.as_ref(), http, target, set, timeout).await,
-                None => read_elements(http, target, elements, timeout).await,
+            match target.api.set_reads() {
+                SetReads::Listing => {
+                    list_set(target.api.as_ref(), http, target, set, timeout).await
+                }
+                SetReads::ElementKeys => read_elements(http, target, elements, timeout).await,
             }
         };
         match tokio::time::timeout(timeout, reading).await {
@@ -171,9 +174,9 @@ pub async fn read(
 
 /// A set read by listing the set's prefix: the elements of every key listed, sorted.
 async fn list_set(
-    api: &dyn crate::target::Api,
+    api: &dyn crate::targets::Api,
     http: &reqwest::Client,
-    target: &Target,
+    target: &Endpoint,
     set: u64,
     timeout: Duration,
 ) -> Completion {
@@ -206,7 +209,7 @@ fn sorted(mut found: Vec<Value>) -> Vec<Value> {
 
 async fn read_elements(
     http: &reqwest::Client,
-    target: &Target,
+    target: &Endpoint,
     elements: Vec<u64>,
     timeout: Duration,
 ) -> Completion {
@@ -282,7 +285,7 @@ impl client::Work for SetWork {
         self.gen.set_index()
     }
 
-    async fn step(&mut self, process: u64, target: &Target, pinned: Option<u64>) -> EventType {
+    async fn step(&mut self, process: u64, target: &Endpoint, pinned: Option<u64>) -> EventType {
         let op = self.gen.next_op_on(pinned);
         let (rec, http, timeout) = (&self.rec, &self.http, self.timeout);
         let done = match (op.f, op.element) {
@@ -324,7 +327,7 @@ pub async fn run_slot(
 /// (at most [`FINAL_ATTEMPTS`] times, each on the next node) until one answers. Process numbers
 /// start at `base`, past any a client slot used.
 pub async fn final_reads(
-    targets: &[Target],
+    targets: &[Endpoint],
     registry: &SetRegistry,
     rec: &Arc<Recorder>,
     base: u64,
@@ -366,19 +369,20 @@ pub async fn final_reads(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testkit::FakeApi;
+    use crate::client::Endpoint;
+    use crate::testkit::FakeStore;
 
-    fn member(api: Arc<FakeApi>) -> Target {
-        Target {
+    fn member(api: Arc<FakeStore>) -> Endpoint {
+        Endpoint {
             node: "n1".into(),
             addr: ([127, 0, 0, 1], 1).into(),
-            api: Some(api),
+            api,
         }
     }
 
     #[tokio::test]
     async fn a_set_read_whose_element_read_panicked_is_info_naming_the_element() {
-        let api = Arc::new(FakeApi::default());
+        let api = Arc::new(FakeStore::default());
         for e in [1, 2, 3] {
             api.put(&element_key(e), json!(e));
         }

@@ -7,11 +7,13 @@
 //! `QUORATE_SKIP_NETNS=1` is set.
 
 use quorate::backend::netns::{self, NetnsCluster};
-use quorate::backend::{find_node_bin, node_ids, Cluster, ClusterSpec};
+use quorate::backend::{node_ids, Cluster, ClusterSpec};
+use quorate::targets::node::{find_node_bin, NodeLaunch};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// False when the tests are explicitly skipped; panics (fails the test) when not root.
@@ -28,15 +30,21 @@ fn netns_allowed() -> bool {
     true
 }
 
-fn spec(run_dir: &Path) -> ClusterSpec {
+/// Real `quorate-node`s with the strict preset.
+fn launch() -> Arc<NodeLaunch> {
     let explicit = std::env::var_os("QUORATE_NODE_BIN").map(PathBuf::from);
-    let node_bin = find_node_bin(explicit.as_deref()).unwrap_or_else(|e| {
+    let bin = find_node_bin(explicit.as_deref()).unwrap_or_else(|e| {
         panic!("{e}\n(the netns tests run real nodes: `cargo build -p quorate-node` first)")
     });
+    Arc::new(NodeLaunch {
+        bin,
+        args: vec!["--preset".into(), "strict".into()],
+    })
+}
+
+fn spec(run_dir: &Path) -> ClusterSpec {
     ClusterSpec {
         nodes: node_ids(3),
-        node_bin,
-        node_args: vec!["--preset".into(), "strict".into()],
         run_dir: run_dir.to_path_buf(),
         direct_clients: false,
         link_faults: false,
@@ -162,7 +170,9 @@ async fn partition_isolates_a_node_and_heal_restores_it() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let cluster = NetnsCluster::start(spec(dir.path())).await.unwrap();
+    let cluster = NetnsCluster::start(spec(dir.path()), launch())
+        .await
+        .unwrap();
     let c = http();
     let (n1, n2) = (cluster.client_addr("n1"), cluster.client_addr("n2"));
     assert!(n1.ip().to_string().starts_with("169.254."), "{n1}");
@@ -229,7 +239,7 @@ async fn link_faults_delay_and_reset_a_members_connections_and_drops_still_cut()
     let dir = tempfile::tempdir().unwrap();
     let mut s = spec(dir.path());
     s.link_faults = true;
-    let cluster = NetnsCluster::start(s).await.unwrap();
+    let cluster = NetnsCluster::start(s, launch()).await.unwrap();
     let nat = sh(&[
         "ip",
         "netns",
@@ -289,7 +299,9 @@ async fn one_way_drop_is_a_rule_in_the_senders_namespace_only() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let cluster = NetnsCluster::start(spec(dir.path())).await.unwrap();
+    let cluster = NetnsCluster::start(spec(dir.path()), launch())
+        .await
+        .unwrap();
     let c = http();
     let n2_ip = cluster.admin_addr("n2").ip().to_string();
 
@@ -331,7 +343,9 @@ async fn kill_restart_pause_and_restore() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let cluster = NetnsCluster::start(spec(dir.path())).await.unwrap();
+    let cluster = NetnsCluster::start(spec(dir.path()), launch())
+        .await
+        .unwrap();
     let c = http();
     let addr = |n: &str| cluster.client_addr(n);
 

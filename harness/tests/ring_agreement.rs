@@ -1,8 +1,8 @@
-//! The harness restates the node's ring rule (`harness/src/ring.rs`) so the nemesis can aim at
-//! a key's home nodes without asking a node. A restated rule can drift; this pins it to the
-//! node's own ring, for the cluster shapes runs use.
+//! The harness restates the node's ring rule (`harness/src/targets/node/ring.rs`) so the
+//! nemesis can aim at a key's home nodes without asking a node. A restated rule can drift; this
+//! pins it to the node's own ring, for the cluster shapes runs use.
 
-use quorate::ring::Ring as HarnessRing;
+use quorate::targets::node::ring::Ring as HarnessRing;
 use quorate_node::ring::Ring as NodeRing;
 
 #[test]

@@ -267,6 +267,47 @@ fn bad_flags_exit_3_and_name_the_flag() {
     assert_eq!(o.status.code(), Some(3));
 }
 
+/// The node's own default N (3, from its `--check-config`, not restated here) beyond a smaller
+/// cluster is refused in the same words as an explicit `--n`, before anything starts.
+#[test]
+fn a_default_n_beyond_the_cluster_is_refused_like_an_explicit_one() {
+    let _g = serial();
+    let t = tempfile::tempdir().unwrap();
+    let o = run(t.path(), &["--nodes", "2", "--nemesis", "none"]);
+    assert_eq!(o.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--n 3 is larger than --nodes 2: a key cannot have more replicas"),
+        "{err}"
+    );
+    assert!(!t.path().join("latest").exists(), "nothing was started");
+    // A cluster the default fits is accepted by the same probe.
+    let o = run(
+        t.path(),
+        &[
+            "--nodes",
+            "2",
+            "--n",
+            "2",
+            "--r",
+            "1",
+            "--w",
+            "1",
+            "--nemesis",
+            "none",
+            "--time-limit",
+            "1",
+            "--quiet",
+            "0",
+        ],
+    );
+    assert!(
+        matches!(o.status.code(), Some(0..=2)),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 #[test]
 fn store_layout_latest_and_junit() {
     let _g = serial();

@@ -5,9 +5,12 @@
 //! code as the `quorate` commands.
 //!
 //! `--check-config` (anywhere among the flags): validate the flags as a start would, print
-//! `configuration ok` or the error, and exit 0 or 3 — without opening the data directory or
-//! binding. The harness runs it before starting a cluster, so a refused configuration is
-//! reported at once in the node's own words.
+//! `configuration ok` and, on the next line, the resolved configuration as one JSON object
+//! (presets and defaults applied), or the error, and exit 0 or 3 — without opening the data
+//! directory or binding. The harness runs it before starting a cluster, so a refused
+//! configuration is reported at once in the node's own words, and reads the resolved settings
+//! it needs (replicas, virtual nodes, the anti-entropy period) instead of restating the
+//! node's defaults.
 use anyhow::Context;
 use clap::Parser;
 use quorate_node::config::Cli;
@@ -29,8 +32,15 @@ fn main() {
     };
     if check_only {
         match cli.into_config() {
-            Ok(_) => {
+            Ok(cfg) => {
                 println!("configuration ok");
+                match serde_json::to_string(&cfg) {
+                    Ok(line) => println!("{line}"),
+                    Err(e) => {
+                        eprintln!("quorate-node: cannot print the configuration: {e}");
+                        std::process::exit(3);
+                    }
+                }
                 std::process::exit(0);
             }
             Err(e) => {

@@ -4,8 +4,8 @@
 //!
 //! A backend hands a [`Launch`] each member's addresses and data directory and gets back the
 //! [`Command`] to fork; it then waits until the member answers `GET /health` on its admin port
-//! with a status [`Launch::serving`] accepts. [`NodeLaunch`] starts `quorate-node` exactly as
-//! the backends always have; other targets (see `crate::target`) bring their own.
+//! with a status [`Launch::serving`] accepts. Each target brings its own (see `crate::targets`:
+//! the node's `NodeLaunch`, Garage's).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -50,32 +50,4 @@ pub trait Launch: Send + Sync {
     }
     /// The program, for error messages.
     fn program(&self) -> PathBuf;
-}
-
-/// `quorate-node --id ID --listen ADDR --peers ID=ADDR,… --data-dir DIR [node flags]`.
-#[derive(Debug, Clone)]
-pub struct NodeLaunch {
-    pub bin: PathBuf,
-    pub args: Vec<String>,
-}
-
-impl Launch for NodeLaunch {
-    fn command(&self, m: &Member) -> std::io::Result<Command> {
-        let peers: Vec<String> = m.peers.iter().map(|(p, a)| format!("{p}={a}")).collect();
-        let mut cmd = Command::new(&self.bin);
-        cmd.arg("--id")
-            .arg(m.id)
-            .arg("--listen")
-            .arg(m.addrs[0].to_string())
-            .arg("--peers")
-            .arg(peers.join(","))
-            .arg("--data-dir")
-            .arg(m.data_dir)
-            .args(&self.args);
-        Ok(cmd)
-    }
-
-    fn program(&self) -> PathBuf {
-        self.bin.clone()
-    }
 }

@@ -45,7 +45,7 @@ pub struct LocalCluster {
 
 impl LocalCluster {
     /// Start the proxy and every member as `launch` says, and wait until each serves.
-    pub async fn start_with(spec: ClusterSpec, launch: Arc<dyn Launch>) -> Result<LocalCluster> {
+    pub async fn start(spec: ClusterSpec, launch: Arc<dyn Launch>) -> Result<LocalCluster> {
         let mut ports = BTreeMap::new();
         for id in &spec.nodes {
             let v = (0..launch.ports().max(1))

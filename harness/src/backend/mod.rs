@@ -4,7 +4,7 @@
 //!   TCP fault proxy ([`crate::proxy`]); no privileges.
 //! - [`netns`]: one network namespace per node, partitions as firewall drops; needs root.
 //! - [`launch`]: what a target tells a backend about starting one member (program, ports,
-//!   what `/health` answers when it is up); `quorate-node`'s is the default.
+//!   what `/health` answers when it is up); each target brings its own (`crate::targets`).
 //!
 //! The nemesis only ever talks to a [`Cluster`], so another backend (ssh) or another target
 //! (etcd) plugs in by implementing it. Methods are synchronous on purpose: signals, directory
@@ -19,15 +19,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Instant;
 
-/// The system under test (`--target`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Target {
-    Node,
-    Etcd,
-    Garage,
-}
-
 /// How nodes are run and faults injected (`--backend`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -37,13 +28,19 @@ pub enum BackendKind {
     Netns,
 }
 
+impl BackendKind {
+    /// The `--backend` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Local => "local",
+            BackendKind::Netns => "netns",
+        }
+    }
+}
+
 /// A backend error: always names the node or the tool involved.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
-    #[error("node binary not found: {0}")]
-    NodeBinary(String),
-    #[error("node configuration refused: {0}")]
-    NodeConfig(String),
     #[error("node {node}: {message}")]
     Node { node: String, message: String },
     #[error("{what}: {source}")]
@@ -78,10 +75,6 @@ pub type Result<T> = std::result::Result<T, BackendError>;
 pub struct ClusterSpec {
     /// Node ids, in ring order as the nemesis sees them (`n1`, `n2`, …).
     pub nodes: Vec<String>,
-    /// The node program.
-    pub node_bin: PathBuf,
-    /// Flags passed to every node after `--id --listen --peers --data-dir`.
-    pub node_args: Vec<String>,
     /// The run folder: `nodes/<id>.log` and `data/<id>/` live under it.
     pub run_dir: PathBuf,
     /// Clients dial nodes directly instead of through the proxy (benchmarks only: client
@@ -152,76 +145,4 @@ pub trait Cluster: Send + Sync {
 /// Node ids for a cluster of `n`: `n1` … `nN`.
 pub fn node_ids(n: usize) -> Vec<String> {
     (1..=n).map(|i| format!("n{i}")).collect()
-}
-
-/// Find the `quorate-node` binary: `--node-bin`/`QUORATE_NODE_BIN` first, then beside the
-/// running executable, then its parent (integration tests run from `target/<profile>/deps`).
-pub fn find_node_bin(explicit: Option<&std::path::Path>) -> Result<PathBuf> {
-    if let Some(p) = explicit {
-        return if p.is_file() {
-            Ok(p.to_path_buf())
-        } else {
-            Err(BackendError::NodeBinary(format!(
-                "{} (from --node-bin / QUORATE_NODE_BIN) is not a file",
-                p.display()
-            )))
-        };
-    }
-    let exe = std::env::current_exe().map_err(|e| BackendError::io("current_exe", e))?;
-    let mut tried = Vec::new();
-    let mut dir = exe.parent();
-    for _ in 0..2 {
-        let Some(d) = dir else { break };
-        let cand = d.join("quorate-node");
-        if cand.is_file() {
-            return Ok(cand);
-        }
-        tried.push(cand.display().to_string());
-        dir = d.parent();
-    }
-    Err(BackendError::NodeBinary(format!(
-        "looked in {}; build it with `cargo build -p quorate-node` or pass --node-bin PATH",
-        tried.join(", ")
-    )))
-}
-
-/// Ask the node binary whether it accepts `node_args` for a cluster of `nodes`
-/// (`quorate-node … --check-config`: validates and exits, opening and binding nothing), so a
-/// refused configuration stops the run before anything starts, in the node's own words.
-pub fn check_node_config(
-    node_bin: &std::path::Path,
-    nodes: &[String],
-    node_args: &[String],
-) -> Result<()> {
-    let first = nodes.first().map(String::as_str).unwrap_or("n1");
-    // Placeholder addresses: nothing is dialled or bound by --check-config.
-    let peers: Vec<String> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| format!("{n}=127.0.0.1:{}", 1 + i))
-        .collect();
-    let out = std::process::Command::new(node_bin)
-        .arg("--id")
-        .arg(first)
-        .arg("--listen")
-        .arg("127.0.0.1:1")
-        .arg("--peers")
-        .arg(peers.join(","))
-        .arg("--data-dir")
-        .arg(std::env::temp_dir().join("quorate-check-config"))
-        .args(node_args)
-        .arg("--check-config")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| BackendError::io(format!("run {} --check-config", node_bin.display()), e))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let said = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    Err(BackendError::NodeConfig(format!(
-        "{} refused the node flags {:?} ({}): {said}",
-        node_bin.display(),
-        node_args.join(" "),
-        out.status
-    )))
 }

@@ -123,7 +123,10 @@ enum Outcome {
 }
 
 fn compare(args: CompareArgs) -> anyhow::Result<u8> {
-    let m = match load(&args) {
+    let m = match load(&args).and_then(|m| {
+        m.configs.iter().try_for_each(matrix::probe)?;
+        Ok(m)
+    }) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("quorate compare: {e}");

@@ -3,7 +3,7 @@
 //!
 //! A configuration is a `quorate run` argv, never a second copy of run's flags: a table's keys
 //! are run's long flag names, turned into `--flag value` and parsed by run's own clap
-//! definition ([`RunArgs`]) and `validate`, so a flag that run accepts works here and a typo
+//! definition ([`RunArgs`]) and [`RunPlan::validate`], so a flag that run accepts works here and a typo
 //! is caught before the first run starts, naming the file, the table and the key.
 //!
 //! The file's shape:
@@ -19,7 +19,8 @@
 //! ```
 
 use super::expect::Expect;
-use crate::cmd::run::{self, RunArgs};
+use crate::cmd::run::RunArgs;
+use crate::plan::RunPlan;
 use crate::store;
 use clap::{ArgAction, CommandFactory, Parser};
 use std::path::Path;
@@ -64,8 +65,18 @@ pub fn parse_run_args(argv: &[String]) -> Result<RunArgs, String> {
             .trim_start_matches("error: ")
             .to_string()
     })?;
-    run::validate(&parsed.args, 0)?;
+    RunPlan::validate(&parsed.args, 0).map_err(|e| e.to_string())?;
     Ok(parsed.args)
+}
+
+/// Probe the machine for `cfg` as its runs will ([`RunPlan::probe`]: netns, the target's
+/// programs and the configuration they accept), so a comparison that cannot run stops before
+/// its first run rather than failing every one.
+pub fn probe(cfg: &Config) -> Result<(), String> {
+    let args = parse_run_args(&cfg.argv)?;
+    let mut plan = RunPlan::validate(&args, 0).map_err(|e| e.to_string())?;
+    plan.probe()
+        .map_err(|e| format!("configuration {}: {e}", cfg.name))
 }
 
 /// Run's long flags: name → whether it takes a value (`false` for switches such as
@@ -354,7 +365,10 @@ time_limit = 3
         );
         let args = parse_run_args(&m.configs[0].argv).unwrap();
         assert!(args.direct_clients);
-        assert_eq!(args.node_args, ["--handoff-interval-ms=200"]);
+        assert_eq!(
+            args.target_args.node.node_args,
+            ["--handoff-interval-ms=200"]
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! count toward availability and latency: after it come the final reads, which the harness
 //! makes after healing and which measure nothing about the faults. A target that is not
 //! observed for convergence (garage) has no such line, so the final reads' own process
-//! numbers ([`crate::runner::FINAL_READ_PROCESSES`] and up) mark them as well.
+//! numbers ([`crate::workload::FINAL_READ_PROCESSES`] and up) mark them as well.
 
 use quorate_checker::history::{EventType, Process};
 use quorate_checker::import::{read_path, Format};
@@ -111,7 +111,7 @@ fn ops_from_history(path: &Path, m: &mut RunMeasure) -> Result<(), String> {
                     final_phase = true;
                 }
             }
-            Process::Client(p) if p >= crate::runner::FINAL_READ_PROCESSES => {
+            Process::Client(p) if p >= crate::workload::FINAL_READ_PROCESSES => {
                 final_phase = true;
             }
             Process::Client(p) => match e.kind {

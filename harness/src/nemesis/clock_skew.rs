@@ -1,9 +1,8 @@
-//! Clock skew: give nodes LWW clock offsets seconds apart (`PUT /admin/clock-offset`), and
-//! set them back to zero when the fault stops. Admin calls go to the node's own address, not
-//! through the proxy, so a concurrent partition cannot swallow them. The events list the
-//! offsets really set; a node that refused one is the event's `error` (see [`super`]).
-//! A target without that call moves its members' clocks through [`Ctx::clock`] instead
-//! (libfaketime offset files, see `crate::target::faketime`).
+//! Clock skew: give members clock offsets seconds apart, and set them back to zero when the
+//! fault stops, through the target's [`Ctx::clock`] (the node's `PUT /admin/clock-offset`,
+//! libfaketime offset files for a third-party store: `crate::targets::faketime`). The events
+//! list the offsets really set; a member that refused one is the event's `error` (see
+//! [`super`]).
 
 use super::{joined, Active, Ctx};
 use rand::seq::SliceRandom;
@@ -11,7 +10,6 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 /// Offsets for `nodes`: a shuffled ladder `spacing` apart, centred on zero.
 pub fn offsets(nodes: &[String], rng: &mut ChaCha8Rng) -> BTreeMap<String, i64> {
@@ -28,26 +26,7 @@ pub fn offsets(nodes: &[String], rng: &mut ChaCha8Rng) -> BTreeMap<String, i64> 
 
 /// Set one node's offset; the error names the node and what it answered.
 async fn set(ctx: &Ctx, node: &str, ms: i64) -> Result<(), String> {
-    if let Some(clock) = &ctx.clock {
-        return clock.set_offset(node, ms);
-    }
-    let url = format!("http://{}/admin/clock-offset", ctx.cluster.admin_addr(node));
-    let resp = ctx
-        .http
-        .put(url)
-        .json(&json!({ "ms": ms }))
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await
-        .map_err(|e| format!("clock offset {ms} ms on {node}: {e}"))?;
-    if resp.status().is_success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "clock offset {ms} ms on {node}: HTTP {}",
-            resp.status()
-        ))
-    }
+    ctx.clock.set_offset(ctx.cluster.as_ref(), node, ms).await
 }
 
 /// Set every offset in `offs`; returns those applied and the failures.

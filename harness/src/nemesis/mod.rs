@@ -43,7 +43,7 @@ mod tests;
 use crate::backend::Cluster;
 use crate::client::KeyPin;
 use crate::recorder::Recorder;
-use crate::ring::Ring;
+use crate::targets::{Clock, Placement};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -85,6 +85,17 @@ impl FromStr for Fault {
 }
 
 impl Fault {
+    /// Every fault, in `--nemesis`'s order.
+    pub const ALL: [Fault; 7] = [
+        Fault::Partition,
+        Fault::Kill,
+        Fault::Pause,
+        Fault::StaleRestore,
+        Fault::ClockSkew,
+        Fault::Slow,
+        Fault::Flaky,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Fault::Partition => "partition",
@@ -151,19 +162,18 @@ pub fn parse_list(s: &str) -> Result<Vec<Fault>, String> {
 pub struct Ctx {
     pub cluster: Arc<dyn Cluster>,
     pub rec: Arc<Recorder>,
-    /// Where the node target places keys; `None` for a target whose placement the harness
-    /// does not know (Garage keeps its own layout), so no fault can aim at a key's homes.
-    pub ring: Option<Ring>,
+    /// Where the target places keys (a target whose placement the harness does not know
+    /// names no home nodes, so no fault can aim at a key's homes).
+    pub placement: Arc<dyn Placement>,
     /// The key index clients are on now (shared with the client slots).
     pub busy_key: Arc<AtomicU64>,
     /// Holds the clients on one key while a fault needs it (stale-restore).
     pub pin: KeyPin,
-    pub http: reqwest::Client,
     /// Delay, jitter and reset probability for `slow` and `flaky`.
     pub link_faults: LinkFaults,
-    /// How clock-skew moves a member's clock when the target has no admin call for it
-    /// (libfaketime for third-party targets); `None`: the node's `/admin/clock-offset`.
-    pub clock: Option<Arc<dyn crate::target::Clock>>,
+    /// How clock-skew moves a member's clock (the node's admin call, libfaketime for a
+    /// third-party store).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Ctx {
@@ -173,10 +183,7 @@ impl Ctx {
 
     /// The key's home nodes; empty when the target's placement is not known here.
     pub fn home_nodes(&self, key: &str) -> Vec<String> {
-        self.ring
-            .as_ref()
-            .map(|r| r.home_nodes(key))
-            .unwrap_or_default()
+        self.placement.home_nodes(key).unwrap_or_default()
     }
 
     /// Run a blocking cluster call (signals, copies, health waits) off the async workers.

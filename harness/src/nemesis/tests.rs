@@ -11,14 +11,17 @@ use std::path::Path;
 fn ctx(fake: &Arc<FakeCluster>, dir: &Path) -> Ctx {
     let cluster: Arc<dyn Cluster> = fake.clone();
     Ctx {
-        ring: Some(Ring::new(cluster.nodes(), 64, 3)),
+        placement: Arc::new(crate::targets::node::ring::Ring::new(
+            cluster.nodes(),
+            64,
+            3,
+        )),
         cluster,
         rec: testkit::recorder(dir),
         busy_key: Arc::new(AtomicU64::new(0)),
         pin: KeyPin::new(),
-        http: crate::client::http_client(),
         link_faults: LinkFaults::default(),
-        clock: Some(fake.clone()),
+        clock: fake.clone(),
     }
 }
 
@@ -319,7 +322,7 @@ async fn seed_3_of_the_garage_local_run_opens_with_clock_skew() {
     let dir = tempfile::tempdir().unwrap();
     let fake = Arc::new(FakeCluster::new(3));
     let mut c = ctx(&fake, dir.path());
-    c.ring = None;
+    c.placement = Arc::new(crate::targets::UnknownPlacement);
     let nemesis = Nemesis {
         faults: vec![Fault::Kill, Fault::Pause, Fault::ClockSkew],
         interval: Duration::from_secs(2),

@@ -2,28 +2,44 @@
 //! a whole run in no time and no process. The real-process runs are `harness/tests/`.
 
 use super::*;
+use crate::nemesis::Fault;
 use crate::testkit::{self, FakeCluster, FakeTarget};
+use crate::workload::FINAL_READ_PROCESSES;
+use serde_json::Value;
 
-/// 10 s of faults every 2 s, 4 clients at 200 ops/s in all, 3 s quiet.
-fn config() -> RunConfig {
-    RunConfig {
-        nodes: crate::backend::node_ids(5),
-        node_args: Vec::new(),
-        ring_n: 3,
-        vnodes: 64,
-        workload: RegisterWorkload::new("read,write", 50, 4, 1).unwrap(),
-        set: None,
-        link_faults: LinkFaults::default(),
-        time_limit: Duration::from_secs(10),
-        interval: Duration::from_secs(2),
-        quiet: Duration::from_secs(3),
-        op_timeout: Duration::from_millis(500),
-        rate: Some(200.0),
-        direct_clients: false,
-        seed: 1,
-        backend: BackendKind::Local,
-        target: target::Spec::Node,
-    }
+/// 10 s of `faults` every 2 s on 5 nodes, 4 clients at 200 ops/s in all, 3 s quiet: the plan
+/// `quorate run` would make of these flags (the node's target spec, so its observer asks the
+/// fake for `/digest` and `/stats`, which nothing answers).
+fn config(faults: &[Fault]) -> RunPlan {
+    let nemesis: Vec<&str> = faults.iter().map(|f| f.name()).collect();
+    let nemesis = if nemesis.is_empty() {
+        "none".to_string()
+    } else {
+        nemesis.join(",")
+    };
+    let args = crate::plan::test_args(&[
+        "--nodes",
+        "5",
+        "--ops",
+        "read,write",
+        "--ops-per-key",
+        "50",
+        "--concurrency",
+        "4",
+        "--rate",
+        "200",
+        "--time-limit",
+        "10",
+        "--nemesis-interval",
+        "2",
+        "--quiet",
+        "3",
+        "--op-timeout-ms",
+        "500",
+        "--nemesis",
+        &nemesis,
+    ]);
+    RunPlan::validate(&args, 1).expect("a valid plan")
 }
 
 /// Drive `faults` on a fresh 5-node fake; the history and the fake come back too.
@@ -40,7 +56,8 @@ async fn drive_fake(
     let sut = FakeTarget::new(fake.clone());
     let rec = testkit::recorder(dir.path());
     let cluster: Arc<dyn Cluster> = fake.clone();
-    let out = drive(&config(), faults, &cluster, &sut, &rec, stop).await;
+    let api: Arc<dyn Api> = sut.store.clone();
+    let out = drive(&config(faults), &cluster, &sut, api, &rec, stop).await;
     (out, testkit::history(dir.path()), fake)
 }
 

@@ -10,7 +10,7 @@
 //! passing against a fake that accepts anything.
 
 use crate::backend::{BackendError, Cluster, Result, Snapshot};
-use crate::target::Clock;
+use crate::targets::{BoxFuture, Clock};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -279,19 +279,27 @@ impl Cluster for FakeCluster {
     }
 }
 
+/// The fake is its own clock: the cluster a fault passes in is this one.
 impl Clock for FakeCluster {
-    fn set_offset(&self, node: &str, ms: i64) -> std::result::Result<(), String> {
-        let known = self.known(node);
-        self.act(node, format!("clock {node} {ms}"), |s| {
-            known?;
-            if ms == 0 {
-                s.offsets.remove(node);
-            } else {
-                s.offsets.insert(node.to_string(), ms);
-            }
-            Ok(())
+    fn set_offset<'a>(
+        &'a self,
+        _cluster: &'a dyn Cluster,
+        node: &'a str,
+        ms: i64,
+    ) -> BoxFuture<'a, std::result::Result<(), String>> {
+        Box::pin(async move {
+            let known = self.known(node);
+            self.act(node, format!("clock {node} {ms}"), |s| {
+                known?;
+                if ms == 0 {
+                    s.offsets.remove(node);
+                } else {
+                    s.offsets.insert(node.to_string(), ms);
+                }
+                Ok(())
+            })
+            .map_err(|e| e.to_string())
         })
-        .map_err(|e| e.to_string())
     }
 }
 
@@ -299,15 +307,16 @@ impl Clock for FakeCluster {
 mod tests {
     use super::*;
 
-    #[test]
-    fn records_calls_keeps_state_and_fails_what_it_is_told_to() {
+    #[tokio::test]
+    async fn records_calls_keeps_state_and_fails_what_it_is_told_to() {
         let c = FakeCluster::new(3);
+        let other = FakeCluster::new(3);
         c.fail_after("kill", 1);
         c.kill("n1").unwrap();
         let e = c.kill("n2").unwrap_err().to_string();
         assert!(e.contains("injected failure: kill n2"), "{e}");
         c.drop_traffic("n2", "n3").unwrap();
-        c.set_offset("n3", 2000).unwrap();
+        c.set_offset(&other, "n3", 2000).await.unwrap();
         assert_eq!(
             c.faulted(),
             ["n1 killed", "n2 -> n3 cut", "n3 clock 2000 ms off"]
@@ -317,7 +326,7 @@ mod tests {
         assert!(c.snapshot("n3").is_err());
         c.restart("n1").unwrap();
         c.heal().unwrap();
-        c.set_offset("n3", 0).unwrap();
+        c.set_offset(&other, "n3", 0).await.unwrap();
         assert!(c.faulted().is_empty());
         assert_eq!(
             c.calls(),

@@ -1,16 +1,19 @@
 //! Fakes for unit tests that need no cluster (test builds only): [`cluster::FakeCluster`], the
-//! backend's [`crate::backend::Cluster`] and the targets' [`crate::target::Clock`] in memory,
-//! and [`target::FakeTarget`], a system under test whose client API ([`target::FakeApi`])
-//! answers from a map, for the runner and the clients. They sit beside the
+//! backend's [`crate::backend::Cluster`] and the targets' [`crate::targets::Clock`] in memory;
+//! [`store::FakeStore`], an atomic in-memory store behind the targets' [`crate::targets::Api`];
+//! and [`target::FakeTarget`], a system under test made of the two, for the runner and the
+//! clients. They sit beside the
 //! real-process tests (`harness/tests/`), which stay: those prove the faults are real, these
 //! pin down what the nemesis and the runner do with each call and each failure, under tokio's
 //! paused clock.
 
 pub mod cluster;
+pub mod store;
 pub mod target;
 
 pub use cluster::FakeCluster;
-pub use target::{FakeApi, FakeTarget};
+pub use store::FakeStore;
+pub use target::FakeTarget;
 
 use crate::recorder::Recorder;
 use serde_json::Value;

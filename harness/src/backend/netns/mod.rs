@@ -51,7 +51,7 @@ mod links;
 
 pub use host::{preflight, sweep_stale, NetnsError};
 
-use super::launch::{Launch, Member, NodeLaunch};
+use super::launch::{Launch, Member};
 use super::local::wait_serving;
 use super::procs::{tail, NodeProcs};
 use super::{BackendError, Cluster, ClusterSpec, Result, Snapshot};
@@ -128,17 +128,8 @@ pub struct NetnsCluster {
 
 impl NetnsCluster {
     /// Check root and tools, sweep leftovers of dead runs, build the namespaces and the bridge,
-    /// start every node inside its namespace and wait until each answers `/health`.
-    pub async fn start(spec: ClusterSpec) -> Result<NetnsCluster> {
-        let launch = Arc::new(NodeLaunch {
-            bin: spec.node_bin.clone(),
-            args: spec.node_args.clone(),
-        });
-        NetnsCluster::start_with(spec, launch).await
-    }
-
-    /// [`NetnsCluster::start`] with members started as `launch` says.
-    pub async fn start_with(spec: ClusterSpec, launch: Arc<dyn Launch>) -> Result<NetnsCluster> {
+    /// start every member inside its namespace as `launch` says and wait until each serves.
+    pub async fn start(spec: ClusterSpec, launch: Arc<dyn Launch>) -> Result<NetnsCluster> {
         // All of it is blocking (commands, forks, a connect loop): keep it off the async
         // workers. If the caller gives up waiting, the cluster is dropped, which cleans up.
         tokio::task::spawn_blocking(move || NetnsCluster::start_blocking(spec, launch))

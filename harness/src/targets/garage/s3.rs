@@ -7,7 +7,7 @@
 //! Outcomes follow INTERFACES.md: 2xx is `ok`; 404 `NoSuchKey` on a read is `ok` with `null`;
 //! any other 4xx is `fail` (the store refused the request before acting on it); a 5xx, a
 //! timeout or a broken connection is `info` — S3 never says a failed write was not applied.
-//! `cas` has no S3 equivalent and is refused when flags are checked ([`super::check`]); if one
+//! `cas` has no S3 equivalent and is refused when flags are checked (the target's [`super::CAPS`]); if one
 //! reaches this client anyway it fails without being sent.
 //!
 //! Set reads ([`Api::list`]) are ListObjectsV2 over the set's prefix, [`LIST_PAGE`] keys a
@@ -17,8 +17,8 @@
 //! it was the last: a page that fails makes the whole read `fail` or `info`, never a shorter
 //! list.
 
-use super::{Api, BoxFuture, Unanswered};
-use crate::client::{send_error, Completion, Target as Member};
+use crate::client::{send_error, Completion, Endpoint as Member};
+use crate::targets::{Api, BoxFuture, SetReads, Unanswered};
 use instant_xml::FromXml;
 use quorate_checker::history::EventType;
 use quorate_workloads::{OpKind, OpSpec};
@@ -292,6 +292,11 @@ impl Api for S3Api {
         })
     }
 
+    /// Each element is an object under its set's prefix, and a set read one listing of it.
+    fn set_reads(&self) -> SetReads {
+        SetReads::Listing
+    }
+
     fn list<'a>(
         &'a self,
         http: &'a reqwest::Client,
@@ -345,7 +350,7 @@ mod tests {
         let member = Member {
             node: "n2".into(),
             addr: "127.0.0.1:3900".parse().unwrap(),
-            api: None,
+            api: std::sync::Arc::new(api.clone()),
         };
         (api, member)
     }

@@ -274,7 +274,7 @@ pub async fn setup(admin: &Admin, members: &[AdminMember]) -> anyhow::Result<Cre
         .call(
             first,
             "CreateBucket",
-            Some(json!({"globalAlias": super::garage::BUCKET})),
+            Some(json!({"globalAlias": super::BUCKET})),
         )
         .await?;
     let bucket_id = field(&bucket, "id")?;

@@ -6,36 +6,107 @@
 //! ports — S3 (where clients go), RPC (its peers), admin (health, set-up) — with its metadata
 //! and data under the run's `data/<id>/`, one shared `rpc_secret` and admin token (drawn from
 //! the seed), `replication_factor = 3` and `consistency_mode` from `--garage-consistency`.
-//! Members find each other after they start (set-up in [`super::garage_admin`]): a Garage node
+//! Members find each other after they start (set-up in [`admin`]): a Garage node
 //! id is a public key created at first start, so it cannot be in a config written before.
 //!
 //! Faults: kill and pause as for the node (the backend's signals); partitions only on the
 //! `netns` backend (members dial the RPC address each peer advertises, so a proxy listener
-//! per directed link cannot tell senders apart — [`super::check`] refuses it on `local`);
-//! clock skew through libfaketime ([`super::faketime`]), preloaded only when `clock-skew` is
-//! in `--nemesis`.
+//! per directed link cannot tell senders apart — its [`CAPS`] say so, and `local` refuses it);
+//! clock skew through libfaketime ([`crate::targets::faketime`]), preloaded only when
+//! `clock-skew` is in `--nemesis`. Garage keeps its own layout, so no fault aims at a key's
+//! home members, and it exposes neither per-replica digests nor repair counters.
+//!
+//! Files: [`config`] (flags, validation, the binary), [`admin`] (set-up over the admin API),
+//! [`s3`] (the client API).
 
-use super::faketime::{self, Faketime};
-use super::garage_admin::{self, Admin, AdminMember};
-use super::s3::S3Api;
-use super::{Api, BoxFuture, Clock, Target};
+pub mod admin;
+pub mod config;
+pub mod s3;
+
+pub use config::{Consistency, GarageArgs, GarageConfig, GarageSpec};
+
 use crate::backend::launch::{Launch, Member};
-use crate::backend::{Cluster, ClusterSpec};
-use crate::client::Target as ClientTarget;
+use crate::backend::{BackendKind, Cluster};
+use crate::client::Endpoint;
+use crate::nemesis::Fault;
+use crate::targets::faketime::{self, Faketime};
+use crate::targets::{
+    Api, BoxFuture, Capabilities, Clock, Placement, Spec, Support, Target, TargetKind,
+    UnknownPlacement,
+};
+use admin::{Admin, AdminMember};
 use anyhow::{bail, Context};
-use clap::{Args, ValueEnum};
 use quorate_checker::history::EventType;
 use quorate_workloads::{OpKind, OpSpec};
-use rand::{Rng, SeedableRng};
-use serde::Serialize;
+use s3::S3Api;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// What Garage speaks and supports.
+pub static CAPS: Capabilities = Capabilities {
+    name: "garage",
+    ops: &[OpKind::Read, OpKind::Write],
+    ops_why: "speaks S3, which has no compare-and-set (PutObject overwrites)",
+    faults,
+    observer: None,
+    equivalents: "Garage's quorums come from --garage-consistency",
+    flags_are: "a --target garage flag",
+};
+
+fn faults(f: Fault) -> Support {
+    const DIALS_ADVERTISED: &str = "its members dial the RPC addresses their peers advertise, \
+                                    so the local backend's proxy (one listener per directed \
+                                    link) cannot tell senders apart";
+    match f {
+        Fault::Partition | Fault::Slow | Fault::Flaky => {
+            Support::Only(BackendKind::Netns, DIALS_ADVERTISED)
+        }
+        Fault::StaleRestore => {
+            Support::No("it aims at the node's ring and copies the node's data directory")
+        }
+        Fault::Kill | Fault::Pause | Fault::ClockSkew => Support::Yes,
+    }
+}
+
+/// Garage repairs on read and has no anti-entropy period to outlast.
+pub const DEFAULT_QUIET: Duration = Duration::from_secs(5);
+
+impl Spec for GarageSpec {
+    fn kind(&self) -> TargetKind {
+        TargetKind::Garage
+    }
+
+    fn prepare(&mut self, _nodes: &[String]) -> Result<(), String> {
+        GarageSpec::prepare(self).map(|_| ())
+    }
+
+    fn run_name(&self) -> String {
+        format!("garage-{}", self.consistency.name())
+    }
+
+    fn version(&self) -> (&'static str, serde_json::Value) {
+        let v = self.ready.as_ref().map(|c| json!(c.version));
+        ("garage", v.unwrap_or(serde_json::Value::Null))
+    }
+
+    fn default_quiet(&self) -> Duration {
+        DEFAULT_QUIET
+    }
+
+    fn build(&self, run_dir: &Path) -> Result<Arc<dyn Target>, String> {
+        let cfg = self.ready.clone().ok_or_else(|| {
+            "the garage target was built before its binary was found (GarageSpec::prepare)"
+                .to_string()
+        })?;
+        Ok(Arc::new(GarageTarget::new(cfg, run_dir)))
+    }
+}
 
 /// The bucket every client uses.
 pub const BUCKET: &str = "quorate";
@@ -47,146 +118,6 @@ pub const REPLICATION: usize = 3;
 const S3_PORT: usize = 0;
 const RPC_PORT: usize = 1;
 const ADMIN_PORT: usize = 2;
-
-/// Garage's `consistency_mode` (quorums for replication factor 3: write/read 2/2, 2/1, 1/1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Consistency {
-    /// Read and write quorums of 2: read-after-write holds.
-    #[default]
-    Consistent,
-    /// Read quorum 1: reads may miss the latest write.
-    Degraded,
-    /// Read and write quorums of 1.
-    Dangerous,
-}
-
-impl Consistency {
-    pub fn name(self) -> &'static str {
-        match self {
-            Consistency::Consistent => "consistent",
-            Consistency::Degraded => "degraded",
-            Consistency::Dangerous => "dangerous",
-        }
-    }
-}
-
-/// `quorate run`'s flags for `--target garage`.
-#[derive(Args, Debug, Clone, Serialize)]
-pub struct GarageArgs {
-    /// Garage's consistency_mode (--target garage): consistent, degraded, dangerous.
-    #[arg(long, value_enum, default_value = "consistent")]
-    pub garage_consistency: Consistency,
-    /// The garage binary (--target garage; default: `garage` on PATH).
-    #[arg(long, env = "QUORATE_GARAGE_BIN")]
-    pub garage_bin: Option<PathBuf>,
-    /// Garage's `rpc_timeout_msec` (--target garage): how long a member waits on another
-    /// member's RPC before counting it failed (default: Garage's own, 300000). A partition
-    /// shorter than this only delays an op; a longer one fails it with a 503, a write
-    /// usually in the quorum read that stamps it, before anything is written (see README).
-    #[arg(long)]
-    pub garage_rpc_timeout_ms: Option<u64>,
-}
-
-/// A validated garage configuration.
-#[derive(Debug, Clone)]
-pub struct GarageConfig {
-    pub bin: PathBuf,
-    pub version: String,
-    pub consistency: Consistency,
-    /// 32 bytes, hex: the cluster's shared RPC secret.
-    pub rpc_secret: String,
-    /// The admin API's master token.
-    pub admin_token: String,
-    /// libfaketime, when `clock-skew` is among the faults.
-    pub libfaketime: Option<PathBuf>,
-    /// `rpc_timeout_msec`, when set.
-    pub rpc_timeout_ms: Option<u64>,
-}
-
-/// Find `garage`: `--garage-bin`/`QUORATE_GARAGE_BIN`, else `PATH`.
-pub fn find_bin(explicit: Option<&Path>) -> Result<PathBuf, String> {
-    const HOW: &str = "install it with `cargo install garage --locked` (a long build: see \
-                       README) or pass --garage-bin PATH";
-    if let Some(p) = explicit {
-        return if p.is_file() {
-            Ok(p.to_path_buf())
-        } else {
-            Err(format!(
-                "--garage-bin {} (or QUORATE_GARAGE_BIN): not a file; {HOW}",
-                p.display()
-            ))
-        };
-    }
-    std::env::var_os("PATH")
-        .and_then(|path| {
-            std::env::split_paths(&path)
-                .map(|d| d.join("garage"))
-                .find(|p| p.is_file())
-        })
-        .ok_or_else(|| format!("--target garage: `garage` is not on PATH; {HOW}"))
-}
-
-/// `garage --version`'s first line, or an error saying the binary does not run.
-fn version_of(bin: &Path) -> Result<String, String> {
-    let out = Command::new(bin)
-        .arg("--version")
-        .output()
-        .map_err(|e| format!("{} --version: {e}", bin.display()))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{} --version failed ({}): {}",
-            bin.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_string())
-}
-
-/// Check the garage flags and build the configuration: `nodes` must hold `REPLICATION`
-/// copies; the binary must exist and run; clock skew needs libfaketime.
-pub fn config(
-    args: &GarageArgs,
-    nodes: usize,
-    clock_skew: bool,
-    seed: u64,
-) -> Result<GarageConfig, String> {
-    if !(REPLICATION..=9).contains(&nodes) {
-        return Err(format!(
-            "--nodes {nodes} with --target garage: expected 3 to 9 (replication_factor is \
-             {REPLICATION}, so fewer members cannot hold every copy)"
-        ));
-    }
-    if args.garage_rpc_timeout_ms == Some(0) {
-        return Err("--garage-rpc-timeout-ms 0: expected a positive number of milliseconds".into());
-    }
-    let bin = find_bin(args.garage_bin.as_deref())?;
-    let version = version_of(&bin)?;
-    let libfaketime = if clock_skew {
-        Some(faketime::find_library()?)
-    } else {
-        None
-    };
-    // Secrets of a throw-away test cluster: drawn from the seed so a run is reproducible.
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x6761_7261_6765);
-    let mut hex =
-        |n: usize| -> String { (0..n).map(|_| format!("{:02x}", rng.gen::<u8>())).collect() };
-    Ok(GarageConfig {
-        bin,
-        version,
-        consistency: args.garage_consistency,
-        rpc_secret: hex(32),
-        admin_token: hex(16),
-        libfaketime,
-        rpc_timeout_ms: args.garage_rpc_timeout_ms,
-    })
-}
 
 /// A member's `garage.toml` (pure: unit-tested below). `peers` (`<id>@<rpc address>` of the
 /// others) is empty at first start, when no node id exists yet.
@@ -331,15 +262,10 @@ impl Launch for GarageLaunch {
     }
 }
 
-/// `--target garage`.
+/// `--target garage`: its launch, whose state (addresses, peers, whether set up) set-up fills
+/// in and later restarts read.
 pub struct GarageTarget {
-    cfg: GarageConfig,
-    dir: PathBuf,
-    faketime: Option<Faketime>,
-    addrs: Arc<Mutex<BTreeMap<String, Vec<SocketAddr>>>>,
-    configured: Arc<AtomicBool>,
-    peers: Arc<Mutex<BTreeMap<String, String>>>,
-    api: OnceLock<Arc<S3Api>>,
+    launch: Arc<GarageLaunch>,
 }
 
 impl GarageTarget {
@@ -349,21 +275,22 @@ impl GarageTarget {
             .clone()
             .map(|lib| Faketime::new(lib, run_dir.join("clock")));
         GarageTarget {
-            cfg,
-            dir: run_dir.join("garage"),
-            faketime,
-            addrs: Arc::new(Mutex::new(BTreeMap::new())),
-            configured: Arc::new(AtomicBool::new(false)),
-            peers: Arc::new(Mutex::new(BTreeMap::new())),
-            api: OnceLock::new(),
+            launch: Arc::new(GarageLaunch {
+                cfg,
+                dir: run_dir.join("garage"),
+                faketime,
+                addrs: Arc::default(),
+                configured: Arc::default(),
+                peers: Arc::default(),
+            }),
         }
     }
 
     /// Write through each member and read back through every member until all agree, so the
     /// run starts on a cluster that serves S3 everywhere (bucket and key known to all).
-    async fn probe(&self, api: &S3Api, targets: &[ClientTarget]) -> anyhow::Result<()> {
+    async fn probe(&self, targets: &[Endpoint]) -> anyhow::Result<()> {
         let http = crate::client::http_client();
-        let deadline = Instant::now() + garage_admin::SETUP_TIMEOUT;
+        let deadline = Instant::now() + admin::SETUP_TIMEOUT;
         for (i, t) in targets.iter().enumerate() {
             let key = format!("quorate-probe-{}", t.node);
             let value = json!(i);
@@ -377,7 +304,7 @@ impl GarageTarget {
                 key,
                 value: serde_json::Value::Null,
             };
-            let mut pending: Vec<&ClientTarget> = targets.iter().collect();
+            let mut pending: Vec<&Endpoint> = targets.iter().collect();
             let mut written = false;
             let mut last = String::new();
             while !pending.is_empty() {
@@ -385,16 +312,19 @@ impl GarageTarget {
                     bail!(
                         "S3 probe: {} not served within {} s; last: {last}",
                         read.key,
-                        garage_admin::SETUP_TIMEOUT.as_secs()
+                        admin::SETUP_TIMEOUT.as_secs()
                     );
                 }
                 if !written {
-                    let c = api.execute(&http, t, &write, Duration::from_secs(5)).await;
+                    let c = t
+                        .api
+                        .execute(&http, t, &write, Duration::from_secs(5))
+                        .await;
                     written = c.kind == EventType::Ok;
                     last = format!("PutObject via {}: {:?} {:?}", t.node, c.kind, c.error);
                 } else {
                     let r = pending[0];
-                    let c = api.execute(&http, r, &read, Duration::from_secs(5)).await;
+                    let c = r.api.execute(&http, r, &read, Duration::from_secs(5)).await;
                     if c.kind == EventType::Ok && c.value == value {
                         pending.remove(0);
                         continue;
@@ -416,20 +346,17 @@ impl Target for GarageTarget {
         "garage"
     }
 
-    fn launch(&self, _spec: &ClusterSpec) -> Arc<dyn Launch> {
-        Arc::new(GarageLaunch {
-            cfg: self.cfg.clone(),
-            dir: self.dir.clone(),
-            faketime: self.faketime.clone(),
-            addrs: self.addrs.clone(),
-            configured: self.configured.clone(),
-            peers: self.peers.clone(),
-        })
+    fn launch(&self) -> Arc<dyn Launch> {
+        self.launch.clone()
     }
 
-    fn configure<'a>(&'a self, cluster: &'a dyn Cluster) -> BoxFuture<'a, anyhow::Result<()>> {
+    fn configure<'a>(
+        &'a self,
+        cluster: &'a dyn Cluster,
+    ) -> BoxFuture<'a, anyhow::Result<Arc<dyn Api>>> {
         Box::pin(async move {
-            let addrs = self.addrs.lock().unwrap().clone();
+            let l = &self.launch;
+            let addrs = l.addrs.lock().unwrap().clone();
             let members: Vec<AdminMember> = cluster
                 .nodes()
                 .iter()
@@ -439,11 +366,11 @@ impl Target for GarageTarget {
                     rpc: addrs[n][RPC_PORT],
                 })
                 .collect();
-            let admin = Admin::new(&self.cfg.admin_token);
-            let created = garage_admin::setup(&admin, &members)
+            let admin = Admin::new(&l.cfg.admin_token);
+            let created = admin::setup(&admin, &members)
                 .await
                 .context("setting up the garage cluster (see nodes/<id>.log)")?;
-            *self.peers.lock().unwrap() = cluster
+            *l.peers.lock().unwrap() = cluster
                 .nodes()
                 .iter()
                 .cloned()
@@ -454,47 +381,58 @@ impl Target for GarageTarget {
                 bucket = %created.bucket_id,
                 "garage: layout applied, key and bucket created"
             );
-            let api = S3Api {
+            let api = Arc::new(S3Api {
                 bucket: BUCKET.to_string(),
                 region: REGION.to_string(),
                 credentials: rusty_s3::Credentials::new(
                     created.access_key_id,
                     created.secret_access_key,
                 ),
-            };
-            let targets: Vec<ClientTarget> = cluster
-                .nodes()
-                .iter()
-                .map(|n| ClientTarget {
-                    node: n.clone(),
-                    addr: cluster.client_addr(n),
-                    api: None,
-                })
-                .collect();
-            self.probe(&api, &targets).await?;
-            self.configured.store(true, Ordering::Relaxed);
-            let _ = self.api.set(Arc::new(api));
-            Ok(())
+            });
+            let api: Arc<dyn Api> = api;
+            let targets = Endpoint::all(cluster, &api);
+            self.probe(&targets).await?;
+            l.configured.store(true, Ordering::Relaxed);
+            Ok(api)
         })
     }
 
-    fn api(&self) -> Option<Arc<dyn Api>> {
-        self.api.get().map(|a| a.clone() as Arc<dyn Api>)
+    fn clock(&self) -> Arc<dyn Clock> {
+        match &self.launch.faketime {
+            Some(f) => Arc::new(f.clone()),
+            None => Arc::new(NoFaketime),
+        }
     }
 
-    fn clock(&self) -> Option<Arc<dyn Clock>> {
-        self.faketime.clone().map(|f| Arc::new(f) as Arc<dyn Clock>)
+    fn placement(&self, _nodes: &[String]) -> Arc<dyn Placement> {
+        Arc::new(UnknownPlacement)
     }
+}
 
-    fn places_keys_by_ring(&self) -> bool {
-        false
+/// The clock of members started without libfaketime (it is preloaded only when `clock-skew`
+/// is in `--nemesis`): there is no way to move it, and saying so is the only honest answer.
+struct NoFaketime;
+
+impl Clock for NoFaketime {
+    fn set_offset<'a>(
+        &'a self,
+        _cluster: &'a dyn Cluster,
+        node: &'a str,
+        ms: i64,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            Err(format!(
+                "clock offset {ms} ms on {node}: the members were started without libfaketime \
+                 (preloaded only when clock-skew is in --nemesis)"
+            ))
+        })
     }
 }
 
 impl Drop for GarageTarget {
     /// Runs after the cluster is down: libfaketime leaves files behind for killed members.
     fn drop(&mut self) {
-        if self.faketime.is_some() {
+        if self.launch.faketime.is_some() {
             let removed = faketime::sweep_shm();
             if !removed.is_empty() {
                 tracing::info!(?removed, "faketime: removed shared memory of dead members");
@@ -548,35 +486,5 @@ mod tests {
             assert!(t.lines().any(|l| l == line), "{line:?} missing from\n{t}");
         }
         assert_eq!(toml_string("a\"b\\c"), "\"a\\\"b\\\\c\"");
-    }
-
-    #[test]
-    fn a_missing_binary_says_how_to_install_it() {
-        let e = find_bin(Some(Path::new("/nonexistent/garage"))).unwrap_err();
-        assert!(e.contains("cargo install garage --locked"), "{e}");
-        let e = config(
-            &GarageArgs {
-                garage_consistency: Consistency::Consistent,
-                garage_bin: Some("/nonexistent/garage".into()),
-                garage_rpc_timeout_ms: None,
-            },
-            3,
-            false,
-            1,
-        )
-        .unwrap_err();
-        assert!(e.contains("--garage-bin"), "{e}");
-        let e = config(
-            &GarageArgs {
-                garage_consistency: Consistency::Consistent,
-                garage_bin: None,
-                garage_rpc_timeout_ms: None,
-            },
-            2,
-            false,
-            1,
-        )
-        .unwrap_err();
-        assert!(e.starts_with("--nodes 2"), "{e}");
     }
 }

@@ -9,6 +9,7 @@
 //! shared; `tests/ring_agreement.rs` pins that both pick the same nodes (the node crate is a
 //! dev-dependency only).
 
+use crate::targets::Placement;
 use sha2::{Digest, Sha256};
 
 fn hash64(bytes: &[u8]) -> u64 {
@@ -58,6 +59,12 @@ impl Ring {
             }
         }
         out.into_iter().map(|i| self.nodes[i].clone()).collect()
+    }
+}
+
+impl Placement for Ring {
+    fn home_nodes(&self, key: &str) -> Option<Vec<String>> {
+        Some(Ring::home_nodes(self, key))
     }
 }
 

@@ -1,0 +1,241 @@
+//! A run's configuration, out of the CLI: [`RunPlan::validate`] checks `quorate run`'s flags
+//! and builds the plan without touching the machine (typed errors, [`PlanError`]), and
+//! [`RunPlan::probe`] is the separate step that does (root and tools for `--backend netns`,
+//! the target's programs: `quorate-node --check-config`, `garage --version`, libfaketime).
+//! `run` does both; `compare` validates every configuration first and probes before its first
+//! run, so a typo in a matrix is caught without a machine able to run it.
+
+use crate::backend::{self, node_ids, BackendKind};
+use crate::cmd::run::RunArgs;
+use crate::nemesis::{self, Fault, LinkFaults};
+use crate::store;
+use crate::targets::{self, Common, Spec};
+use crate::workload::Workload;
+use std::time::Duration;
+
+/// A flag (or a combination) `quorate run` refuses; every message names the flag and what was
+/// expected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PlanError {
+    #[error("--nodes {0}: expected 1 to 64")]
+    Nodes(usize),
+    #[error("--concurrency {0}: expected 1 to 1000")]
+    Concurrency(u64),
+    #[error("--rate {0}: expected ops per second > 0")]
+    Rate(f64),
+    #[error("{flag} {value}: expected a number of seconds > 0")]
+    NotPositive { flag: &'static str, value: f64 },
+    #[error("--flaky-reset-probability {0}: expected a probability from 0 to 1")]
+    Probability(f64),
+    #[error("--quiet {0}: expected seconds >= 0")]
+    Quiet(f64),
+    #[error("--op-timeout-ms 0: expected a timeout > 0")]
+    OpTimeout,
+    /// `--nemesis`.
+    #[error("{0}")]
+    Nemesis(String),
+    /// `--name`.
+    #[error("{0}")]
+    Name(String),
+    /// `--workload`, `--ops`, `--ops-per-key`.
+    #[error("{0}")]
+    Workload(String),
+    /// What the target refuses: another target's flag, a fault or op it declares it cannot
+    /// honour, its own flags.
+    #[error("{0}")]
+    Target(String),
+}
+
+/// What the machine said no to, before anything started.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// `--backend netns` without root, `ip` or `nft`.
+    #[error("{0}")]
+    Backend(#[from] backend::BackendError),
+    /// The target's programs: missing, not running, or refusing the configuration.
+    #[error("{0}")]
+    Target(String),
+}
+
+/// Everything a run needs, validated.
+#[derive(Debug)]
+pub struct RunPlan {
+    pub nodes: Vec<String>,
+    /// What clients do.
+    pub workload: Workload,
+    /// `--nemesis`, in order, no fault twice.
+    pub faults: Vec<Fault>,
+    /// Delay, jitter and reset probability of the `slow` and `flaky` faults.
+    pub link_faults: LinkFaults,
+    pub time_limit: Duration,
+    /// Checking budget per key.
+    pub check_time_limit: Duration,
+    pub interval: Duration,
+    /// `--quiet`; `None`: the target's default ([`Spec::default_quiet`]).
+    pub quiet: Option<Duration>,
+    pub op_timeout: Duration,
+    pub rate: Option<f64>,
+    pub direct_clients: bool,
+    pub seed: u64,
+    pub backend: BackendKind,
+    /// The system under test (`--target`); prepared by [`RunPlan::probe`].
+    pub target: Box<dyn Spec>,
+}
+
+fn positive(flag: &'static str, value: f64) -> Result<Duration, PlanError> {
+    if value.is_finite() && value > 0.0 {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(PlanError::NotPositive { flag, value })
+    }
+}
+
+impl RunPlan {
+    /// Check every flag and build the plan. No I/O: nothing is looked up, run or bound.
+    pub fn validate(a: &RunArgs, seed: u64) -> Result<RunPlan, PlanError> {
+        targets::refuse_foreign_flags(a.target, &a.target_args).map_err(PlanError::Target)?;
+        let faults = nemesis::parse_list(&a.nemesis).map_err(PlanError::Nemesis)?;
+        // A preset was always checked, whatever the target (it has a default, so a garage run
+        // cannot be told apart from one that named it).
+        a.target_args
+            .node
+            .check_preset()
+            .map_err(PlanError::Target)?;
+        if !(1..=64).contains(&a.nodes) {
+            return Err(PlanError::Nodes(a.nodes));
+        }
+        nemesis::partition::check_links(&faults, a.nodes).map_err(PlanError::Nemesis)?;
+        if a.concurrency == 0 || a.concurrency > 1000 {
+            return Err(PlanError::Concurrency(a.concurrency));
+        }
+        if let Some(r) = a.rate {
+            if !(r.is_finite() && r > 0.0) {
+                return Err(PlanError::Rate(r));
+            }
+        }
+        let time_limit = positive("--time-limit", a.time_limit)?;
+        let check_time_limit = positive("--check-time-limit", a.check_time_limit)?;
+        let interval = positive("--nemesis-interval", a.nemesis_interval)?;
+        let p = a.flaky_reset_probability;
+        if !(p.is_finite() && (0.0..=1.0).contains(&p)) {
+            return Err(PlanError::Probability(p));
+        }
+        let link_faults = LinkFaults {
+            delay: Duration::from_millis(a.slow_delay_ms),
+            jitter: Duration::from_millis(a.slow_jitter_ms),
+            reset_probability: p,
+        };
+        if let Some(name) = &a.name {
+            store::validate_name(name).map_err(PlanError::Name)?;
+        }
+        let workload = Workload::new(a.workload, &a.ops, a.ops_per_key, a.concurrency, seed)
+            .map_err(PlanError::Workload)?;
+        targets::check(a.target, a.backend, &faults, &workload.ops()).map_err(PlanError::Target)?;
+        let common = Common {
+            nodes: a.nodes,
+            faults: &faults,
+            seed,
+        };
+        let target = a
+            .target
+            .spec(&a.target_args, common)
+            .map_err(PlanError::Target)?;
+        let quiet = match a.quiet {
+            Some(q) if q >= 0.0 && q.is_finite() => Some(Duration::from_secs_f64(q)),
+            Some(q) => return Err(PlanError::Quiet(q)),
+            None => None,
+        };
+        if a.op_timeout_ms == 0 {
+            return Err(PlanError::OpTimeout);
+        }
+        Ok(RunPlan {
+            nodes: node_ids(a.nodes),
+            workload,
+            faults,
+            link_faults,
+            time_limit,
+            check_time_limit,
+            interval,
+            quiet,
+            op_timeout: Duration::from_millis(a.op_timeout_ms),
+            rate: a.rate,
+            direct_clients: a.direct_clients,
+            seed,
+            backend: a.backend,
+            target,
+        })
+    }
+
+    /// What needs the machine: the backend's tools and privileges, then the target's programs
+    /// and the configuration they accept, in their own words.
+    pub fn probe(&mut self) -> Result<(), ProbeError> {
+        if self.backend == BackendKind::Netns {
+            backend::netns::preflight()?;
+        }
+        self.target.prepare(&self.nodes).map_err(ProbeError::Target)
+    }
+
+    /// The quiet period after healing.
+    pub fn quiet(&self) -> Duration {
+        self.quiet.unwrap_or_else(|| self.target.default_quiet())
+    }
+
+    /// Whether a fault delays or resets links (the backend then routes peers so it can).
+    pub fn link_faults_needed(&self) -> bool {
+        self.faults.iter().any(|f| f.needs_link_faults())
+    }
+}
+
+/// `quorate run`'s flags parsed from `argv` (without `run`), for unit tests.
+#[cfg(test)]
+pub(crate) fn test_args(argv: &[&str]) -> RunArgs {
+    use clap::Parser;
+    #[derive(Parser)]
+    #[command(no_binary_name = true)]
+    struct Flags {
+        #[command(flatten)]
+        a: RunArgs,
+    }
+    Flags::try_parse_from(argv).unwrap().a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(argv: &[&str]) -> Result<RunPlan, PlanError> {
+        RunPlan::validate(&test_args(argv), 7)
+    }
+
+    #[test]
+    fn validation_is_typed_and_touches_nothing() {
+        assert_eq!(plan(&["--nodes", "0"]).unwrap_err(), PlanError::Nodes(0));
+        assert_eq!(
+            plan(&["--time-limit", "0"]).unwrap_err().to_string(),
+            "--time-limit 0: expected a number of seconds > 0"
+        );
+        assert_eq!(
+            plan(&["--quiet=-1"]).unwrap_err().to_string(),
+            "--quiet -1: expected seconds >= 0"
+        );
+        // A missing node binary and netns without its tools are the probe's to find, not
+        // validation's: validation needs nothing on the machine.
+        let p = plan(&[
+            "--node-bin",
+            "/nonexistent/quorate-node",
+            "--backend",
+            "netns",
+        ])
+        .unwrap();
+        assert_eq!(p.nodes.len(), 5);
+        assert_eq!(p.faults, [Fault::Partition, Fault::Kill]);
+        let mut p = plan(&["--node-bin", "/nonexistent/quorate-node"]).unwrap();
+        let e = p.probe().unwrap_err().to_string();
+        assert!(e.starts_with("node binary not found"), "{e}");
+        let e = plan(&["--target", "garage", "--ops", "read,write,cas"]).unwrap_err();
+        assert!(
+            matches!(&e, PlanError::Target(m) if m.starts_with("--ops cas")),
+            "{e}"
+        );
+    }
+}
