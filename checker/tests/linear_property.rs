@@ -1,4 +1,5 @@
-//! Property test: the search agrees with oracles that share no code with it.
+//! Property test: the search and the zone check agree with oracles that share no code with
+//! them.
 //!
 //! Small histories (2–8 ops): concurrent cas-register, kv and set histories with `info` ops,
 //! `mismatch` fails and plain fails, drawn from a seeded ChaCha stream. The oracle enumerates
@@ -7,9 +8,11 @@
 //! a plain memoised search without any of the search's pruning. For invalid
 //! histories the counterexample is checked too: the history cut after the failing op's
 //! completion is not linearizable, the cut just before it is, and `prefix` is a legal order.
+//! Every register history is judged on both paths, the search and (when its values are unique
+//! and it has no cas) the zone check, and each must match the oracle, counterexample included.
 
 use quorate_checker::history::{pair, Event, EventType, History, Op, Outcome, Process};
-use quorate_checker::linear::{check, LinearOptions};
+use quorate_checker::linear::{check, check_key_on, KeyResult, LinearOptions, Path};
 use quorate_checker::model::ModelKind;
 use quorate_checker::verdict::Verdict;
 use rand::{Rng, SeedableRng};
@@ -71,6 +74,57 @@ fn random_history(rng: &mut ChaCha8Rng, n: usize, procs: u64, values: u64) -> Ve
                         0 => Value::Null,
                         1..=5 => latest.clone(),
                         _ => value(rng),
+                    };
+                    Event::new(p, EventType::Ok, f, out)
+                } else {
+                    Event::new(p, EventType::Ok, f, input)
+                };
+                events.push(ev);
+            }
+        }
+    }
+    events
+}
+
+/// A random read/write register history of `n` ops with unique written values (the zone
+/// check's keys): reads return the latest value invoked, `null`, an older value, or one
+/// written later or never.
+fn random_register_history(rng: &mut ChaCha8Rng, n: usize, procs: u64) -> Vec<Event> {
+    let mut events = Vec::new();
+    let mut pending: Vec<Option<(String, Value)>> = vec![None; procs as usize];
+    let mut process: Vec<u64> = (0..procs).collect();
+    let mut next_process = procs;
+    let mut started = 0;
+    let mut next_value = 0u64;
+    while started < n || pending.iter().any(Option::is_some) {
+        let c = rng.gen_range(0..procs as usize);
+        let p = Process::Client(process[c]);
+        match pending[c].take() {
+            None if started < n => {
+                started += 1;
+                let (f, input) = if rng.gen_bool(0.5) {
+                    ("read", Value::Null)
+                } else {
+                    next_value += 1;
+                    ("write", json!(next_value))
+                };
+                events.push(Event::new(p, EventType::Invoke, f, input.clone()));
+                pending[c] = Some((f.to_string(), input));
+            }
+            None => {}
+            Some((f, input)) => {
+                let roll = rng.gen_range(0..100);
+                let ev = if roll < 12 {
+                    process[c] = next_process;
+                    next_process += 1;
+                    Event::new(p, EventType::Info, f, input).with_error("timeout")
+                } else if roll < 17 {
+                    Event::new(p, EventType::Fail, f, input).with_error("503")
+                } else if f == "read" {
+                    let out = match rng.gen_range(0..10) {
+                        0 => Value::Null,
+                        1..=5 if next_value > 0 => json!(next_value),
+                        _ => json!(rng.gen_range(1..=next_value + 1)),
                     };
                     Event::new(p, EventType::Ok, f, out)
                 } else {
@@ -205,6 +259,8 @@ struct Step<'a> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
     Cas,
+    /// read/write only: with unique values, the zone check's keys.
+    Register,
     Kv,
     Set,
 }
@@ -212,7 +268,7 @@ enum Kind {
 impl Kind {
     fn initial(self) -> Value {
         match self {
-            Kind::Cas => Value::Null,
+            Kind::Cas | Kind::Register => Value::Null,
             Kind::Kv => json!(""),
             Kind::Set => json!([]),
         }
@@ -222,6 +278,7 @@ impl Kind {
         LinearOptions {
             model: match self {
                 Kind::Cas => ModelKind::CasRegister,
+                Kind::Register => ModelKind::Register,
                 Kind::Kv => ModelKind::Kv,
                 Kind::Set => ModelKind::Set,
             },
@@ -256,7 +313,7 @@ fn run(kind: Kind, op: &Op, state: &Value) -> Option<Value> {
     match kind {
         Kind::Kv => return run_kv(op, state),
         Kind::Set => return run_set(op, state),
-        Kind::Cas => {}
+        Kind::Cas | Kind::Register => {}
     }
     let pair = |v: &Value| (v[0].clone(), v[1].clone());
     match (op.f.as_str(), op.outcome) {
@@ -367,6 +424,12 @@ fn search_agrees_with_brute_force_on_mostly_unique_values() {
     small(Kind::Cas, 0x2545_f491_4f6c_dd1d, 30, (0.65, 0.90));
 }
 
+/// Read/write histories with unique values: the zone check and the search both judge each.
+#[test]
+fn zones_and_search_agree_with_brute_force_on_unique_register_values() {
+    small(Kind::Register, 0x6a09_e667_f3bc_c908, 0, (0.45, 0.85));
+}
+
 /// kv histories: appends build strings, so states multiply by orders; puts reset them.
 #[test]
 fn kv_search_agrees_with_brute_force() {
@@ -401,6 +464,7 @@ fn small(kind: Kind, default_seed: u64, values: u64, share: (f64, f64)) {
             Kind::Kv => random_kv_history(&mut rng, n, procs),
             Kind::Set => random_set_history(&mut rng, n, procs),
             Kind::Cas => random_history(&mut rng, n, procs, values),
+            Kind::Register => random_register_history(&mut rng, n, procs),
         };
         let oracle = |h: &History| Some(brute_force(h, kind));
         agree(
@@ -409,6 +473,12 @@ fn small(kind: Kind, default_seed: u64, values: u64, share: (f64, f64)) {
             &oracle,
             &format!("seed {seed} round {round}"),
             &mut tally,
+        );
+    }
+    if kind == Kind::Register {
+        assert_eq!(
+            tally.zones, tally.total,
+            "every unique-value register history must take the zone path too"
         );
     }
     tally.assert_share(seed, share);
@@ -421,6 +491,8 @@ struct Tally {
     invalid: usize,
     /// Histories the oracle gave up on (over its work bound): not compared.
     skipped: usize,
+    /// Of the compared ones, those the zone check judged too.
+    zones: usize,
 }
 
 impl Tally {
@@ -428,8 +500,9 @@ impl Tally {
     /// the comparison tests little. Fails when the generator drifts to one side.
     fn assert_share(&self, seed: u64, (lo, hi): (f64, f64)) {
         eprintln!(
-            "seed {seed}: {} of {} histories not linearizable ({} skipped)",
-            self.invalid, self.total, self.skipped
+            "seed {seed}: {} of {} histories not linearizable ({} skipped, {} also on the zone \
+             path)",
+            self.invalid, self.total, self.skipped, self.zones
         );
         assert!(self.total > 0, "no history was compared");
         let share = self.invalid as f64 / self.total as f64;
@@ -448,6 +521,8 @@ impl Tally {
 /// Check one history against `oracle` (`None`: it gave up): the verdict, and for an invalid
 /// one its counterexample: the history cut after the failing op's completion is not
 /// linearizable, the cut just before it is, and `prefix` is a legal order of the ops before.
+/// A register history is judged on each path too: the search, and the zone check when it
+/// applies (its values unique, no cas).
 fn agree(
     kind: Kind,
     events: &[Event],
@@ -461,7 +536,41 @@ fn agree(
         return;
     };
     let got = check(&h, &kind.opts()).expect("generated ops fit the model");
-    let key = &got.keys[""];
+    judged(kind, events, oracle, want, &got.keys[""], what);
+    tally.total += 1;
+    if !want {
+        tally.invalid += 1;
+    }
+    if !matches!(kind, Kind::Cas | Kind::Register) {
+        return;
+    }
+    let ops: Vec<&Op> = h.ops.iter().collect();
+    for path in [Path::Search, Path::Zones] {
+        let what = format!("{what}, on the {path:?} path");
+        match check_key_on(&ops, &kind.opts(), Some(path)) {
+            Ok(key) => {
+                assert_eq!(key.path, path, "{what}");
+                judged(kind, events, oracle, want, &key, &what);
+                if path == Path::Zones {
+                    tally.zones += 1;
+                }
+            }
+            Err(e) if path == Path::Zones && e.message.contains("does not apply") => {}
+            Err(e) => panic!("{what}: {e}\n{}", show(events)),
+        }
+    }
+}
+
+/// One key's result against the oracle's verdict `want`, with its counterexample's cuts.
+fn judged(
+    kind: Kind,
+    events: &[Event],
+    oracle: &dyn Fn(&History) -> Option<bool>,
+    want: bool,
+    key: &KeyResult,
+    what: &str,
+) {
+    let h = pair(events).expect("generated histories pair");
     assert_eq!(
         key.valid,
         if want {
@@ -472,11 +581,9 @@ fn agree(
         "{what}: verdict differs from the oracle on\n{}",
         show(events)
     );
-    tally.total += 1;
     if want {
         return;
     }
-    tally.invalid += 1;
     let cx = key
         .counterexample
         .as_ref()
