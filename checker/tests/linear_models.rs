@@ -6,7 +6,7 @@
 //! at `i` ms, so times in sentences read "0.004 s" for line 4.
 
 use quorate_checker::history::{pair, Event, EventType, History, Process};
-use quorate_checker::linear::{check, KeyResult, LinearOptions, LinearResult};
+use quorate_checker::linear::{check, check_key_on, KeyResult, LinearOptions, LinearResult, Path};
 use quorate_checker::model::ModelKind;
 use quorate_checker::verdict::Verdict;
 use serde_json::{json, Value};
@@ -528,4 +528,98 @@ fn reordered_objects_are_equal_values() -> anyhow::Result<()> {
         Verdict::Invalid
     );
     Ok(())
+}
+
+/// Two concurrent writes, then one read of each value: whichever write came second was
+/// overwritten before the other's read, yet neither read saw a write that ended before its
+/// own value's write began. No pattern of `explain` fits; the zone check names the two groups.
+#[test]
+fn golden_zone_conflict_names_both_groups() {
+    let text = "0 invoke write 1
+                1 invoke write 2
+                0 ok write 1
+                1 ok write 2
+                2 invoke read null
+                3 invoke read null
+                2 ok read 1
+                3 ok read 2";
+    let r = run(CAS, None, text);
+    let k = key(&r);
+    assert_eq!(k.path, Path::Zones);
+    let cx = k.counterexample.clone().expect("counterexample");
+    assert_eq!(cx.op, 5);
+    assert_eq!(cx.prefix, vec![1, 0, 4]);
+    assert_eq!(
+        cx.explanation,
+        "write 1 and its reads must all come before write 2 or all after its reads, and neither \
+         fits: read of 1 (op 4) began at 0.004 s, after write 2 (op 1) completed at 0.003 s, \
+         and read of 2 (op 5) began at 0.005 s, after write 1 (op 0) completed at 0.002 s"
+    );
+    // The search agrees on the verdict and the op, in its own words.
+    let h = history(text);
+    let ops: Vec<&_> = h.ops.iter().collect();
+    let opts = LinearOptions::default();
+    let searched = check_key_on(&ops, &opts, Some(Path::Search)).expect("fits");
+    assert_eq!(searched.path, Path::Search);
+    assert_eq!(searched.valid, Verdict::Invalid);
+    assert_eq!(searched.counterexample.map(|c| c.op), Some(5));
+}
+
+/// A write that completed before a read of the starting value began: the starting value's
+/// zone runs from −∞ to that read's invoke, and the write lies inside it.
+#[test]
+fn golden_zone_conflict_with_the_starting_value() {
+    let r = run(
+        CAS,
+        Some(json!(0)),
+        "0 invoke read null
+         1 invoke write 1
+         1 ok write 1
+         2 invoke read null
+         0 ok read 0
+         2 ok read 0",
+    );
+    let cx = key(&r).counterexample.clone().expect("counterexample");
+    assert_eq!(cx.op, 3);
+    assert_eq!(cx.prefix, vec![0, 1]);
+    assert_eq!(
+        cx.explanation,
+        "read of 0 at 0.003 s returned a value overwritten by write 1, which completed at \
+         0.002 s before the read began"
+    );
+}
+
+/// The planner's choice per key: the zone check for read/write keys with unique values, the
+/// search for cas, repeated values and the other models; forcing the zones on a key they do
+/// not fit is an error that says why.
+#[test]
+fn each_key_records_its_path() {
+    let r = run(
+        CAS,
+        None,
+        "key=plain 0 invoke write 1
+         key=plain 0 ok write 1
+         key=cas 1 invoke cas [null,1]
+         key=cas 1 ok cas [null,1]
+         key=again 2 invoke write 1
+         key=again 2 ok write 1
+         key=again 2 invoke write 1
+         key=again 2 ok write 1",
+    );
+    assert_eq!(r.keys["plain"].path, Path::Zones);
+    assert_eq!(r.keys["cas"].path, Path::Search);
+    assert_eq!(r.keys["again"].path, Path::Search);
+    let json = serde_json::to_value(&r.keys["plain"]).expect("serialises");
+    assert_eq!(json["path"], json!("zones"));
+    let kv = run(ModelKind::Kv, None, "0 invoke put \"a\"\n0 ok put \"a\"");
+    assert_eq!(key(&kv).path, Path::Search);
+    let h = history("0 invoke write 1\n0 ok write 1\n1 invoke write 1\n1 ok write 1");
+    let ops: Vec<&_> = h.ops.iter().collect();
+    let err = check_key_on(&ops, &LinearOptions::default(), Some(Path::Zones))
+        .expect_err("repeated values do not fit the zones");
+    assert!(
+        err.message
+            .contains("zone check does not apply to this key: op 2 writes a value written before"),
+        "{err}"
+    );
 }
