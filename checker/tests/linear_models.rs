@@ -623,3 +623,25 @@ fn each_key_records_its_path() {
         "{err}"
     );
 }
+
+/// The counters a progress display reads: every key counted once, the unknown ones apart.
+#[test]
+fn progress_counts_keys_done_and_unknown() {
+    let mut h = String::new();
+    for i in 0..600 {
+        h += &format!("key=big 0 invoke write {i}\nkey=big 0 ok write {i}\n");
+        h += &format!("key=big 0 invoke read null\nkey=big 0 ok read {i}\n");
+    }
+    h += "key=a 1 invoke read null\nkey=a 1 ok read null\n";
+    h += "key=b 2 invoke read null\nkey=b 2 ok read 3\n";
+    let progress = std::sync::Arc::new(quorate_checker::linear::Progress::default());
+    let opts = LinearOptions {
+        time_limit: std::time::Duration::ZERO,
+        progress: Some(progress.clone()),
+        ..LinearOptions::default()
+    };
+    let r = check(&history(&h), &opts).expect("fits");
+    assert_eq!(r.keys["big"].reason.as_deref(), Some("time limit 0 s"));
+    // (done, keys, unknown)
+    assert_eq!(progress.snapshot(), (3, 3, 1));
+}
