@@ -5,52 +5,14 @@
 //! `1 fail cas [1,2] mismatch`; an optional `key=K` first word sets the key. Event `i` happens
 //! at `i` ms, so times in sentences read "0.004 s" for line 4.
 
-use quorate_checker::history::{pair, Event, EventType, History, Process};
-use quorate_checker::linear::{check, check_key_on, KeyResult, LinearOptions, LinearResult, Path};
+#[path = "common/lines.rs"]
+mod lines;
+
+use lines::history;
+use quorate_checker::linear::{check, KeyResult, LinearOptions, LinearResult};
 use quorate_checker::model::ModelKind;
 use quorate_checker::verdict::Verdict;
 use serde_json::{json, Value};
-
-fn history(text: &str) -> History {
-    let events: Vec<Event> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .enumerate()
-        .map(|(i, line)| {
-            let mut words: Vec<&str> = line.split_whitespace().collect();
-            let key = match words[0].strip_prefix("key=") {
-                Some(k) => {
-                    words.remove(0);
-                    Some(k.to_string())
-                }
-                None => None,
-            };
-            let kind = match words[1] {
-                "invoke" => EventType::Invoke,
-                "ok" => EventType::Ok,
-                "fail" => EventType::Fail,
-                "info" => EventType::Info,
-                other => panic!("bad type {other}"),
-            };
-            let value: Value = serde_json::from_str(words[3]).expect("value is JSON");
-            let mut ev = Event::new(
-                Process::Client(words[0].parse().expect("process")),
-                kind,
-                words[2],
-                value,
-            );
-            ev.key = key;
-            ev.index = Some(i as u64);
-            ev.time = Some(i as i64 * 1_000_000);
-            if let Some(err) = words.get(4) {
-                ev = ev.with_error(*err);
-            }
-            ev
-        })
-        .collect();
-    pair(&events).expect("test histories pair")
-}
 
 fn run(model: ModelKind, initial: Option<Value>, text: &str) -> LinearResult {
     let opts = LinearOptions {
@@ -528,120 +490,4 @@ fn reordered_objects_are_equal_values() -> anyhow::Result<()> {
         Verdict::Invalid
     );
     Ok(())
-}
-
-/// Two concurrent writes, then one read of each value: whichever write came second was
-/// overwritten before the other's read, yet neither read saw a write that ended before its
-/// own value's write began. No pattern of `explain` fits; the zone check names the two groups.
-#[test]
-fn golden_zone_conflict_names_both_groups() {
-    let text = "0 invoke write 1
-                1 invoke write 2
-                0 ok write 1
-                1 ok write 2
-                2 invoke read null
-                3 invoke read null
-                2 ok read 1
-                3 ok read 2";
-    let r = run(CAS, None, text);
-    let k = key(&r);
-    assert_eq!(k.path, Path::Zones);
-    let cx = k.counterexample.clone().expect("counterexample");
-    assert_eq!(cx.op, 5);
-    assert_eq!(cx.prefix, vec![1, 0, 4]);
-    assert_eq!(
-        cx.explanation,
-        "write 1 and its reads must all come before write 2 or all after its reads, and neither \
-         fits: read of 1 (op 4) began at 0.004 s, after write 2 (op 1) completed at 0.003 s, \
-         and read of 2 (op 5) began at 0.005 s, after write 1 (op 0) completed at 0.002 s"
-    );
-    // The search agrees on the verdict and the op, in its own words.
-    let h = history(text);
-    let ops: Vec<&_> = h.ops.iter().collect();
-    let opts = LinearOptions::default();
-    let searched = check_key_on(&ops, &opts, Some(Path::Search)).expect("fits");
-    assert_eq!(searched.path, Path::Search);
-    assert_eq!(searched.valid, Verdict::Invalid);
-    assert_eq!(searched.counterexample.map(|c| c.op), Some(5));
-}
-
-/// A write that completed before a read of the starting value began: the starting value's
-/// zone runs from −∞ to that read's invoke, and the write lies inside it.
-#[test]
-fn golden_zone_conflict_with_the_starting_value() {
-    let r = run(
-        CAS,
-        Some(json!(0)),
-        "0 invoke read null
-         1 invoke write 1
-         1 ok write 1
-         2 invoke read null
-         0 ok read 0
-         2 ok read 0",
-    );
-    let cx = key(&r).counterexample.clone().expect("counterexample");
-    assert_eq!(cx.op, 3);
-    assert_eq!(cx.prefix, vec![0, 1]);
-    assert_eq!(
-        cx.explanation,
-        "read of 0 at 0.003 s returned a value overwritten by write 1, which completed at \
-         0.002 s before the read began"
-    );
-}
-
-/// The planner's choice per key: the zone check for read/write keys with unique values, the
-/// search for cas, repeated values and the other models; forcing the zones on a key they do
-/// not fit is an error that says why.
-#[test]
-fn each_key_records_its_path() {
-    let r = run(
-        CAS,
-        None,
-        "key=plain 0 invoke write 1
-         key=plain 0 ok write 1
-         key=cas 1 invoke cas [null,1]
-         key=cas 1 ok cas [null,1]
-         key=again 2 invoke write 1
-         key=again 2 ok write 1
-         key=again 2 invoke write 1
-         key=again 2 ok write 1",
-    );
-    assert_eq!(r.keys["plain"].path, Path::Zones);
-    assert_eq!(r.keys["cas"].path, Path::Search);
-    assert_eq!(r.keys["again"].path, Path::Search);
-    let json = serde_json::to_value(&r.keys["plain"]).expect("serialises");
-    assert_eq!(json["path"], json!("zones"));
-    let kv = run(ModelKind::Kv, None, "0 invoke put \"a\"\n0 ok put \"a\"");
-    assert_eq!(key(&kv).path, Path::Search);
-    let h = history("0 invoke write 1\n0 ok write 1\n1 invoke write 1\n1 ok write 1");
-    let ops: Vec<&_> = h.ops.iter().collect();
-    let err = check_key_on(&ops, &LinearOptions::default(), Some(Path::Zones))
-        .expect_err("repeated values do not fit the zones");
-    assert!(
-        err.message
-            .contains("zone check does not apply to this key: op 2 writes a value written before"),
-        "{err}"
-    );
-}
-
-/// The counters a progress display reads: every key counted once, the unknown ones apart.
-#[test]
-fn progress_counts_keys_done_and_unknown() {
-    let mut h = String::new();
-    for i in 0..600 {
-        h += &format!("key=big 0 invoke write {i}\nkey=big 0 ok write {i}\n");
-        h += &format!("key=big 0 invoke read null\nkey=big 0 ok read {i}\n");
-    }
-    h += "key=a 1 invoke read null\nkey=a 1 ok read null\n";
-    h += "key=b 2 invoke read null\nkey=b 2 ok read 3\n";
-    let progress = std::sync::Arc::new(quorate_checker::linear::Progress::default());
-    let opts = LinearOptions {
-        time_limit: std::time::Duration::ZERO,
-        progress: Some(progress.clone()),
-        ..LinearOptions::default()
-    };
-    let r = check(&history(&h), &opts).expect("fits");
-    assert_eq!(r.keys["big"].reason.as_deref(), Some("time limit 0 s"));
-    // (done, keys, unknown)
-    assert_eq!(progress.snapshot(), (3, 3, 1));
 }

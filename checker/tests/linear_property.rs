@@ -86,28 +86,29 @@ fn random_history(rng: &mut ChaCha8Rng, n: usize, procs: u64, values: u64) -> Ve
     events
 }
 
-/// A random read/write register history of `n` ops with unique written values (the zone
-/// check's keys): reads return the latest value invoked, `null`, an older value, or one
-/// written later or never.
-fn random_register_history(rng: &mut ChaCha8Rng, n: usize, procs: u64) -> Vec<Event> {
+/// What the clients of a generated history do: the op each one starts, and what an `ok` read
+/// (`read` or `get`) returns.
+trait Workload {
+    fn invoke(&mut self, rng: &mut ChaCha8Rng) -> (&'static str, Value);
+    fn read(&mut self, rng: &mut ChaCha8Rng) -> Value;
+}
+
+/// The client loop the kv, set and unique-value register generators share: `n` ops over up
+/// to `procs` concurrent clients, each op ending `info` (12%, its process retired), `fail`
+/// (5%) or `ok`.
+fn clients(rng: &mut ChaCha8Rng, n: usize, procs: u64, w: &mut impl Workload) -> Vec<Event> {
     let mut events = Vec::new();
     let mut pending: Vec<Option<(String, Value)>> = vec![None; procs as usize];
     let mut process: Vec<u64> = (0..procs).collect();
     let mut next_process = procs;
     let mut started = 0;
-    let mut next_value = 0u64;
     while started < n || pending.iter().any(Option::is_some) {
         let c = rng.gen_range(0..procs as usize);
         let p = Process::Client(process[c]);
         match pending[c].take() {
             None if started < n => {
                 started += 1;
-                let (f, input) = if rng.gen_bool(0.5) {
-                    ("read", Value::Null)
-                } else {
-                    next_value += 1;
-                    ("write", json!(next_value))
-                };
+                let (f, input) = w.invoke(rng);
                 events.push(Event::new(p, EventType::Invoke, f, input.clone()));
                 pending[c] = Some((f.to_string(), input));
             }
@@ -120,13 +121,8 @@ fn random_register_history(rng: &mut ChaCha8Rng, n: usize, procs: u64) -> Vec<Ev
                     Event::new(p, EventType::Info, f, input).with_error("timeout")
                 } else if roll < 17 {
                     Event::new(p, EventType::Fail, f, input).with_error("503")
-                } else if f == "read" {
-                    let out = match rng.gen_range(0..10) {
-                        0 => Value::Null,
-                        1..=5 if next_value > 0 => json!(next_value),
-                        _ => json!(rng.gen_range(1..=next_value + 1)),
-                    };
-                    Event::new(p, EventType::Ok, f, out)
+                } else if f == "read" || f == "get" {
+                    Event::new(p, EventType::Ok, f, w.read(rng))
                 } else {
                     Event::new(p, EventType::Ok, f, input)
                 };
@@ -137,116 +133,92 @@ fn random_register_history(rng: &mut ChaCha8Rng, n: usize, procs: u64) -> Vec<Ev
     events
 }
 
-/// A random kv history (Porcupine's model) of `n` ops: appends of "a"/"b", puts, gets that
-/// often return what a sequential run would have, info ops and fails.
-fn random_kv_history(rng: &mut ChaCha8Rng, n: usize, procs: u64) -> Vec<Event> {
-    let mut events = Vec::new();
-    let mut pending: Vec<Option<(String, Value)>> = vec![None; procs as usize];
-    let mut process: Vec<u64> = (0..procs).collect();
-    let mut next_process = procs;
-    let mut started = 0;
-    // What a sequential run applying ops at their invokes would hold.
-    let mut truth = String::new();
-    while started < n || pending.iter().any(Option::is_some) {
-        let c = rng.gen_range(0..procs as usize);
-        let p = Process::Client(process[c]);
-        match pending[c].take() {
-            None if started < n => {
-                started += 1;
-                let piece = if rng.gen_bool(0.5) { "a" } else { "b" };
-                let (f, input) = match rng.gen_range(0..10) {
-                    0..=3 => ("get", Value::Null),
-                    4 => {
-                        truth = piece.to_string();
-                        ("put", json!(piece))
-                    }
-                    _ => {
-                        truth.push_str(piece);
-                        ("append", json!(piece))
-                    }
-                };
-                events.push(Event::new(p, EventType::Invoke, f, input.clone()));
-                pending[c] = Some((f.to_string(), input));
-            }
-            None => {}
-            Some((f, input)) => {
-                let roll = rng.gen_range(0..100);
-                let ev = if roll < 12 {
-                    process[c] = next_process;
-                    next_process += 1;
-                    Event::new(p, EventType::Info, f, input).with_error("timeout")
-                } else if roll < 17 {
-                    Event::new(p, EventType::Fail, f, input).with_error("503")
-                } else if f == "get" {
-                    let out = match rng.gen_range(0..10) {
-                        0..=5 => truth.clone(),
-                        6 => String::new(),
-                        _ => ["a", "ab", "ba", "b", "aab", "bb"][rng.gen_range(0..6)].to_string(),
-                    };
-                    Event::new(p, EventType::Ok, f, json!(out))
-                } else {
-                    Event::new(p, EventType::Ok, f, input)
-                };
-                events.push(ev);
-            }
-        }
-    }
-    events
+/// Reads and writes of ever new values (the zone check's keys): reads return the latest value
+/// invoked, `null`, an older value, or one written later or never.
+struct UniqueRegister {
+    next_value: u64,
 }
 
-/// A random set history: adds of unique elements, reads returning the sorted elements a
-/// sequential run would hold, or that with one element dropped or added.
-fn random_set_history(rng: &mut ChaCha8Rng, n: usize, procs: u64) -> Vec<Event> {
-    let mut events = Vec::new();
-    let mut pending: Vec<Option<(String, Value)>> = vec![None; procs as usize];
-    let mut process: Vec<u64> = (0..procs).collect();
-    let mut next_process = procs;
-    let mut started = 0;
-    let mut truth: Vec<u64> = Vec::new();
-    let mut next_element = 1;
-    while started < n || pending.iter().any(Option::is_some) {
-        let c = rng.gen_range(0..procs as usize);
-        let p = Process::Client(process[c]);
-        match pending[c].take() {
-            None if started < n => {
-                started += 1;
-                let (f, input) = if rng.gen_bool(0.5) {
-                    ("read", Value::Null)
-                } else {
-                    truth.push(next_element);
-                    next_element += 1;
-                    ("add", json!(next_element - 1))
-                };
-                events.push(Event::new(p, EventType::Invoke, f, input.clone()));
-                pending[c] = Some((f.to_string(), input));
+impl Workload for UniqueRegister {
+    fn invoke(&mut self, rng: &mut ChaCha8Rng) -> (&'static str, Value) {
+        if rng.gen_bool(0.5) {
+            ("read", Value::Null)
+        } else {
+            self.next_value += 1;
+            ("write", json!(self.next_value))
+        }
+    }
+
+    fn read(&mut self, rng: &mut ChaCha8Rng) -> Value {
+        match rng.gen_range(0..10) {
+            0 => Value::Null,
+            1..=5 if self.next_value > 0 => json!(self.next_value),
+            _ => json!(rng.gen_range(1..=self.next_value + 1)),
+        }
+    }
+}
+
+/// Porcupine's kv model: appends of "a"/"b", puts, and gets that often return what a
+/// sequential run applying ops at their invokes would hold.
+struct KvStrings {
+    truth: String,
+}
+
+impl Workload for KvStrings {
+    fn invoke(&mut self, rng: &mut ChaCha8Rng) -> (&'static str, Value) {
+        let piece = if rng.gen_bool(0.5) { "a" } else { "b" };
+        match rng.gen_range(0..10) {
+            0..=3 => ("get", Value::Null),
+            4 => {
+                self.truth = piece.to_string();
+                ("put", json!(piece))
             }
-            None => {}
-            Some((f, input)) => {
-                let roll = rng.gen_range(0..100);
-                let ev = if roll < 12 {
-                    process[c] = next_process;
-                    next_process += 1;
-                    Event::new(p, EventType::Info, f, input).with_error("timeout")
-                } else if roll < 17 {
-                    Event::new(p, EventType::Fail, f, input).with_error("503")
-                } else if f == "read" {
-                    let mut out = truth.clone();
-                    match rng.gen_range(0..10) {
-                        0..=5 => {}
-                        6..=7 if !out.is_empty() => {
-                            out.remove(rng.gen_range(0..out.len()));
-                        }
-                        _ => out.push(next_element + 5),
-                    }
-                    Event::new(p, EventType::Ok, f, json!(out))
-                } else {
-                    Event::new(p, EventType::Ok, f, input)
-                };
-                events.push(ev);
+            _ => {
+                self.truth.push_str(piece);
+                ("append", json!(piece))
             }
         }
     }
-    events
+
+    fn read(&mut self, rng: &mut ChaCha8Rng) -> Value {
+        let out = match rng.gen_range(0..10) {
+            0..=5 => self.truth.clone(),
+            6 => String::new(),
+            _ => ["a", "ab", "ba", "b", "aab", "bb"][rng.gen_range(0..6)].to_string(),
+        };
+        json!(out)
+    }
+}
+
+/// Adds of unique elements; reads return the sorted elements a sequential run would hold, or
+/// that with one element dropped or added.
+struct UniqueSet {
+    truth: Vec<u64>,
+    next_element: u64,
+}
+
+impl Workload for UniqueSet {
+    fn invoke(&mut self, rng: &mut ChaCha8Rng) -> (&'static str, Value) {
+        if rng.gen_bool(0.5) {
+            ("read", Value::Null)
+        } else {
+            self.truth.push(self.next_element);
+            self.next_element += 1;
+            ("add", json!(self.next_element - 1))
+        }
+    }
+
+    fn read(&mut self, rng: &mut ChaCha8Rng) -> Value {
+        let mut out = self.truth.clone();
+        match rng.gen_range(0..10) {
+            0..=5 => {}
+            6..=7 if !out.is_empty() => {
+                out.remove(rng.gen_range(0..out.len()));
+            }
+            _ => out.push(self.next_element + 5),
+        }
+        json!(out)
+    }
 }
 
 /// The oracle's view of one op.
@@ -461,10 +433,25 @@ fn small(kind: Kind, default_seed: u64, values: u64, share: (f64, f64)) {
         let n = rng.gen_range(2..=8);
         let procs = rng.gen_range(2..=4);
         let events = match kind {
-            Kind::Kv => random_kv_history(&mut rng, n, procs),
-            Kind::Set => random_set_history(&mut rng, n, procs),
+            Kind::Kv => clients(
+                &mut rng,
+                n,
+                procs,
+                &mut KvStrings {
+                    truth: String::new(),
+                },
+            ),
+            Kind::Set => clients(
+                &mut rng,
+                n,
+                procs,
+                &mut UniqueSet {
+                    truth: Vec::new(),
+                    next_element: 1,
+                },
+            ),
             Kind::Cas => random_history(&mut rng, n, procs, values),
-            Kind::Register => random_register_history(&mut rng, n, procs),
+            Kind::Register => clients(&mut rng, n, procs, &mut UniqueRegister { next_value: 0 }),
         };
         let oracle = |h: &History| Some(brute_force(h, kind));
         agree(

@@ -228,7 +228,7 @@ pub fn check_key_on(
     let model = compile(ops)?;
     match zones::applies(ops, &model) {
         Ok(()) => zone_judge(ops, &model, &limits(opts)),
-        Err(_) if path.is_none() => judge(ops, opts, path, &compile),
+        Err(_) if path.is_none() => search_judge(ops, opts, model, &compile),
         Err(why) => Err(not_zones(ops, opts.model, &why)),
     }
 }
@@ -265,7 +265,16 @@ fn judge<M: Model>(
     if path == Some(Path::Zones) {
         return Err(not_zones(ops, opts.model, "only register keys can take it"));
     }
-    let mut model = compile(ops)?;
+    search_judge(ops, opts, compile(ops)?, compile)
+}
+
+/// A key on the search path, `model` compiled for its ops.
+fn search_judge<M: Model>(
+    ops: &[&Op],
+    opts: &LinearOptions,
+    mut model: M,
+    compile: Compile<'_, M>,
+) -> Result<KeyResult, ModelError> {
     let limits = limits(opts);
     let plan = Plan::new(ops, &model);
     let mut result = KeyResult {
