@@ -3,13 +3,15 @@
 //! short summary for people.
 //!
 //! This is the whole of `quorate check` except flag parsing and printing, so the harness reuses
-//! it on the history of a run ([`check_events`]) and tests drive it without a process.
+//! it on the history of a run ([`check_history`], after `import::read_history`), and tests
+//! drive it without a process ([`check_events`]).
 
-use crate::history::{pair, Event, History, HistoryError};
+use crate::history::{pair, Event, History, HistoryError, Outcome};
 use crate::import::{self, Format};
 use crate::linear::{self, LinearOptions, LinearResult, ModelError};
 use crate::model::ModelKind;
 use crate::quorum::{self, Anomalies, CheckResult, Example};
+use crate::summary;
 use crate::verdict::Verdict;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -177,6 +179,9 @@ pub struct FileReport {
     pub history: History,
     /// `None` when the linearizable check was not asked for.
     pub linearizable: Option<LinearResult>,
+    /// Keys where no op completed ok (or as a cas mismatch): nothing for the search to judge.
+    /// Counted and named in the check's JSON; when it is every key, `linearizable` is unknown.
+    pub linear_unjudged: Vec<String>,
     /// The quorum checks that were asked for (or apply, by default): a result or why skipped.
     pub quorum: BTreeMap<Check, CheckResult>,
     /// Every anomaly every check found (the quorum checks' in full, each linearizability
@@ -234,6 +239,7 @@ pub fn check_history(
     };
     let mut valid = Verdict::Valid;
     let mut linearizable = None;
+    let mut linear_unjudged = Vec::new();
     let mut quorum = BTreeMap::new();
     let mut reason = None;
     let mut anomalies = Vec::new();
@@ -321,8 +327,21 @@ pub fn check_history(
                     });
                 }
             }
+            linear_unjudged = unjudged_keys(&history);
+            if linear_unjudged.len() == result.keys.len() && result.valid == Verdict::Valid {
+                // Ops that may never have happened are linearizable trivially: no evidence.
+                result.valid = Verdict::Unknown;
+            }
             valid = valid.and(result.valid);
             linearizable = Some(result);
+        }
+        if linearizable.is_none() && quorum.values().all(|r| r.verdict().is_none()) {
+            // Every check asked for said why it does not apply: nothing was judged.
+            reason = Some(format!(
+                "every check asked for was skipped ({})",
+                names(&quorum.keys().copied().collect::<Vec<_>>())
+            ));
+            valid = Verdict::Unknown;
         }
     }
     Ok(FileReport {
@@ -331,12 +350,27 @@ pub fn check_history(
         model,
         history,
         linearizable,
+        linear_unjudged,
         quorum,
         anomalies,
         reason,
         valid,
         elapsed: start.elapsed(),
     })
+}
+
+/// The keys with no op that completed ok or as a cas mismatch: every op there may or may not
+/// have happened (`info`) or certainly did not (`fail`), so no order of them can be wrong.
+fn unjudged_keys(history: &History) -> Vec<String> {
+    history
+        .by_key()
+        .into_iter()
+        .filter(|(_, ops)| {
+            !ops.iter()
+                .any(|op| matches!(op.outcome, Outcome::Ok | Outcome::Mismatch))
+        })
+        .map(|(key, _)| key.to_string())
+        .collect()
 }
 
 /// The linearizability sentence, naming the anomaly a quorum check found on the same op: a
@@ -451,10 +485,13 @@ impl FileReport {
         let mut checks = Map::new();
         if let Some(lin) = &self.linearizable {
             // LinearResult serialises as the contract's `{"valid", "keys": {…}}`.
-            checks.insert(
-                "linearizable".into(),
-                serde_json::to_value(lin).unwrap_or_else(|e| json!({"error": e.to_string()})),
-            );
+            let mut v =
+                serde_json::to_value(lin).unwrap_or_else(|e| json!({"error": e.to_string()}));
+            let none = (lin.valid == Verdict::Unknown
+                && self.linear_unjudged.len() == lin.keys.len())
+            .then_some("no op completed ok");
+            quorum::note_unjudged(&mut v, none, self.linear_unjudged.clone());
+            checks.insert("linearizable".into(), v);
         }
         for (check, r) in &self.quorum {
             checks.insert(check.name().into(), r.to_json());
@@ -472,6 +509,9 @@ impl FileReport {
         if let Some(reason) = &self.reason {
             out["reason"] = json!(reason);
         }
+        if let Some(cut) = &self.history.truncated {
+            out["truncated"] = json!(cut);
+        }
         out
     }
 
@@ -480,22 +520,18 @@ impl FileReport {
         self.valid.exit_code()
     }
 
-    /// A short summary for people: the verdict line, then the verdict of each check with its
-    /// counts; over many keys, "67 of 480 keys invalid" and then the keys in natural order
-    /// (k2 before k10), each not-valid key with its reason.
+    /// A short summary for people: the verdict line (and, for a file whose last line was cut
+    /// off, where), then [`summary::checks`]: each check's verdict with its counts; over many
+    /// keys, "67 of 480 keys invalid" and then the keys in natural order (k2 before k10), each
+    /// not-valid key with its reason.
     pub fn summary(&self) -> String {
-        let word = |v: Verdict| match v {
-            Verdict::Valid => "valid",
-            Verdict::Invalid => "INVALID",
-            Verdict::Unknown => "unknown",
-        };
         let mut out = String::new();
         let keys = self.history.by_key().len();
         let _ = write!(
             out,
             "{}: {} — {} ops, {} key{} ({}, {}), {:.1} ms",
             self.file,
-            word(self.valid),
+            summary::word(&json!(self.valid)),
             self.ops(),
             keys,
             if keys == 1 { "" } else { "s" },
@@ -509,67 +545,7 @@ impl FileReport {
             }
             None => out.push('\n'),
         }
-        if let Some(lin) = &self.linearizable {
-            let mut bad: Vec<&String> = lin
-                .keys
-                .iter()
-                .filter(|(_, r)| r.valid != Verdict::Valid)
-                .map(|(k, _)| k)
-                .collect();
-            bad.sort_by(|a, b| quorum::natural_cmp(a, b));
-            let invalid = lin
-                .keys
-                .values()
-                .filter(|r| r.valid == Verdict::Invalid)
-                .count();
-            let unknown = bad.len() - invalid;
-            let _ = write!(out, "  linearizable: {}", word(lin.valid));
-            if lin.keys.len() > 1 {
-                let _ = write!(out, " — {invalid} of {} keys invalid", lin.keys.len());
-                if unknown > 0 {
-                    let _ = write!(out, ", {unknown} unknown");
-                }
-            }
-            out.push('\n');
-            for key in bad {
-                let r = &lin.keys[key];
-                let name = if key.is_empty() {
-                    "the history".to_string()
-                } else {
-                    format!("key {key:?}")
-                };
-                match (r.valid, &r.counterexample, &r.reason) {
-                    (Verdict::Valid, _, _) => {}
-                    (Verdict::Invalid, Some(cx), _) => {
-                        let _ = writeln!(
-                            out,
-                            "    {name}: not linearizable at op {}: {}",
-                            cx.op, cx.explanation
-                        );
-                    }
-                    (Verdict::Invalid, None, _) => {
-                        let _ = writeln!(out, "    {name}: not linearizable");
-                    }
-                    (Verdict::Unknown, _, reason) => {
-                        let _ = writeln!(
-                            out,
-                            "    {name}: unknown ({})",
-                            reason.as_deref().unwrap_or("the search gave up")
-                        );
-                    }
-                }
-            }
-        }
-        for (check, r) in &self.quorum {
-            match r {
-                CheckResult::Skipped(why) => {
-                    let _ = writeln!(out, "  {check}: skipped ({why})");
-                }
-                CheckResult::Done { valid, line, .. } => {
-                    let _ = writeln!(out, "  {check}: {} — {line}", word(*valid));
-                }
-            }
-        }
+        out.push_str(&summary::checks(&self.to_json()));
         out
     }
 }

@@ -19,4 +19,5 @@ pub mod linear;
 pub mod model;
 pub mod quorum;
 pub mod report;
+pub mod summary;
 pub mod verdict;

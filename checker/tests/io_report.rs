@@ -154,6 +154,9 @@ fn hostile_keys_and_values_stay_inside_the_data() -> Result<()> {
             json!("<!-- </script> -->"),
         ),
         ev(0, EventType::Ok, "write", key, json!("<!-- </script> -->")),
+        // A read of it, so the checks have something to judge and the file is valid.
+        ev(1, EventType::Invoke, "read", key, Value::Null),
+        ev(1, EventType::Ok, "read", key, json!("<!-- </script> -->")),
     ];
     let report = check_events(
         "<b>&file</b>",

@@ -515,6 +515,13 @@ fn linearizable_history(seed: u64) -> Vec<O> {
         }
         free.push((p, cmp));
     }
+    // Final reads of every key after everything else, as a run's: without a read after the
+    // writes, lost-writes has nothing to judge and is unknown, not valid.
+    let end = ops.iter().map(|o| o.cmp).max().unwrap_or(0) + 10;
+    for (i, key) in keys.iter().enumerate() {
+        let seen = state.get(key).cloned().unwrap_or(Value::Null);
+        ops.push(r(next_p + 1 + i as u64, key, seen, end, end + 5));
+    }
     ops
 }
 

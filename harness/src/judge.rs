@@ -5,32 +5,30 @@
 //! exactly what anyone auditing the run later will read.
 
 use crate::runner::RunOutcome;
-use quorate_checker::check::{check_events, combine_exit_codes, Check, CheckOptions};
-use quorate_checker::history::Process;
-use quorate_checker::import::{read_path, Format};
+use quorate_checker::check::{check_history, combine_exit_codes, Check, CheckOptions};
+use quorate_checker::import::{read_history, Format};
 use quorate_checker::model::ModelKind;
 use quorate_checker::report::{self, RunInfo};
+use quorate_checker::summary;
 use quorate_checker::verdict::Verdict;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// Check `history` with `model` (the checker's own `check_events`, so a run's results.json is
-/// exactly what `quorate check --json` would print), add the convergence verdict from the
-/// harness's observation, and write the reports beside it (`timeline.html`, `latency.svg`,
-/// `rate.svg`, `staleness.svg`, titled from `test.json`; the timeline's path goes in `report`,
-/// an extension field). Never fails: a problem becomes an `error` field, as `check --json`
-/// reports an unreadable file; a report that cannot be written is a warning.
-pub fn check(history: &Path, model: ModelKind, per_key: Duration, run_dir: &Path) -> Value {
-    check_with(history, model, &[], per_key, run_dir, None)
-}
-
-/// [`check`] with the checks named (`quorate check --checks`; empty: every one that applies).
+/// Check `history` with `model` and the checks named (`quorate check --checks`; empty: every
+/// one that applies), by the checker's own `check_history` on the file read as `quorate check`
+/// reads it, so a run's results.json is exactly what `quorate check --json` would print; write
+/// the reports beside it (`timeline.html`, `latency.svg`, `rate.svg`, `staleness.svg`, titled
+/// from `test.json`; the timeline's path goes in `report`, an extension field). Never fails: a
+/// problem becomes an `error` field, as `check --json` reports an unreadable file; a report
+/// that cannot be written is a warning.
+///
 /// When `checks` leaves out `linearizable`, the result says so as a skipped check, with the
-/// reason the set workload has (the only caller that leaves it out). `unmeasured`: why the
-/// run's target could not be observed for convergence
-/// ([`crate::target::convergence_unmeasured`]); the `convergence` entry is then skipped with
-/// exactly that reason.
+/// reason the set workload has (the only caller that leaves it out). Convergence is the
+/// checker's verdict on the harness's observation; `unmeasured` says why the run's target
+/// could not be observed ([`crate::target::convergence_unmeasured`]), and the `convergence`
+/// entry is then skipped with exactly that reason; a run with no observation says it stopped
+/// before one was taken.
 pub fn check_with(
     history: &Path,
     model: ModelKind,
@@ -44,18 +42,18 @@ pub fn check_with(
         .file_name()
         .map(|f| f.to_string_lossy().to_string())
         .unwrap_or_default();
-    let events = match read_path(history, Format::Jsonl) {
-        Ok(e) => e,
+    let (paired, format) = match read_history(history, Format::Jsonl) {
+        Ok(h) => h,
         Err(e) => return json!({"file": file, "error": e.to_string()}),
     };
     let opts = CheckOptions {
-        format: Format::Jsonl,
+        format,
         model: Some(model),
         checks: checks.to_vec(),
         time_limit: per_key,
         ..CheckOptions::default()
     };
-    let report = match check_events(&file, &events, Format::Jsonl, &opts) {
+    let report = match check_history(&file, paired, format, &opts) {
         Ok(r) => r,
         Err(e) => return json!({"file": file, "error": e.to_string()}),
     };
@@ -69,49 +67,19 @@ pub fn check_with(
         }
         Err(e) => tracing::warn!("reports: {e}"),
     }
-    let mut valid = report.valid;
     if !checks.is_empty() && !checks.contains(&Check::Linearizable) {
         out["checks"]["linearizable"] = json!({"skipped": "a set read is not a snapshot (many \
             element reads at different instants, or a listing page by page), so the set as a \
             whole is not claimed linearizable; the set check (Jepsen's set-full) judges it"});
     }
-    // Convergence, from the harness's own observation after the quiet period, unless the
-    // checker already judged it — or the target cannot be observed, which outranks the
-    // checker's generic "no observation in the history".
+    // A target that cannot be observed outranks the checker's generic "no observation in the
+    // history"; with no entry at all (the default checks leave convergence out of a history
+    // without an observation), the run stopped before the observation was taken.
     if let Some(why) = unmeasured {
         out["checks"]["convergence"] = json!({ "skipped": why });
-    }
-    let has_conv = out["checks"].get("convergence").is_some();
-    let conv = report
-        .history
-        .other
-        .iter()
-        .rev()
-        .find(|e| e.process == Process::Harness && e.f == "convergence");
-    if !has_conv {
-        let entry = match conv {
-            Some(e) => {
-                let ok = e
-                    .value
-                    .get("converged")
-                    .and_then(Value::as_bool)
-                    .unwrap_or(false);
-                if !ok {
-                    valid = valid.and(Verdict::Invalid);
-                }
-                // INTERFACES.md's shape: {"valid", "keys_differing", "keys"}.
-                json!({
-                    "valid": ok,
-                    "keys_differing": e.value.get("keys_differing").cloned().unwrap_or(json!(0)),
-                    "keys": e.value.get("keys").cloned().unwrap_or(json!([])),
-                })
-            }
-            None => {
-                json!({"skipped": "no convergence observation in the history (run interrupted?)"})
-            }
-        };
-        out["checks"]["convergence"] = entry;
-        out["valid"] = serde_json::to_value(valid).unwrap_or(Value::Null);
+    } else if out["checks"].get("convergence").is_none() {
+        out["checks"]["convergence"] =
+            json!({"skipped": "no convergence observation in the history (run interrupted?)"});
     }
     out["elapsed_ms"] = json!(t0.elapsed().as_secs_f64() * 1000.0);
     out
@@ -129,7 +97,8 @@ pub fn exit_code(results: &Value) -> u8 {
     combine_exit_codes(std::iter::once(verdict.exit_code()).chain(error))
 }
 
-/// The end-of-run summary for stderr.
+/// The end-of-run summary for stderr: what the run did, each check in the checker's own words
+/// ([`summary::checks`], the lines `quorate check` prints), the report, and the verdict.
 pub fn summary(results: &Value, outcome: Option<&RunOutcome>) -> String {
     let mut s = String::new();
     if let Some(o) = outcome {
@@ -144,25 +113,7 @@ pub fn summary(results: &Value, outcome: Option<&RunOutcome>) -> String {
             if o.interrupted { "; interrupted" } else { "" }
         ));
     }
-    if let Some(checks) = results.get("checks").and_then(Value::as_object) {
-        for (name, c) in checks {
-            let v = match c.get("valid") {
-                Some(Value::Bool(true)) => "valid".to_string(),
-                Some(Value::Bool(false)) => "INVALID".to_string(),
-                Some(v) => v.as_str().unwrap_or("unknown").to_string(),
-                None => format!(
-                    "skipped ({})",
-                    c.get("skipped").and_then(Value::as_str).unwrap_or("")
-                ),
-            };
-            let counts = counts(name, c);
-            if counts.is_empty() {
-                s.push_str(&format!("  {name}: {v}\n"));
-            } else {
-                s.push_str(&format!("  {name}: {v} — {counts}\n"));
-            }
-        }
-    }
+    s.push_str(&summary::checks(results));
     if let Some(report) = results.get("report").and_then(Value::as_str) {
         s.push_str(&format!(
             "report: {report} (latency.svg, rate.svg, staleness.svg beside it)\n"
@@ -170,69 +121,16 @@ pub fn summary(results: &Value, outcome: Option<&RunOutcome>) -> String {
     }
     // An error means no verdict, whatever the checks said about what was recorded.
     let verdict = match results.get("valid") {
-        _ if results.get("error").is_some() => "none (error)",
-        Some(Value::Bool(true)) => "valid",
-        Some(Value::Bool(false)) => "INVALID",
-        _ => "unknown",
+        _ if results.get("error").is_some() => "none (error)".to_string(),
+        Some(v) => summary::word(v).to_string(),
+        None => "unknown".to_string(),
     };
-    s.push_str(&format!("verdict: {verdict}"));
+    let why = match results.get("reason").and_then(Value::as_str) {
+        Some(r) if results.get("error").is_none() => format!(" ({r})"),
+        _ => String::new(),
+    };
+    s.push_str(&format!("verdict: {verdict}{why}"));
     s
-}
-
-/// A check's counts in words, from its JSON object: `linearizable` as "k of n keys invalid",
-/// any other check as its top-level counts ("stale 12, reads 4000, …", underscores as spaces)
-/// and the maxima of its distributions. Works on any results.json, so it needs no checker
-/// state.
-fn counts(name: &str, c: &Value) -> String {
-    if name == "linearizable" {
-        let Some(keys) = c.get("keys").and_then(Value::as_object) else {
-            return String::new();
-        };
-        let invalid = keys
-            .values()
-            .filter(|k| k.get("valid") == Some(&Value::Bool(false)))
-            .count();
-        let unknown = keys
-            .values()
-            .filter(|k| k.get("valid").and_then(Value::as_str) == Some("unknown"))
-            .count();
-        let mut out = format!("{invalid} of {} keys invalid", keys.len());
-        if unknown > 0 {
-            out.push_str(&format!(", {unknown} unknown"));
-        }
-        return out;
-    }
-    let Some(obj) = c.as_object() else {
-        return String::new();
-    };
-    let mut parts: Vec<String> = obj
-        .iter()
-        .filter(|(k, v)| v.is_number() && k.as_str() != "keys_total")
-        .map(|(k, v)| format!("{} {v}", k.replace('_', " ")))
-        .collect();
-    for (field, what) in [("k_staleness", "k max"), ("t_visibility_ms", "t max ms")] {
-        if let Some(max) = obj
-            .get(field)
-            .and_then(|d| d.get("max"))
-            .filter(|m| m.is_number())
-        {
-            parts.push(format!("{what} {max}"));
-        }
-    }
-    if let Some(n) = obj
-        .get("keys")
-        .and_then(Value::as_array)
-        .filter(|k| !k.is_empty())
-    {
-        // "with anomalies", not "invalid": the set check lists keys with stale elements,
-        // which it counts without failing.
-        parts.push(format!(
-            "{} of {} keys with anomalies",
-            n.len(),
-            obj.get("keys_total").unwrap_or(&Value::Null)
-        ));
-    }
-    parts.join(", ")
 }
 
 #[cfg(test)]
@@ -287,6 +185,46 @@ mod tests {
     }
 
     #[test]
+    fn a_run_is_judged_as_check_reads_it_cut_off_tail_and_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = dir.path().join("history.jsonl");
+        // The harness was killed while writing the read's completion.
+        let cut = r#"{"process":1,"type":"ok","f":"read","key":"k1","va"#;
+        let text = NO_OBSERVATION
+            .rsplit_once("{\"process\":1,\"type\":\"ok\"")
+            .unwrap()
+            .0;
+        std::fs::write(&h, format!("{text}{cut}")).unwrap();
+        let r = check_with(
+            &h,
+            ModelKind::CasRegister,
+            &[],
+            Duration::from_secs(5),
+            dir.path(),
+            None,
+        );
+        assert_eq!(
+            r["truncated"],
+            json!({"line": 4, "bytes": cut.len()}),
+            "{r}"
+        );
+        // What is left is a write and a read that never completed: nothing to judge.
+        assert_eq!(r["valid"], json!("unknown"), "{r}");
+        assert_eq!(
+            r["checks"]["stale-reads"]["reason"],
+            json!("no read completed")
+        );
+        let s = summary(&r, None);
+        assert!(s.contains("  truncated: line 4 was cut off"), "{s}");
+        assert!(
+            s.contains("  lost-writes: unknown (no read completed)"),
+            "{s}"
+        );
+        assert!(s.ends_with("verdict: unknown"), "{s}");
+        assert_eq!(exit_code(&r), 2);
+    }
+
+    #[test]
     fn summary_gives_each_checks_counts_and_the_report() {
         let results = json!({
             "valid": false,
@@ -305,7 +243,7 @@ mod tests {
             "{s}"
         );
         assert!(
-            s.contains("  stale-reads: INVALID — reads 10, stale 2, never written 0, k max 3, t max ms 12.5, 1 of 2 keys with anomalies\n"),
+            s.contains("  stale-reads: INVALID — 2 stale of 10 reads, k ≤ 3, t-visibility max 12.5 ms; 1 of 2 keys invalid: k1\n"),
             "{s}"
         );
         assert!(s.contains("  set: skipped (no add ops)\n"), "{s}");

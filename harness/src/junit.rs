@@ -1,17 +1,12 @@
 //! JUnit XML for CI: one testcase per check of a run's results (`--junit FILE`).
 //!
 //! Valid → a passing testcase; invalid → `<failure>`; unknown → `<error>` (the check gave up,
-//! which CI should see but not confuse with an anomaly); skipped → `<skipped>`.
+//! or had nothing to judge — its reason is the message — which CI should see but not confuse
+//! with an anomaly); skipped → `<skipped>`.
 
+use quorate_checker::report::escape as esc;
 use serde_json::Value;
 use std::fmt::Write;
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
 
 /// Render the `checks` object of a results.json as a JUnit testsuite named `suite`.
 pub fn render(suite: &str, results: &Value, elapsed_s: f64) -> String {
@@ -50,10 +45,15 @@ pub fn render(suite: &str, results: &Value, elapsed_s: f64) -> String {
                 }
                 _ => {
                     errors += 1;
+                    // A check with nothing to judge says why; one that ran out of budget, not.
+                    let message = match check.get("reason").and_then(Value::as_str) {
+                        Some(why) => format!("{name} is unknown: {why}"),
+                        None => format!("{name} gave up (unknown)"),
+                    };
                     let _ = write!(
                         cases,
-                        "<error message=\"{} gave up (unknown)\">{detail}</error>",
-                        esc(name)
+                        "<error message=\"{}\">{detail}</error>",
+                        esc(&message)
                     );
                 }
             }
@@ -93,5 +93,20 @@ mod tests {
         assert!(x.contains("failures=\"1\""));
         assert!(x.contains("errors=\"1\""));
         assert!(x.contains("skipped=\"1\""));
+        assert!(
+            x.contains("message=\"lost-writes gave up (unknown)\""),
+            "{x}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_check_with_nothing_to_judge_says_why() {
+        let r = json!({"checks": {
+            "lost-writes": {"valid": "unknown", "reason": "no read completed"}}});
+        let x = render("run", &r, 1.0);
+        assert!(
+            x.contains("<error message=\"lost-writes is unknown: no read completed\">"),
+            "{x}"
+        );
     }
 }

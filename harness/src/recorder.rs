@@ -7,7 +7,7 @@
 //! The lock is a std `Mutex`, not a tokio one: it is held only for one formatted write and
 //! never across an `.await`.
 
-use quorate_checker::history::{Event, EventType, Process};
+use quorate_checker::history::{jsonl, Event, EventType, Process};
 use serde_json::Value;
 use std::fs::File;
 use std::io::Write;
@@ -88,9 +88,9 @@ impl Recorder {
         inner.last_time = t;
         ev.index = Some(index);
         ev.time = Some(t);
-        let mut line = serde_json::to_vec(&ev).expect("an Event always serialises");
-        line.push(b'\n');
-        if let Err(e) = inner.file.write_all(&line) {
+        let mut line = jsonl::to_line(&ev);
+        line.push('\n');
+        if let Err(e) = inner.file.write_all(line.as_bytes()) {
             if inner.error.is_none() {
                 inner.error = Some(e.to_string());
             }
@@ -139,9 +139,48 @@ impl Recorder {
             .clone()
     }
 
-    /// Flush to disk (end of run).
+    /// Flush to disk (end of run). A failure becomes the recorder's [`Recorder::error`] (unless
+    /// a write failed first): a history that may not be on disk is no basis for a verdict.
     pub fn sync(&self) {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = inner.file.sync_data();
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = inner.file.sync_data() {
+            if inner.error.is_none() {
+                inner.error = Some(format!("cannot sync it to disk: {e}"));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn lines_are_the_checkers_own_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.jsonl");
+        let rec = Recorder::create(&path).unwrap();
+        rec.record(
+            Event::new(Process::Client(0), EventType::Invoke, "read", json!(null)).with_key("k0"),
+        );
+        rec.harness("convergence", json!({"converged": true}));
+        rec.sync();
+        assert_eq!(rec.error(), None);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let events = jsonl::read(&text).unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(text.lines().next().unwrap(), jsonl::to_line(&events[0]));
+    }
+
+    #[test]
+    fn a_failed_sync_is_the_recorders_error() {
+        // /dev/null takes every write but cannot be synced (EINVAL).
+        let rec = Recorder::create(Path::new("/dev/null")).unwrap();
+        rec.harness("convergence", json!(null));
+        assert_eq!(rec.error(), None);
+        rec.sync();
+        let e = rec.error().expect("the sync failure is kept");
+        assert!(e.starts_with("cannot sync it to disk: "), "{e}");
     }
 }

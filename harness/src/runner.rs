@@ -378,7 +378,7 @@ async fn final_reads(
         set.spawn(async move {
             let op = OpSpec {
                 f: OpKind::Read,
-                key: format!("k{k}"),
+                key: quorate_workloads::key_name(k),
                 value: Value::Null,
             };
             client::run_op(&rec, &http, base + k, &target, &op, timeout).await;

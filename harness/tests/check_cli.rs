@@ -340,3 +340,122 @@ fn porcupine_files_get_their_verdicts_and_kv_its_model() -> Result<()> {
     assert_eq!(lines[1]["format"], "porcupine-kv");
     Ok(())
 }
+
+/// A checker fixture (`checker/tests/fixtures/`).
+fn fixture(name: &str) -> String {
+    root()
+        .join("checker/tests/fixtures")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+/// Checks that judged nothing are never `valid`: exit 2, and the reason on the terminal and in
+/// the JSON.
+#[test]
+fn a_history_of_info_ops_only_is_unknown_and_says_why() -> Result<()> {
+    let path = fixture("all-info.jsonl");
+    let out = quorate(&[&path]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("all-info.jsonl: unknown"), "{text}");
+    for line in [
+        "  linearizable: unknown (no op completed ok)",
+        "  stale-reads: unknown (no read completed) — 0 stale of 0 reads; 2 of 2 keys not judged (no read): k1 k2",
+        "  lost-writes: unknown (no read completed) — 0 lost of 0 acknowledged writes",
+    ] {
+        assert!(text.contains(line), "{line:?} in {text}");
+    }
+    let out = quorate(&["--json", &path]);
+    assert_eq!(code(&out), 2);
+    let got = json_lines(&out)?.remove(0);
+    assert_eq!(got["valid"], json!("unknown"));
+    assert_eq!(
+        got["checks"]["lost-writes"]["reason"],
+        json!("no read completed")
+    );
+    assert_eq!(got["checks"]["stale-reads"]["keys_unjudged"], json!(2));
+    assert_eq!(
+        got["checks"]["stale-reads"]["unjudged_keys"],
+        json!(["k1", "k2"])
+    );
+    Ok(())
+}
+
+#[test]
+fn a_write_only_history_is_unknown_and_counts_the_unread_writes() -> Result<()> {
+    let path = fixture("write-only.jsonl");
+    let out = quorate(&[&path]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("  lost-writes: unknown (no read completed) — 0 lost of 0 acknowledged writes, 3 acknowledged writes never read afterwards"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  stale-reads: unknown (no read completed)"),
+        "{text}"
+    );
+    let got = json_lines(&quorate(&["--json", &path]))?.remove(0);
+    assert_eq!(got["valid"], json!("unknown"));
+    assert_eq!(got["checks"]["lost-writes"]["unread"], json!(3));
+    assert_eq!(got["checks"]["linearizable"]["valid"], json!(true));
+    Ok(())
+}
+
+#[test]
+fn the_only_check_asked_for_skipped_is_unknown_and_says_why() -> Result<()> {
+    let path = fixture("repeated-values.jsonl");
+    let out = quorate(&["--checks", "stale-reads", &path]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("repeated-values.jsonl: unknown — 4 ops, 1 key"),
+        "{text}"
+    );
+    assert!(
+        text.contains("(every check asked for was skipped (stale-reads))"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  stale-reads: skipped (values repeat"),
+        "{text}"
+    );
+    let got = json_lines(&quorate(&["--json", "--checks", "stale-reads", &path]))?.remove(0);
+    assert_eq!(got["valid"], json!("unknown"));
+    assert_eq!(
+        got["reason"],
+        json!("every check asked for was skipped (stale-reads)")
+    );
+    // By default linearizable judges the same file: valid, as before.
+    let out = quorate(&[&path]);
+    assert_eq!(code(&out), 0, "{}", String::from_utf8_lossy(&out.stdout));
+    Ok(())
+}
+
+#[test]
+fn a_cut_off_last_line_is_checked_up_to_and_named() -> Result<()> {
+    let path = fixture("cut-off.jsonl");
+    let out = quorate(&[&path]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("truncated: line 6 was cut off (59 bytes, no newline at the end)"),
+        "{text}"
+    );
+    let got = json_lines(&quorate(&["--json", &path]))?.remove(0);
+    assert_eq!(got["truncated"], json!({"line": 6, "bytes": 59}));
+    assert_eq!(got["ops"], json!(3));
+    // The same bad line ending in a newline is not a cut: the file is refused.
+    let dir = tempfile::tempdir()?;
+    let ended = dir.path().join("ended.jsonl");
+    let mut bytes = std::fs::read(&path)?;
+    bytes.push(b'\n');
+    std::fs::write(&ended, bytes)?;
+    let out = quorate(&["--json", ended.to_str().unwrap()]);
+    assert_eq!(code(&out), 3);
+    let err = json_lines(&out)?.remove(0);
+    let msg = err["error"].as_str().unwrap();
+    assert!(msg.contains("ended.jsonl: line 6:"), "{msg}");
+    Ok(())
+}

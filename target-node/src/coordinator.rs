@@ -12,6 +12,8 @@
 //!   store without consensus does, and the checker should catch it.
 //! - sloppy quorum: a home node that fails is replaced by the next node on the ring beyond the
 //!   preference list; a write there becomes a durable hint for the home node and its ack counts.
+//!   After the answer, every home that may lack the write gets a hint, on a fallback or, when
+//!   none is left, on the coordinator itself (`hand_off_late`).
 //!
 //! Counting and choosing are in `quorum.rs` (pure); this file only moves messages and time.
 
@@ -223,6 +225,26 @@ fn put_home(
     })
 }
 
+/// What a write leaves for hinted handoff once its client has an answer: the homes that may
+/// still lack it, and the fallbacks not used yet (sloppy quorum only).
+struct Leftover {
+    /// Home nodes whose write has not come back yet.
+    homes_out: Vec<usize>,
+    /// Home nodes whose write failed and whose hint found no fallback (none was left, or the
+    /// fallback's own hint failed with none left after it).
+    orphans: Vec<usize>,
+    /// Hints in flight: (fallback, home).
+    hints_out: Vec<(usize, usize)>,
+    /// Fallbacks beyond the preference list not used yet, in ring order.
+    fallbacks: Vec<usize>,
+}
+
+impl Leftover {
+    fn is_empty(&self) -> bool {
+        self.homes_out.is_empty() && self.orphans.is_empty() && self.hints_out.is_empty()
+    }
+}
+
 /// Sends `rec` to the key's home nodes and waits for W durable acks (or a deadline).
 async fn replicate(
     node: &Arc<Node>,
@@ -240,32 +262,20 @@ async fn replicate(
         .collect();
     // Home nodes whose write has not come back yet.
     let mut homes_out: Vec<usize> = walk[..n].to_vec();
+    let mut orphans: Vec<usize> = Vec::new();
+    let mut hints_out: Vec<(usize, usize)> = Vec::new();
     let mut tally = WriteTally::new(node.cfg.w, n);
     let mut attempts = n;
     let mut not_sent = 0;
-    loop {
+    let outcome = loop {
         let unavailable = |reason: String, not_sent: usize, attempts: usize| OpError::Unavailable {
             may_have_applied: may_have_applied(not_sent < attempts),
             reason,
         };
         match tally.progress() {
-            Progress::Reached => {
-                drain_later(calls, &tx);
-                if node.cfg.sloppy_quorum && !homes_out.is_empty() {
-                    tokio::spawn(hand_off_late(
-                        node.clone(),
-                        key.to_string(),
-                        rec.clone(),
-                        (tx, rx),
-                        homes_out,
-                        fallbacks.collect(),
-                    ));
-                }
-                return Ok(());
-            }
+            Progress::Reached => break Ok(()),
             Progress::Impossible => {
-                drain_later(calls, &tx);
-                return Err(unavailable(
+                break Err(unavailable(
                     format!(
                         "write quorum unreachable: {} of {} acks",
                         tally.acks(),
@@ -280,8 +290,7 @@ async fn replicate(
         let ev = match timeout_at(deadline, next_event(&mut calls, &mut rx)).await {
             Ok(Some(ev)) => ev,
             Ok(None) | Err(_) => {
-                drain_later(calls, &tx);
-                return Err(unavailable(
+                break Err(unavailable(
                     format!(
                         "timeout: {} of {} acks in {} ms",
                         tally.acks(),
@@ -293,8 +302,9 @@ async fn replicate(
                 ));
             }
         };
-        if ev.hint_for.is_none() {
-            homes_out.retain(|&h| h != ev.idx);
+        match ev.hint_for {
+            None => homes_out.retain(|&h| h != ev.idx),
+            Some(home) => hints_out.retain(|&h| h != (ev.idx, home)),
         }
         match ev.result {
             Ok(()) => {
@@ -310,18 +320,55 @@ async fn replicate(
                 if let Some(f) = fallbacks.next() {
                     tally.add_target();
                     attempts += 1;
+                    hints_out.push((f, home));
                     spawn_put(node, key, rec, &tx, f, Some(home));
+                } else if node.cfg.sloppy_quorum {
+                    orphans.push(home);
                 }
             }
         }
+    };
+    drain_later(calls, &tx);
+    // Hinted handoff for every home that may lack the write, whether or not the quorum was
+    // reached: a write that missed it may still have applied somewhere (`info` to its client),
+    // and replicas that differ for good are what hinted handoff exists to prevent. Not for a
+    // write that was sent nowhere (`fail`: it must never become visible).
+    let sent_somewhere = match &outcome {
+        Ok(()) => true,
+        Err(OpError::Unavailable {
+            may_have_applied, ..
+        }) => *may_have_applied,
+        Err(OpError::Mismatch { .. }) => false,
+    };
+    let left = Leftover {
+        homes_out,
+        orphans,
+        hints_out,
+        fallbacks: fallbacks.collect(),
+    };
+    if node.cfg.sloppy_quorum && sent_somewhere && !left.is_empty() {
+        tokio::spawn(hand_off_late(
+            node.clone(),
+            key.to_string(),
+            rec.clone(),
+            (tx, rx),
+            left,
+        ));
     }
+    outcome
 }
 
-/// Sloppy quorum after the client has its answer: a write goes to N nodes, not W (Dynamo). A
-/// home replica still out when W acks were in gets its hint once its write fails, or once it
-/// has not answered within the request timeout (a partition that drops packets answers
-/// nothing), so hinted handoff brings the write home after the heal. Without this, a write
-/// acknowledged by two quick homes left a cut-off third home to anti-entropy alone.
+/// Sloppy quorum after the client has its answer: a write goes to N nodes, not W (Dynamo).
+/// Every home that may lack the write ends up with a hint somewhere:
+/// - a home still out gets its hint once its write fails, or once it has not answered within
+///   the request timeout (a partition that drops packets answers nothing);
+/// - a hint on a fallback that fails, or never answers, moves to the next unused fallback;
+/// - when no fallback is left, the coordinator keeps the hint itself (Cassandra's rule), so
+///   its own handoff loop brings the write home after the heal.
+///
+/// Without the first, a write acknowledged by two quick homes left a cut-off third home to
+/// anti-entropy alone; without the last, a partition that also cut the fallbacks (halves,
+/// majorities-ring) left a home behind for good with no hint pending anywhere.
 async fn hand_off_late(
     node: Arc<Node>,
     key: String,
@@ -330,45 +377,82 @@ async fn hand_off_late(
         mpsc::UnboundedSender<WriteEvent>,
         mpsc::UnboundedReceiver<WriteEvent>,
     ),
-    mut homes_out: Vec<usize>,
-    fallbacks: Vec<usize>,
+    left: Leftover,
 ) {
+    let Leftover {
+        mut homes_out,
+        orphans,
+        mut hints_out,
+        fallbacks,
+    } = left;
     let mut fallbacks = fallbacks.into_iter();
-    let deadline = Instant::now() + node.request_timeout();
-    let mut hints = 0;
-    while !homes_out.is_empty() {
-        let Ok(Some(ev)) = timeout_at(deadline, rx.recv()).await else {
-            break;
+    let mut keep_here = orphans;
+    let mut place =
+        |home: usize, hints_out: &mut Vec<(usize, usize)>, keep_here: &mut Vec<usize>| {
+            match fallbacks.next() {
+                Some(f) => {
+                    hints_out.push((f, home));
+                    spawn_put(&node, &key, &rec, &tx, f, Some(home));
+                }
+                None => keep_here.push(home),
+            }
         };
-        if ev.hint_for.is_some() {
-            hints -= 1;
+    let mut deadline = Instant::now() + node.request_timeout();
+    // Homes first: those silent at the first deadline get their hints then, and the hints get
+    // one more request timeout to answer.
+    let mut homes_timed_out = false;
+    while !homes_out.is_empty() || !hints_out.is_empty() {
+        match timeout_at(deadline, rx.recv()).await {
+            Ok(Some(ev)) => match ev.hint_for {
+                None => {
+                    homes_out.retain(|&h| h != ev.idx);
+                    if ev.result.is_err() {
+                        place(ev.idx, &mut hints_out, &mut keep_here);
+                    }
+                }
+                Some(home) => {
+                    hints_out.retain(|&h| h != (ev.idx, home));
+                    if ev.result.is_err() {
+                        place(home, &mut hints_out, &mut keep_here);
+                    }
+                }
+            },
+            // This task holds a sender, so the channel cannot close; a timeout is the only end.
+            Ok(None) => break,
+            Err(_) if !homes_timed_out => {
+                homes_timed_out = true;
+                for home in std::mem::take(&mut homes_out) {
+                    place(home, &mut hints_out, &mut keep_here);
+                }
+                deadline = Instant::now() + node.request_timeout();
+            }
+            Err(_) => {
+                // Hints that never answered may or may not be stored; one more copy here
+                // costs a duplicate delivery at most.
+                keep_here.extend(std::mem::take(&mut hints_out).into_iter().map(|(_, h)| h));
+                keep_here.extend(std::mem::take(&mut homes_out));
+            }
+        }
+    }
+    keep_here.sort_unstable();
+    keep_here.dedup();
+    for home in keep_here {
+        if home == node.me {
+            // The coordinator's own replica write failed (its storage): nowhere else to keep it.
+            tracing::warn!(
+                key,
+                "own replica write failed and no fallback took its hint"
+            );
             continue;
         }
-        homes_out.retain(|&h| h != ev.idx);
-        if ev.result.is_err() {
-            if let Some(f) = fallbacks.next() {
-                hints += 1;
-                spawn_put(&node, &key, &rec, &tx, f, Some(ev.idx));
-            }
-        }
-    }
-    // Homes that never answered: a hint each, on the fallbacks not used yet.
-    for home in homes_out {
-        match fallbacks.next() {
-            Some(f) => {
-                hints += 1;
-                spawn_put(&node, &key, &rec, &tx, f, Some(home));
-            }
-            None => break,
-        }
-    }
-    // The hints' own outcomes only matter to their logs; wait for them so the task ends.
-    let deadline = Instant::now() + node.request_timeout();
-    while hints > 0 {
-        match timeout_at(deadline, rx.recv()).await {
-            Ok(Some(ev)) if ev.hint_for.is_some() => hints -= 1,
-            Ok(Some(_)) => {}
-            _ => break,
+        match node
+            .storage
+            .put_hint(node.id_of(home), &key, rec.clone())
+            .await
+        {
+            Ok(true) => Stats::inc(&node.stats.hints_stored),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(key, home = node.id_of(home), "could not keep a hint: {e}"),
         }
     }
 }

@@ -11,5 +11,5 @@
 pub mod register;
 pub mod set;
 
-pub use register::{OpKind, OpSpec, RegisterClient, RegisterWorkload, WorkloadError};
+pub use register::{key_name, OpKind, OpSpec, RegisterClient, RegisterWorkload, WorkloadError};
 pub use set::{SetClient, SetOp, SetOpKind, SetWorkload};

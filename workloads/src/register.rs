@@ -153,6 +153,13 @@ pub struct RegisterClient {
     seen: BTreeMap<String, Value>,
 }
 
+/// The name of register key number `index` ("k7"): what the generators write to, and what the
+/// harness's final reads and key-aimed faults name. (The node's and the checker's own tests
+/// spell it themselves: they may not depend on the workloads.)
+pub fn key_name(index: u64) -> String {
+    format!("k{index}")
+}
+
 impl RegisterClient {
     /// The key index the next op goes to.
     pub fn key_index(&self) -> u64 {
@@ -169,7 +176,7 @@ impl RegisterClient {
     /// The op kinds and values drawn are the same either way, so a seed still replays each
     /// client's op sequence; only the key differs while a fault holds clients on one key.
     pub fn next_op_on(&mut self, pin: Option<u64>) -> OpSpec {
-        let key = format!("k{}", pin.unwrap_or_else(|| self.key_index()));
+        let key = key_name(pin.unwrap_or_else(|| self.key_index()));
         self.n += 1;
         let has_cas = self.ops.contains(&OpKind::Cas);
         let has_read = self.ops.contains(&OpKind::Read);

@@ -71,6 +71,8 @@ pub struct History {
     pub other: Vec<Event>,
     /// How many events the file held.
     pub events: usize,
+    /// The file's last line was cut off and left out (JSONL only; see `jsonl::read_each`).
+    pub truncated: Option<super::jsonl::Truncated>,
 }
 
 impl History {
@@ -136,6 +138,7 @@ impl Pairer {
             ops: self.ops,
             other: self.other,
             events: self.pos,
+            truncated: None,
         }
     }
 

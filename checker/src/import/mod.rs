@@ -91,7 +91,9 @@ pub fn read_path_as(path: &Path, format: Format) -> Result<(Vec<Event>, Format),
 /// Read a history file straight into ops: what checking a file needs. Unlike
 /// [`read_path`] followed by [`pair`](crate::history::pair), a JSONL history is paired as it
 /// is parsed, so its events never all exist at once (a million-op history then needs about
-/// half the memory), and pairing errors name the file's real line.
+/// half the memory), and pairing errors name the file's real line. A JSONL file whose last
+/// line was cut off mid-write is read up to it, and `History::truncated` says where; the
+/// event readers ([`read_path`] …) refuse such a file.
 pub fn read_history(path: &Path, format: Format) -> Result<(History, Format), HistoryError> {
     let name = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| HistoryError::Io {
@@ -103,7 +105,13 @@ pub fn read_history(path: &Path, format: Format) -> Result<(History, Format), Hi
 
 /// [`read_history`] for a history held in memory.
 pub fn history_from_bytes(bytes: &[u8], format: Format) -> Result<(History, Format), HistoryError> {
-    let text = utf8(bytes)?;
+    // A writer killed mid-line may have cut a character in two: set its bytes apart, and let
+    // the JSONL reader decide whether the line they end is cut off.
+    let (text, unfinished) = match std::str::from_utf8(bytes) {
+        Ok(text) => (text, None),
+        Err(e) if e.error_len().is_none() => (utf8(&bytes[..e.valid_up_to()])?, Some(e)),
+        Err(e) => return Err(not_utf8(bytes, e)),
+    };
     let format = match format {
         Format::Auto => detect(text)?,
         f => f,
@@ -111,8 +119,21 @@ pub fn history_from_bytes(bytes: &[u8], format: Format) -> Result<(History, Form
     if format == Format::Jsonl {
         // About 100 bytes a line.
         let mut pairer = Pairer::with_capacity(text.len() / 100);
-        jsonl::read_each(text, |ev, line| pairer.push_line(ev, line))?;
-        return Ok((pairer.finish(), format));
+        let truncated = jsonl::read_each(text, |ev, line| pairer.push_line(ev, line))?;
+        let mut history = pairer.finish();
+        history.truncated = match (truncated, unfinished) {
+            (cut, None) => cut,
+            (Some(mut cut), Some(e)) => {
+                cut.bytes += bytes.len() - e.valid_up_to();
+                Some(cut)
+            }
+            // After a whole line: bytes that are no event, whatever they were cut from.
+            (None, Some(e)) => return Err(not_utf8(bytes, e)),
+        };
+        return Ok((history, format));
+    }
+    if let Some(e) = unfinished {
+        return Err(not_utf8(bytes, e));
     }
     let (events, format) = read_str(text, format)?;
     Ok((pair_owned(events)?, format))
@@ -125,18 +146,21 @@ pub fn read_bytes(bytes: &[u8], format: Format) -> Result<(Vec<Event>, Format), 
 
 /// The bytes as text, or an error naming the line and column where they stop being UTF-8.
 fn utf8(bytes: &[u8]) -> Result<&str, HistoryError> {
-    std::str::from_utf8(bytes).map_err(|e| {
-        let (line, column) = edn::locate(
-            // The valid prefix is text; locate within it.
-            std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
-            e.valid_up_to(),
-        );
-        HistoryError::Syntax {
-            line,
-            column,
-            message: "bytes that are not UTF-8; expected a text file".into(),
-        }
-    })
+    std::str::from_utf8(bytes).map_err(|e| not_utf8(bytes, e))
+}
+
+/// Where `bytes` stop being UTF-8, as an error naming the line and column.
+fn not_utf8(bytes: &[u8], e: std::str::Utf8Error) -> HistoryError {
+    let (line, column) = edn::locate(
+        // The valid prefix is text; locate within it.
+        std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+        e.valid_up_to(),
+    );
+    HistoryError::Syntax {
+        line,
+        column,
+        message: "bytes that are not UTF-8; expected a text file".into(),
+    }
 }
 
 /// Read a history held as text. Returns the events and the format read.

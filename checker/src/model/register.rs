@@ -43,7 +43,6 @@ pub struct Register {
     /// other ops): a prefix of the history makes a write still pending `info`.
     tried: Vec<StateId>,
     initial: StateId,
-    allow_cas: bool,
 }
 
 impl Register {
@@ -89,7 +88,6 @@ impl Register {
             writers,
             tried,
             initial,
-            allow_cas,
         })
     }
 
@@ -269,11 +267,6 @@ impl Model for Register {
 }
 
 impl Register {
-    /// Whether this register accepts cas (the `cas-register` model).
-    pub fn allows_cas(&self) -> bool {
-        self.allow_cas
-    }
-
     /// The value an `ok` read returned ([`NO_VALUE`] for `null`); `None` for any other op.
     /// The zone check (`linear::zones`) groups reads by it, `null` included, which
     /// [`Model::observed`] leaves out.

@@ -42,7 +42,19 @@ pub fn check(history: &History) -> Option<CheckResult> {
     } else {
         Verdict::Invalid
     };
-    let line = if converged {
+    let mut json = json!({"valid": valid, "keys_differing": differing, "keys": keys});
+    if let Some(d) = v.get("detail") {
+        json["detail"] = d.clone();
+    }
+    Some(CheckResult::Done { valid, json })
+}
+
+/// The check in words, from its JSON: "replicas converged", or "3 keys differ between
+/// replicas: k2 k7 k9".
+pub fn line(j: &Value) -> String {
+    let differing = j["keys_differing"].as_u64().unwrap_or(0);
+    let keys = super::names(j, "keys");
+    if j["valid"] == Value::Bool(true) {
         "replicas converged".to_string()
     } else if keys.is_empty() {
         format!("{differing} keys differ between replicas")
@@ -51,10 +63,5 @@ pub fn check(history: &History) -> Option<CheckResult> {
             "{differing} keys differ between replicas: {}",
             super::key_list(&keys)
         )
-    };
-    let mut json = json!({"valid": valid, "keys_differing": differing, "keys": keys});
-    if let Some(d) = v.get("detail") {
-        json["detail"] = d.clone();
     }
-    Some(CheckResult::Done { valid, json, line })
 }

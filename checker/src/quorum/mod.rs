@@ -30,13 +30,9 @@ pub const MAX_EXAMPLES: usize = 10;
 pub enum CheckResult {
     /// The check does not apply; the reason says why (INTERFACES.md `{"skipped": REASON}`).
     Skipped(String),
-    /// The check ran: its verdict, its JSON object (INTERFACES.md fields) and a one-line
-    /// summary for people ("12 stale reads of 4000, k ≤ 3").
-    Done {
-        valid: Verdict,
-        json: Value,
-        line: String,
-    },
+    /// The check ran: its verdict and its JSON object (INTERFACES.md fields; [`line`] says
+    /// it in words).
+    Done { valid: Verdict, json: Value },
 }
 
 impl CheckResult {
@@ -301,19 +297,85 @@ pub fn invalid_keys(per_key: &BTreeMap<String, usize>) -> Vec<String> {
     keys
 }
 
-/// "; 3 of 20 keys invalid: k2 k5 k10", or nothing when no key is invalid: the tail of a
-/// check's summary line.
-pub fn keys_invalid_line(per_key: &BTreeMap<String, usize>) -> String {
-    let keys = invalid_keys(per_key);
+/// "; 3 of 20 keys invalid: k2 k5 k10", or nothing when no key is invalid; then, when some
+/// keys had nothing to judge, "; 2 of 20 keys not judged (WHY): k4 k9". The tail of a check's
+/// line, read from its JSON (`keys`, `keys_total`, `unjudged_keys`).
+pub fn keys_tail(j: &Value, why_unjudged: &str) -> String {
+    let total = count(j, "keys_total");
+    let invalid = keys_phrase(&names(j, "keys"), total, "invalid");
+    let unjudged = format!("not judged ({why_unjudged})");
+    invalid + &keys_phrase(&names(j, "unjudged_keys"), total, &unjudged)
+}
+
+/// "; 3 of 20 keys WHAT: k2 k5 k10", or nothing when `keys` is empty.
+pub fn keys_phrase(keys: &[String], total: u64, what: &str) -> String {
     if keys.is_empty() {
         return String::new();
     }
     format!(
-        "; {} of {} keys invalid: {}",
+        "; {} of {total} keys {what}: {}",
         keys.len(),
-        per_key.len(),
-        key_list(&keys)
+        key_list(keys)
     )
+}
+
+/// A check's one-line summary for people ("12 stale of 4000 reads, k ≤ 3; …"), read from its
+/// JSON object, so that a results.json read back from disk prints as the fresh report does.
+/// `None` for a check this version does not know.
+pub fn line(check: &str, j: &Value) -> Option<String> {
+    Some(match check {
+        "stale-reads" => stale::line(j),
+        "lost-writes" => lost::line(j),
+        "sessions" => sessions::line(j),
+        "convergence" => convergence::line(j),
+        "set" => set::line(j),
+        _ => return None,
+    })
+}
+
+/// A list of key names in a check's JSON (empty when absent).
+pub fn names(j: &Value, field: &str) -> Vec<String> {
+    j[field]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|k| k.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A count field of a check's JSON (0 when absent).
+pub fn count(j: &Value, field: &str) -> u64 {
+    j[field].as_u64().unwrap_or(0)
+}
+
+/// A check's verdict from the keys it judged: invalid when it found anomalies, valid when it
+/// judged some key and found none, and unknown with `why_none` when it judged no key at all
+/// (an all-`info` or write-only history proves nothing, so it is never `valid`).
+pub fn judged_verdict(anomalies: u64, judged: usize, why_none: &str) -> (Verdict, Option<String>) {
+    if anomalies > 0 {
+        (Verdict::Invalid, None)
+    } else if judged == 0 {
+        (Verdict::Unknown, Some(why_none.to_string()))
+    } else {
+        (Verdict::Valid, None)
+    }
+}
+
+/// Say in a check's JSON what it could not judge: `reason` when its verdict is unknown for want
+/// of evidence, and, when some keys had nothing to judge, their count (`keys_unjudged`) and
+/// names in natural order (`unjudged_keys`). Both are left out when there is nothing to say,
+/// so a history every key of which was judged keeps its object as before.
+pub fn note_unjudged(json: &mut Value, reason: Option<&str>, mut unjudged: Vec<String>) {
+    if let Some(why) = reason {
+        json["reason"] = json!(why);
+    }
+    if !unjudged.is_empty() {
+        sort_natural(&mut unjudged);
+        json["keys_unjudged"] = json!(unjudged.len());
+        json["unjudged_keys"] = json!(unjudged);
+    }
 }
 
 /// Every anomaly a check found, each with the op it shows at (the read that returned the wrong

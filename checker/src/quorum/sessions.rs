@@ -12,10 +12,10 @@
 //!   of session order.
 
 use super::{
-    examples_json, invalid_keys, push_example, Anomalies, CheckResult, Example, Registers, Source,
+    count, examples_json, invalid_keys, push_example, Anomalies, CheckResult, Example, Registers,
+    Source,
 };
-use crate::verdict::Verdict;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 
 #[derive(Default)]
@@ -121,19 +121,17 @@ pub fn check(regs: &Registers) -> (CheckResult, Anomalies) {
         monotonic_writes(key, &mut c, &mut examples, &mut found);
         per_key.insert(key.key.clone(), (c.mr + c.ryw + c.mw - before) as usize);
     }
-    let total = c.mr + c.ryw + c.mw;
-    let valid = if total == 0 {
-        Verdict::Valid
-    } else {
-        Verdict::Invalid
-    };
+    // Every guarantee is about what a read returned: a key with no ok read has nothing to judge.
+    let unjudged: Vec<String> = regs
+        .keys
+        .iter()
+        .filter(|k| k.reads.is_empty())
+        .map(|k| k.key.clone())
+        .collect();
+    let judged = per_key.len() - unjudged.len();
+    let (valid, reason) = super::judged_verdict(c.mr + c.ryw + c.mw, judged, "no read completed");
     let keys = invalid_keys(&per_key);
-    let mut line = format!(
-        "{} monotonic-reads, {} read-your-writes, {} monotonic-writes violations",
-        c.mr, c.ryw, c.mw
-    );
-    line.push_str(&super::keys_invalid_line(&per_key));
-    let json = json!({
+    let mut json = json!({
         "valid": valid,
         "monotonic_reads": c.mr,
         "read_your_writes": c.ryw,
@@ -142,7 +140,21 @@ pub fn check(regs: &Registers) -> (CheckResult, Anomalies) {
         "keys": keys,
         "examples": examples_json(&examples),
     });
-    (CheckResult::Done { valid, json, line }, found)
+    super::note_unjudged(&mut json, reason.as_deref(), unjudged);
+    (CheckResult::Done { valid, json }, found)
+}
+
+/// The check in words, from its JSON: "0 monotonic-reads, 1 read-your-writes, 0
+/// monotonic-writes violations; 1 of 3 keys invalid: k2".
+pub fn line(j: &Value) -> String {
+    let mut line = format!(
+        "{} monotonic-reads, {} read-your-writes, {} monotonic-writes violations",
+        count(j, "monotonic_reads"),
+        count(j, "read_your_writes"),
+        count(j, "monotonic_writes")
+    );
+    line.push_str(&super::keys_tail(j, "no read"));
+    line
 }
 
 /// A sweep over read invocations and completions in time order, keeping per writing process

@@ -17,10 +17,10 @@
 //! after the ack saw it).
 
 use super::{
-    examples_json, invalid_keys, ms, push_example, quantile, span, Anomalies, CheckResult, Example,
+    count, examples_json, invalid_keys, ms, push_example, quantile, span, Anomalies, CheckResult,
+    Example,
 };
 use crate::history::{History, Outcome};
-use crate::verdict::Verdict;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -64,6 +64,8 @@ pub fn check(history: &History) -> Result<(CheckResult, Anomalies), String> {
     let mut found = Anomalies::new();
     let mut per_key: BTreeMap<String, usize> = BTreeMap::new();
     let mut latencies: Vec<i64> = Vec::new();
+    // Sets with no ok read: nothing shows what they held (counted and named, never a verdict).
+    let mut unjudged: Vec<String> = Vec::new();
     for (key, ops) in history.by_key() {
         let before = c.lost + c.unexpected + c.stale;
         let at = |t: Option<i64>, pos: usize| if timed { t.unwrap_or(0) } else { pos as i64 };
@@ -96,6 +98,7 @@ pub fn check(history: &History) -> Result<(CheckResult, Anomalies), String> {
         }
         reads.sort_by_key(|r| (r.0, r.1));
         let Some(last) = reads.last() else {
+            unjudged.push(key.to_string());
             per_key.insert(key.to_string(), 0);
             continue;
         };
@@ -168,18 +171,10 @@ pub fn check(history: &History) -> Result<(CheckResult, Anomalies), String> {
         }
     };
     // As Jepsen's set-full: stale elements are counted and shown, lost or unexpected ones fail.
-    let bad = c.lost + c.unexpected;
-    let valid = if bad == 0 {
-        Verdict::Valid
-    } else {
-        Verdict::Invalid
-    };
+    let judged = per_key.len() - unjudged.len();
+    let (valid, reason) = super::judged_verdict(c.lost + c.unexpected, judged, "no read completed");
     let keys = invalid_keys(&per_key);
-    let line = format!(
-        "{} ok, {} lost, {} unexpected, {} recovered, {} stale elements",
-        c.ok, c.lost, c.unexpected, c.recovered, c.stale
-    );
-    let json = json!({
+    let mut json = json!({
         "valid": valid,
         "ok": c.ok,
         "lost": c.lost,
@@ -192,7 +187,30 @@ pub fn check(history: &History) -> Result<(CheckResult, Anomalies), String> {
         "keys": keys,
         "examples": examples_json(&examples),
     });
-    Ok((CheckResult::Done { valid, json, line }, found))
+    super::note_unjudged(&mut json, reason.as_deref(), unjudged);
+    Ok((CheckResult::Done { valid, json }, found))
+}
+
+/// The check in words, from its JSON: "40 ok, 0 lost, 0 unexpected, 2 recovered, 1 stale
+/// elements".
+pub fn line(j: &Value) -> String {
+    let n = |f: &str| count(j, f);
+    let mut line = format!(
+        "{} ok, {} lost, {} unexpected, {} recovered, {} stale elements",
+        n("ok"),
+        n("lost"),
+        n("unexpected"),
+        n("recovered"),
+        n("stale")
+    );
+    let unjudged = n("keys_unjudged");
+    if unjudged > 0 {
+        line.push_str(&format!(
+            "; {unjudged} of {} sets not judged (no read)",
+            n("keys_total")
+        ));
+    }
+    line
 }
 
 /// An anomalous element: an example while there is room, and in the full list at its last op

@@ -25,7 +25,6 @@ use super::{
     examples_json, graph, invalid_keys, ms, push_example, quantile, span, Anomalies, CheckResult,
     Example, RegisterKey, Registers, Source,
 };
-use crate::verdict::Verdict;
 use rayon::prelude::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -51,6 +50,8 @@ pub struct StaleStats {
     /// Per `P_BUCKETS_MS` bucket: (reads, consistent reads).
     pub p: [(u64, u64); P_BUCKETS_MS.len()],
     pub per_key: BTreeMap<String, usize>,
+    /// Keys with no ok read: nothing to judge there (counted and named, never a verdict).
+    pub unjudged: Vec<String>,
     /// Up to [`super::MAX_EXAMPLES`] reads (stale, never written, written only later).
     pub examples: Vec<Example>,
     /// Up to [`super::MAX_EXAMPLES`] cycles.
@@ -167,6 +168,9 @@ fn one_key(key: &RegisterKey, timed: bool, cycles: Vec<graph::Cycle>, s: &mut St
         .collect();
     by_cmp.sort_unstable();
     let mut bad = 0usize;
+    if key.reads.is_empty() {
+        s.unjudged.push(key.key.clone());
+    }
     for r in &key.reads {
         s.reads += 1;
         // When the read's source certainly took effect; None for an info write.
@@ -306,13 +310,10 @@ pub fn check(regs: &Registers) -> (CheckResult, Anomalies) {
         }
     }
     let anomalies = s.stale + s.never_written + s.future + s.cycles;
-    let valid = if anomalies == 0 {
-        Verdict::Valid
-    } else {
-        Verdict::Invalid
-    };
+    let judged = s.per_key.len() - s.unjudged.len();
+    let (valid, reason) = super::judged_verdict(anomalies, judged, "no read completed");
     let keys = invalid_keys(&s.per_key);
-    let json = json!({
+    let mut json = json!({
         "valid": valid,
         "reads": s.reads,
         "stale": s.stale,
@@ -332,29 +333,41 @@ pub fn check(regs: &Registers) -> (CheckResult, Anomalies) {
         "keys": keys,
         "examples": examples_json(&[std::mem::take(&mut s.examples), std::mem::take(&mut s.cycle_examples)].concat()),
     });
-    let mut line = format!("{} stale of {} reads", s.stale, s.reads);
-    if let Some(max) = ks.last() {
+    super::note_unjudged(
+        &mut json,
+        reason.as_deref(),
+        std::mem::take(&mut s.unjudged),
+    );
+    (CheckResult::Done { valid, json }, s.anomalies)
+}
+
+/// The check in words, from its JSON: "2 stale of 40 reads, k ≤ 1, t-visibility max 20 ms;
+/// 1 of 2 keys invalid: k1".
+pub fn line(j: &Value) -> String {
+    let n = |f: &str| super::count(j, f);
+    let mut line = format!("{} stale of {} reads", n("stale"), n("reads"));
+    if let Some(max) = j["k_staleness"]["max"].as_u64() {
         line.push_str(&format!(", k ≤ {max}"));
-        if regs.timed {
-            line.push_str(&format!(
-                ", t-visibility max {} ms",
-                ms(*gaps.last().unwrap_or(&0))
-            ));
+        if let Some(t) = j["t_visibility_ms"]["max"].as_f64() {
+            line.push_str(&format!(", t-visibility max {t} ms"));
         }
     }
-    if s.never_written > 0 {
-        line.push_str(&format!(", {} of values never written", s.never_written));
+    if n("never_written") > 0 {
+        line.push_str(&format!(", {} of values never written", n("never_written")));
     }
-    if s.future > 0 {
-        line.push_str(&format!(", {} of values written only later", s.future));
-    }
-    if s.cycles > 0 {
+    if n("future_reads") > 0 {
         line.push_str(&format!(
-            ", {} cycle{} in the precedence graph",
-            s.cycles,
-            if s.cycles == 1 { "" } else { "s" }
+            ", {} of values written only later",
+            n("future_reads")
         ));
     }
-    line.push_str(&super::keys_invalid_line(&s.per_key));
-    (CheckResult::Done { valid, json, line }, s.anomalies)
+    let cycles = n("cycles");
+    if cycles > 0 {
+        line.push_str(&format!(
+            ", {cycles} cycle{} in the precedence graph",
+            if cycles == 1 { "" } else { "s" }
+        ));
+    }
+    line.push_str(&super::keys_tail(j, "no read"));
+    line
 }

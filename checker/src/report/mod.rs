@@ -206,3 +206,31 @@ pub fn windows_by(other: &[Event], at: impl Fn(&Event) -> i64, end: i64) -> Vec<
     out.sort_by_key(|w| (w.start, w.end));
     out
 }
+
+/// Text made safe for HTML, SVG and XML: in an element's text and in a double-quoted attribute
+/// (every page, plot and JUnit file quorate writes puts text only there). The one escape of
+/// the project: the harness's pages and JUnit use it too.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escapes_html() {
+        assert_eq!(
+            super::escape("<a href=\"x\">&"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;"
+        );
+    }
+}

@@ -21,13 +21,6 @@ const RIGHT: f64 = 200.0;
 const TOP: f64 = 20.0;
 const BOTTOM: f64 = 44.0;
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 fn fx(ms: f64, max: f64) -> f64 {
     LEFT + (1.0 + ms).log10() / (1.0 + max).log10().max(1e-9) * (W - LEFT - RIGHT)
 }
@@ -110,7 +103,7 @@ pub fn staleness_svg(curves: &[(String, Vec<(f64, f64)>)]) -> String {
             s.push_str(&format!(
                 r#"<polyline class="curve" fill="none" stroke="{colour}" stroke-width="2" points="{}"><title>{}</title></polyline>"#,
                 pts.join(" "),
-                esc(label)
+                super::escape(label)
             ));
             for pt in &pts {
                 let (x, y) = pt.split_once(',').unwrap_or(("0", "0"));
@@ -122,9 +115,9 @@ pub fn staleness_svg(curves: &[(String, Vec<(f64, f64)>)]) -> String {
         let ly = TOP + 14.0 + i as f64 * 18.0;
         let lx = W - RIGHT + 40.0;
         let text = if c.is_empty() {
-            format!("{} (no reads)", esc(label))
+            format!("{} (no reads)", super::escape(label))
         } else {
-            esc(label)
+            super::escape(label)
         };
         s.push_str(&format!(
             r#"<rect x="{lx}" y="{:.1}" width="14" height="4" fill="{colour}"/><text class="legend" x="{}" y="{:.1}">{text}</text>"#,

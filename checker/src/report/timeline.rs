@@ -84,7 +84,7 @@ pub fn render_run(report: &FileReport, run: &RunInfo) -> String {
     // `<` only occurs inside JSON strings, where \u003c means the same; escaping it means no
     // value (a key named "</script>") can end the script element early.
     let json = data.to_string().replace('<', "\\u003c");
-    let title = escape_html(&format!("{} — {}", run.name, verdict_word(report.valid)));
+    let title = super::escape(&format!("{} — {}", run.name, verdict_word(report.valid)));
     // Split first, so that a title holding "{{DATA}}" cannot pull the data into it.
     let (head, tail) = TEMPLATE
         .split_once("{{DATA}}")
@@ -129,7 +129,8 @@ fn checks(report: &FileReport) -> Vec<Value> {
             CheckResult::Skipped(why) => {
                 out.push(json!({"name": check.name(), "valid": null, "line": why}))
             }
-            CheckResult::Done { valid, line, .. } => {
+            CheckResult::Done { valid, json } => {
+                let line = crate::quorum::line(check.name(), json).unwrap_or_default();
                 out.push(json!({"name": check.name(), "valid": valid, "line": line}))
             }
         }
@@ -185,9 +186,9 @@ fn data(report: &FileReport, run: &RunInfo) -> Value {
     if let Some(CheckResult::Done {
         valid: Verdict::Invalid,
         json: conv,
-        line,
     }) = report.quorum.get(&Check::Convergence)
     {
+        let line = crate::quorum::convergence::line(conv);
         let at = h
             .other
             .iter()
@@ -385,21 +386,6 @@ fn outcome_name(o: Outcome) -> &'static str {
     }
 }
 
-fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// The page (`timeline.html` beside this file): CSS, a header, the overview strip, the SVG
 /// area, the anomaly list, a tooltip, and the script that draws the data put in its `{{DATA}}`
 /// slot; `{{TITLE}}` is the page title.
@@ -438,13 +424,5 @@ mod tests {
         assert!(lo <= 5 && 5 < hi && hi - lo == 4);
         let (lo, hi) = window(&refs, Some(3), 0);
         assert_eq!(lo, hi);
-    }
-
-    #[test]
-    fn escapes_html() {
-        assert_eq!(
-            escape_html("<a href=\"x\">&"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;"
-        );
     }
 }

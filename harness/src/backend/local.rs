@@ -10,7 +10,7 @@
 //! Spawning (one long-lived forking thread), signals and snapshots are shared with `netns` in
 //! [`super::procs`].
 
-use super::launch::{Launch, Member, NodeLaunch};
+use super::launch::{Launch, Member};
 use super::procs::{tail, NodeProcs};
 use super::{BackendError, Cluster, ClusterSpec, Result, Snapshot};
 use crate::proxy::{Proxy, CLIENT};
@@ -44,15 +44,6 @@ pub struct LocalCluster {
 }
 
 impl LocalCluster {
-    /// Start the proxy and every `quorate-node`, and wait until each answers `/health`.
-    pub async fn start(spec: ClusterSpec) -> Result<LocalCluster> {
-        let launch = Arc::new(NodeLaunch {
-            bin: spec.node_bin.clone(),
-            args: spec.node_args.clone(),
-        });
-        LocalCluster::start_with(spec, launch).await
-    }
-
     /// Start the proxy and every member as `launch` says, and wait until each serves.
     pub async fn start_with(spec: ClusterSpec, launch: Arc<dyn Launch>) -> Result<LocalCluster> {
         let mut ports = BTreeMap::new();

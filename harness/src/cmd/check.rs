@@ -20,8 +20,10 @@ use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
 #[command(after_help = "\
-Exit codes: 0 valid, 1 invalid, 2 unknown (a check gave up), 3 error (bad flag, unreadable \
-file). Over several files: error > invalid > unknown > valid.
+Exit codes: 0 valid, 1 invalid, 2 unknown (a check gave up or had nothing to judge, such as \
+no completed read, or every check named by --checks was skipped), 3 error (bad flag, \
+unreadable file). Over several files: error > invalid > unknown > valid. A JSONL file whose last \
+line was cut off mid-write is checked up to the line before it, and says so.
 
 --out DIR with one file writes DIR/results.json and the reports: timeline.html, latency.svg, \
 rate.svg and staleness.svg (titled from a test.json beside the file, when there is one); with \
@@ -49,7 +51,7 @@ pub struct CheckArgs {
 
     /// Comma-separated checks [default: linearizable plus every quorum check that applies]:
     /// linearizable, stale-reads, lost-writes, sessions, convergence, set. Named, a check that
-    /// does not apply to the history says why it was skipped.
+    /// does not apply to the history says why it was skipped; when all are, the file is unknown.
     #[arg(long, value_name = "LIST", value_parser = parse_checks)]
     pub checks: Option<CheckList>,
 

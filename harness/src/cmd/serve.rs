@@ -6,7 +6,6 @@
 //! request path is taken apart into plain names (no `..`, no `.`, no separators) and, once
 //! symlinks are resolved (`latest` is one), must still lie inside the store.
 
-use crate::compare::html::esc;
 use anyhow::Context;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, StatusCode};
@@ -14,6 +13,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use clap::Args;
+use quorate_checker::report::escape as esc;
 use serde_json::Value;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};

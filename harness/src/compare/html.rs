@@ -3,13 +3,7 @@
 
 use super::row::Row;
 use super::table::{self, Meta, HEADERS};
-
-pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+use quorate_checker::report::escape as esc;
 
 const STYLE: &str = "
 body { font-family: system-ui, sans-serif; margin: 24px; color: #222; }

@@ -7,6 +7,7 @@
 use super::expect::Judged;
 use super::matrix::Config;
 use super::measure::RunMeasure;
+use quorate_checker::quorum::quantile;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -92,15 +93,6 @@ pub struct Row {
     /// `[ms, P(consistent)]` pooled over seeds: the staleness curve.
     pub p_consistent: Vec<(i64, f64)>,
     pub expect: Vec<Expectation>,
-}
-
-/// Nearest-rank quantile of sorted samples.
-fn quantile<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
-    Some(sorted[i])
 }
 
 fn hist_quantile(h: &BTreeMap<u64, u64>, q: f64) -> Option<u64> {

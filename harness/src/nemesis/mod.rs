@@ -163,7 +163,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn busy_key(&self) -> String {
-        format!("k{}", self.busy_key.load(Ordering::Relaxed))
+        quorate_workloads::key_name(self.busy_key.load(Ordering::Relaxed))
     }
 
     /// The key's home nodes; empty when the target's placement is not known here.

@@ -102,7 +102,7 @@ pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
     let nodes = ctx.cluster.nodes().to_vec();
     let key_index = ctx.busy_key.load(Ordering::Relaxed);
     ctx.pin.set(key_index);
-    let key = format!("k{key_index}");
+    let key = quorate_workloads::key_name(key_index);
     let home = ctx.home_nodes(&key);
     let cfg = ctx.link_faults;
     let (links, slowed): (Vec<SlowLink>, _) = if home.is_empty() {

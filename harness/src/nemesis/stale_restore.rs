@@ -46,7 +46,7 @@ pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
     let nodes = ctx.cluster.nodes().to_vec();
     let key_index = ctx.busy_key.load(std::sync::atomic::Ordering::Relaxed);
     ctx.pin.set(key_index);
-    let key = format!("k{key_index}");
+    let key = quorate_workloads::key_name(key_index);
     let mut home = ctx.home_nodes(&key);
     if home.is_empty() {
         home = nodes.clone();
