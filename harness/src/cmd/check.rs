@@ -255,7 +255,7 @@ impl KeyProgress {
                     b
                 });
                 b.set_message(if keys == 0 {
-                    "reading the history and running the quorum checks".to_string()
+                    "reading the history and any quorum checks, then linearizable".to_string()
                 } else {
                     format!("linearizable: {done} of {keys} keys decided, {unknown} unknown so far")
                 });
