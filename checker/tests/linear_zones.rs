@@ -8,13 +8,15 @@
 mod lines;
 
 use lines::history;
-use quorate_checker::history::Op;
+use quorate_checker::history::{pair, Event, EventType, Op, Process};
 use quorate_checker::linear::search::Limits;
 use quorate_checker::linear::zones::{applies, check, Conflict, Counts, Zoned};
 use quorate_checker::linear::{self, check_key_on, KeyResult, LinearOptions, LinearResult, Path};
 use quorate_checker::model::register::Register;
 use quorate_checker::model::ModelKind;
 use quorate_checker::verdict::Verdict;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -358,4 +360,106 @@ fn progress_counts_keys_done_and_unknown() {
     assert_eq!(r.keys["big"].reason.as_deref(), Some("time limit 0 s"));
     // (done, keys, unknown)
     assert_eq!(progress.snapshot(), (3, 3, 1));
+}
+
+/// A simulated atomic register at high concurrency: `clients` clients, `ops` ops on each of
+/// `keys` keys used one after another, every op taking effect at one instant between its
+/// invoke and its completion, unique values. Linearizable by construction.
+fn concurrent(seed: u64, keys: usize, ops: usize, clients: usize) -> Vec<Event> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut events = Vec::new();
+    let mut next_value = 0u64;
+    for k in 0..keys {
+        let key = format!("k{k}");
+        let mut state = Value::Null;
+        // Per client: (f, value, applied result).
+        let mut open: Vec<Option<(&str, Value, Option<Value>)>> = vec![None; clients];
+        let (mut started, mut busy) = (0, 0);
+        while started < ops || busy > 0 {
+            let c = rng.gen_range(0..clients);
+            let p = Process::Client(c as u64);
+            match open[c].take() {
+                None if started < ops => {
+                    started += 1;
+                    busy += 1;
+                    let (f, v) = if rng.gen_bool(0.5) {
+                        next_value += 1;
+                        ("write", json!(next_value))
+                    } else {
+                        ("read", Value::Null)
+                    };
+                    events.push(Event::new(p, EventType::Invoke, f, v.clone()).with_key(&key));
+                    open[c] = Some((f, v, None));
+                }
+                None => {}
+                Some((f, v, None)) => {
+                    // Its instant.
+                    let out = if f == "write" {
+                        state = v.clone();
+                        v.clone()
+                    } else {
+                        state.clone()
+                    };
+                    open[c] = Some((f, v, Some(out)));
+                }
+                Some((f, _, Some(out))) => {
+                    busy -= 1;
+                    events.push(Event::new(p, EventType::Ok, f, out).with_key(&key));
+                }
+            }
+        }
+    }
+    for (i, e) in events.iter_mut().enumerate() {
+        e.index = Some(i as u64);
+    }
+    events
+}
+
+/// Issue 20's case: 1,000 clients × 100 ops on 10 keys is decided on every key, and with one
+/// read made stale (it returns a value overwritten by a write that completed before the read
+/// began) exactly that key is invalid, its shortest failing prefix ending at that read.
+#[test]
+fn a_stale_read_among_1000_concurrent_clients_is_found() {
+    let mut events = concurrent(20, 10, 10_000, 1000);
+    let h = pair(&events).expect("pairs");
+    let r = linear::check(&h, &LinearOptions::default()).expect("fits");
+    assert_eq!(r.keys.len(), 10);
+    assert!(r
+        .keys
+        .values()
+        .all(|k| k.valid == Verdict::Valid && k.path == Path::Zones));
+    // Make a late read on k3 return the value of a write that an ok write certainly followed
+    // before the read began.
+    let ops: Vec<&Op> = h.ops.iter().filter(|o| o.key == "k3").collect();
+    let done = |o: &Op| o.complete.expect("every op completes");
+    let writes: Vec<&Op> = ops.iter().copied().filter(|o| o.f == "write").collect();
+    let (read, old) = ops
+        .iter()
+        .rev()
+        .filter(|o| o.f == "read")
+        .find_map(|r| {
+            writes.iter().find_map(|a| {
+                let overwritten = writes.iter().any(|b| b.call > done(a) && done(b) < r.call);
+                (overwritten && done(a) < r.call).then_some((*r, *a))
+            })
+        })
+        .expect("a read late enough to be stale");
+    let at = done(read);
+    events[at].value = old.input.clone();
+    let h = pair(&events).expect("pairs");
+    let r = linear::check(&h, &LinearOptions::default()).expect("fits");
+    for (k, key) in &r.keys {
+        let want = if k == "k3" {
+            Verdict::Invalid
+        } else {
+            Verdict::Valid
+        };
+        assert_eq!(key.valid, want, "key {k}");
+    }
+    let cx = r.keys["k3"]
+        .counterexample
+        .as_ref()
+        .expect("counterexample");
+    assert_eq!(cx.op, read.id, "{}", cx.explanation);
+    assert!(cx.explanation.contains("overwritten"), "{}", cx.explanation);
 }
