@@ -12,7 +12,9 @@
 //!
 //! The observation's value (HISTORY.md, "Nemesis and harness events"):
 //! `{"converged", "keys_differing", "keys": [natural order], "detail": {"by_key": {key: {node:
-//! hash | "missing"}}, "unreachable": [nodes], "ranges_differing": M}}`.
+//! hash | "missing"}}, "unreachable": [nodes], "errors": {node: why}, "ranges_differing": M}}`.
+//! A member whose reply cannot be read (not JSON, or lacking what the node's `/digest` always
+//! has) is unreachable with the reason, never a member with nothing to compare.
 
 use crate::backend::Cluster;
 use crate::recorder::Recorder;
@@ -32,8 +34,10 @@ pub struct Convergence {
     pub keys: Vec<String>,
     /// key → node → hash (or `"missing"`), for the differing keys only.
     pub by_key: BTreeMap<String, BTreeMap<String, String>>,
-    /// Nodes that did not answer.
+    /// Nodes that did not answer, or whose answer could not be read.
     pub unreachable: Vec<String>,
+    /// Why, for each of them: the request's error, or what the reply lacked (and the reply).
+    pub errors: BTreeMap<String, String>,
     pub ranges_differing: usize,
 }
 
@@ -50,21 +54,91 @@ impl Convergence {
             "detail": {
                 "by_key": self.by_key,
                 "unreachable": self.unreachable,
+                "errors": self.errors,
                 "ranges_differing": self.ranges_differing,
             },
         })
     }
 }
 
-/// The elements of `v[field]` when it is an array; none otherwise (a node that answers without
-/// the field simply lists nothing).
-fn items<'a>(v: &'a Value, field: &str) -> impl Iterator<Item = &'a Value> {
-    v.get(field).and_then(Value::as_array).into_iter().flatten()
+/// One range of a member's `/digest` reply.
+#[derive(Debug, Clone, PartialEq)]
+struct RangeReport {
+    range: RangeId,
+    hash: String,
+    replicas: Vec<String>,
 }
 
-/// `v[field]` as a string, when it is one.
-fn text<'a>(v: &'a Value, field: &str) -> Option<&'a str> {
-    v.get(field).and_then(Value::as_str)
+/// A reply as an error message shows it: its JSON, cut short (a `/digest` lists every range).
+fn shown(reply: &Value) -> String {
+    let text = reply.to_string();
+    match text.char_indices().nth(300) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
+    }
+}
+
+/// `v[field]` as an array; an error saying what is missing otherwise.
+fn array<'a>(v: &'a Value, field: &str) -> Result<&'a Vec<Value>, String> {
+    v.get(field)
+        .and_then(Value::as_array)
+        .ok_or_else(|| format!("no \"{field}\" array"))
+}
+
+/// `v[field]` as a string; an error saying what is missing otherwise.
+fn text<'a>(v: &'a Value, field: &str) -> Result<&'a str, String> {
+    v.get(field)
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("no string \"{field}\""))
+}
+
+/// The ranges of `node`'s `/digest` reply. A reply the observation cannot read — no `ranges`
+/// array, a range without its bounds, hash or replicas — is an error naming the member and
+/// showing the reply: read as "nothing to compare", it would pass for converged.
+fn digest_ranges(node: &str, reply: &Value) -> Result<Vec<RangeReport>, String> {
+    let bad = |why: String| format!("{node}: /digest reply has {why}: {}", shown(reply));
+    let mut out = Vec::new();
+    for (i, r) in array(reply, "ranges").map_err(bad)?.iter().enumerate() {
+        let range = (|| {
+            let bound = |f: &str| {
+                r.get(f)
+                    .and_then(Value::as_u64)
+                    .ok_or_else(|| format!("no number \"{f}\""))
+            };
+            let replicas = array(r, "replicas")?
+                .iter()
+                .map(|x| {
+                    x.as_str()
+                        .map(String::from)
+                        .ok_or("a replica that is not a string")
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, String>(RangeReport {
+                range: (bound("start")?, bound("end")?),
+                hash: text(r, "hash")?.to_string(),
+                replicas,
+            })
+        })();
+        out.push(range.map_err(|why| bad(format!("a range (#{i}) with {why}")))?);
+    }
+    Ok(out)
+}
+
+/// key → hash from `node`'s `/digest/keys` reply for one range; an error naming the member and
+/// showing the reply when it has no `keys` array or a key without its name or hash.
+fn digest_keys(node: &str, reply: &Value) -> Result<Vec<(String, String)>, String> {
+    let bad = |why: String| format!("{node}: /digest/keys reply has {why}: {}", shown(reply));
+    array(reply, "keys")
+        .map_err(bad)?
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let entry = text(k, "key").and_then(|key| Ok((key.to_string(), text(k, "hash")?)));
+            entry
+                .map(|(key, h)| (key, h.to_string()))
+                .map_err(|why| bad(format!("a key (#{i}) with {why}")))
+        })
+        .collect()
 }
 
 async fn get_json(http: &reqwest::Client, url: String) -> Result<Value, String> {
@@ -95,32 +169,21 @@ pub async fn observe(cluster: &Arc<dyn Cluster>, rec: &Recorder) -> Convergence 
     let mut replicas: BTreeMap<RangeId, BTreeSet<String>> = BTreeMap::new();
     for n in cluster.nodes() {
         let url = format!("http://{}/digest", cluster.admin_addr(n));
-        let body = match get_json(&http, url).await {
-            Ok(b) => b,
+        let ranges = get_json(&http, url)
+            .await
+            .and_then(|body| digest_ranges(n, &body));
+        let ranges = match ranges {
+            Ok(r) => r,
             Err(e) => {
                 tracing::warn!("convergence: {n} did not answer: {e}");
                 unreachable.insert(n.clone());
+                out.errors.insert(n.clone(), e);
                 continue;
             }
         };
-        for r in items(&body, "ranges") {
-            let (Some(s), Some(e)) = (
-                r.get("start").and_then(Value::as_u64),
-                r.get("end").and_then(Value::as_u64),
-            ) else {
-                continue;
-            };
-            let h = text(r, "hash").unwrap_or("");
-            hashes
-                .entry((s, e))
-                .or_default()
-                .insert(n.clone(), h.to_string());
-            let reps = replicas.entry((s, e)).or_default();
-            reps.extend(
-                items(r, "replicas")
-                    .filter_map(Value::as_str)
-                    .map(String::from),
-            );
+        for r in ranges {
+            hashes.entry(r.range).or_default().insert(n.clone(), r.hash);
+            replicas.entry(r.range).or_default().extend(r.replicas);
         }
     }
     let differing: Vec<RangeId> = hashes
@@ -149,21 +212,20 @@ pub async fn observe(cluster: &Arc<dyn Cluster>, rec: &Recorder) -> Convergence 
                 "http://{}/digest/keys?start={s}&end={e}",
                 cluster.admin_addr(n)
             );
-            match get_json(&http, url).await {
-                Ok(body) => {
+            match get_json(&http, url)
+                .await
+                .and_then(|body| digest_keys(n, &body))
+            {
+                Ok(listed) => {
                     asked.push(n.clone());
-                    for k in items(&body, "keys") {
-                        let (Some(key), Some(h)) = (text(k, "key"), text(k, "hash")) else {
-                            continue;
-                        };
-                        keys.entry(key.to_string())
-                            .or_default()
-                            .insert(n.clone(), h.to_string());
+                    for (key, h) in listed {
+                        keys.entry(key).or_default().insert(n.clone(), h);
                     }
                 }
                 Err(err) => {
                     tracing::warn!("convergence: {n} did not list range {s}..{e}: {err}");
                     unreachable.insert(n.clone());
+                    out.errors.insert(n.clone(), err);
                 }
             }
         }
@@ -192,6 +254,88 @@ pub async fn observe(cluster: &Arc<dyn Cluster>, rec: &Recorder) -> Convergence 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testkit::{self, FakeCluster};
+
+    /// A member's admin address answering `GET /digest` with `reply`, in process.
+    async fn member(reply: Value) -> std::net::SocketAddr {
+        let app = axum::Router::new().route(
+            "/digest",
+            axum::routing::get(move || {
+                let reply = reply.clone();
+                async move { axum::Json(reply) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        addr
+    }
+
+    /// Observe a 3-member fake cluster whose members answer `/digest` with `reply(member)`.
+    async fn observe_replies(reply: impl Fn(&str) -> Value) -> Convergence {
+        let fake = Arc::new(FakeCluster::new(3));
+        for n in fake.nodes().to_vec() {
+            fake.set_admin_addr(&n, member(reply(&n)).await);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let cluster: Arc<dyn Cluster> = fake;
+        observe(&cluster, &testkit::recorder(dir.path())).await
+    }
+
+    fn range(hash: Option<&str>) -> Value {
+        let mut r = json!({"start": 0, "end": 10, "replicas": ["n1", "n2", "n3"], "keys": 1});
+        if let Some(h) = hash {
+            r["hash"] = json!(h);
+        }
+        r
+    }
+
+    #[tokio::test]
+    async fn a_digest_without_ranges_or_hashes_is_an_error_naming_the_member_not_converged() {
+        let c = observe_replies(|n| json!({"node": n, "ranges": [range(Some("aa"))]})).await;
+        assert!(c.converged(), "{c:?}");
+        // Before: nothing to compare read as converged.
+        let c = observe_replies(|n| json!({"node": n, "keys": 4})).await;
+        assert!(!c.converged());
+        assert_eq!(c.unreachable, ["n1", "n2", "n3"]);
+        let why = &c.errors["n2"];
+        assert!(
+            why.starts_with("n2: /digest reply has no \"ranges\" array: ")
+                && why.contains("\"keys\":4"),
+            "{why}"
+        );
+        assert_eq!(c.to_json()["detail"]["errors"]["n2"], json!(why));
+        let c = observe_replies(|n| json!({"node": n, "ranges": [range(None)]})).await;
+        assert!(!c.converged());
+        assert!(
+            c.errors["n1"].contains("a range (#0) with no string \"hash\""),
+            "{:?}",
+            c.errors
+        );
+    }
+
+    #[test]
+    fn replies_are_read_whole_or_refused() {
+        let r = digest_ranges("n1", &json!({"ranges": [range(Some("ab"))]})).unwrap();
+        assert_eq!(r[0].range, (0, 10));
+        assert_eq!(r[0].replicas, ["n1", "n2", "n3"]);
+        let mut no_end = range(Some("ab"));
+        no_end.as_object_mut().unwrap().remove("end");
+        let e = digest_ranges("n1", &json!({"ranges": [no_end]})).unwrap_err();
+        assert!(e.contains("no number \"end\""), "{e}");
+        let listed = digest_keys("n3", &json!({"keys": [{"key": "k1", "hash": "01"}]})).unwrap();
+        assert_eq!(listed, [("k1".to_string(), "01".to_string())]);
+        let e = digest_keys("n3", &json!({"keys": [{"key": "k1"}]})).unwrap_err();
+        assert!(
+            e.starts_with("n3: /digest/keys reply has a key (#0) with no string \"hash\""),
+            "{e}"
+        );
+        let e = digest_keys("n3", &json!({"node": "n3"})).unwrap_err();
+        assert!(e.contains("no \"keys\" array"), "{e}");
+        // A long reply is cut short in the message.
+        let long = json!({"node": "x".repeat(1000)});
+        assert!(digest_ranges("n1", &long).unwrap_err().len() < 400);
+    }
 
     #[test]
     fn converged_only_when_nothing_differs_and_everyone_answered() {

@@ -23,6 +23,7 @@
 //! - [`store`]: the results folder layout and `results/latest`.
 //! - [`junit`]: JUnit XML, one testcase per check.
 //! - [`progress`]: the progress line on stderr.
+//! - `testkit` (test builds only): an in-memory cluster and client API for unit tests.
 pub mod backend;
 pub mod client;
 pub mod cmd;
@@ -40,3 +41,5 @@ pub mod runner;
 pub mod set_client;
 pub mod store;
 pub mod target;
+#[cfg(test)]
+pub mod testkit;

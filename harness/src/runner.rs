@@ -125,18 +125,28 @@ async fn phases(
         Ok(()) => drive(cfg, faults, &cluster, target.as_ref(), &rec, stop_rx).await,
         Err(e) => Err(e),
     };
-    // Heal and stop the cluster off the async workers (kill + wait are blocking).
-    let c2 = cluster.clone();
-    let _ = tokio::task::spawn_blocking(move || {
-        let _ = c2.heal();
-        c2.shutdown();
-    })
-    .await;
+    let stopped = heal_and_shut_down(cluster.clone()).await;
     rec.sync();
     if let Some(e) = rec.error() {
         anyhow::bail!("writing {}: {e}", history.display());
     }
-    result
+    crate::nemesis::keep_both(result, stopped)
+}
+
+/// Heal and stop the cluster off the async workers (kill + wait are blocking). A heal that
+/// fails is the run's error (exit 3), not dropped: the cluster is shut down all the same.
+async fn heal_and_shut_down(cluster: Arc<dyn Cluster>) -> anyhow::Result<()> {
+    let healed = tokio::task::spawn_blocking(move || {
+        let healed = cluster.heal();
+        cluster.shutdown();
+        healed
+    })
+    .await
+    .context("healing and stopping the cluster")?;
+    healed.map_err(|e| {
+        tracing::error!("healing the cluster before stopping it: {e}");
+        anyhow::anyhow!("healing the cluster before stopping it: {e}")
+    })
 }
 
 /// The target's set-up after every member is up (joining, layout, credentials), cut short by
@@ -254,7 +264,7 @@ async fn drive(
         },
     };
     let deadline = phase_start + cfg.time_limit;
-    let nem = tokio::spawn(nemesis.run(deadline, stop.clone()));
+    let nem = tokio::spawn(nemesis.run(deadline.into(), stop.clone()));
 
     let progress = Progress::new(cfg.time_limit);
     let mut stop_w = stop.clone();
@@ -387,3 +397,6 @@ async fn final_reads(
     }
     while set.join_next().await.is_some() {}
 }
+
+#[cfg(test)]
+mod tests;

@@ -212,9 +212,11 @@ async fn read_elements(
 ) -> Completion {
     let sem = Arc::new(tokio::sync::Semaphore::new(READ_FANOUT));
     let mut reads = tokio::task::JoinSet::new();
+    // Which element each read task reads, to name it when the task itself fails.
+    let mut element_of = std::collections::HashMap::new();
     for e in elements {
         let (http, target, sem) = (http.clone(), target.clone(), sem.clone());
-        reads.spawn(async move {
+        let task = reads.spawn(async move {
             let _permit = sem.acquire_owned().await.expect("semaphore open");
             let op = OpSpec {
                 f: OpKind::Read,
@@ -223,10 +225,26 @@ async fn read_elements(
             };
             (e, client::execute(&http, &target, &op, timeout).await)
         });
+        element_of.insert(task.id(), e);
     }
     let mut found = Vec::new();
     while let Some(joined) = reads.join_next().await {
-        let Ok((e, c)) = joined else { continue };
+        let (e, c) = match joined {
+            Ok(done) => done,
+            // A read task that panicked found out nothing about its element, and its request
+            // may have been sent: the set read did not answer (`info`), never `ok` with the
+            // elements the other tasks found.
+            Err(failed) => {
+                let which = element_of
+                    .get(&failed.id())
+                    .map_or_else(|| "an element".into(), |e| element_key(*e));
+                return Completion::not_ok(
+                    EventType::Info,
+                    Value::Null,
+                    format!("element {which}: the read task failed: {failed}"),
+                );
+            }
+        };
         if c.kind != EventType::Ok {
             // Dropping the set aborts the element reads still running.
             let why = c.error.unwrap_or_default();
@@ -343,4 +361,39 @@ pub async fn final_reads(
         });
     }
     while all.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::FakeApi;
+
+    fn member(api: Arc<FakeApi>) -> Target {
+        Target {
+            node: "n1".into(),
+            addr: ([127, 0, 0, 1], 1).into(),
+            api: Some(api),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_set_read_whose_element_read_panicked_is_info_naming_the_element() {
+        let api = Arc::new(FakeApi::default());
+        for e in [1, 2, 3] {
+            api.put(&element_key(e), json!(e));
+        }
+        let (http, t) = (client::http_client(), Duration::from_secs(1));
+        let whole = read_elements(&http, &member(api.clone()), vec![1, 2, 3], t).await;
+        assert_eq!((whole.kind, whole.value), (EventType::Ok, json!([1, 2, 3])));
+        // Before: `ok` with [1, 3], the element whose read died left out.
+        api.panic_on(&element_key(2));
+        let c = read_elements(&http, &member(api), vec![1, 2, 3], t).await;
+        assert_eq!((c.kind, c.value), (EventType::Info, Value::Null));
+        let why = c.error.unwrap_or_default();
+        assert!(
+            why.starts_with(&format!("element {}: the read task failed", element_key(2)))
+                && why.contains("panicked"),
+            "{why}"
+        );
+    }
 }

@@ -126,13 +126,21 @@ fn abd_has_no_stale_reads_or_lost_writes_where_weak_has_them() {
 
 /// `strict` (R + W > N): a read that begins after a write completed sees it or newer — 0 stale
 /// reads in every seed, without faults and with `slow` links into a home node of the busy key —
-/// while the linearizability check is recorded, whatever it says.
+/// while the linearizability check finds what R + W > N does not promise (a quorum read is not
+/// linearizable without a blocking write-back).
 #[test]
 fn strict_keeps_the_quorum_promise_without_faults_and_under_slow() {
     let _g = serial();
     let t = tempfile::tempdir().unwrap();
     for nemesis in ["none", "slow"] {
-        for seed in [1, 2] {
+        // The promise (no stale read) must hold in every seed run; the anomaly
+        // (non-linearizable) need show in only one of up to 5, as for any weak configuration:
+        // seeds 1 and 2 always run, 3 to 5 only while nothing was caught.
+        let mut caught = Vec::new();
+        for seed in 1..=5u64 {
+            if seed > 2 && !caught.is_empty() {
+                break;
+            }
             let o = register(t.path(), "strict", nemesis, seed);
             let r = results_of(&o);
             let stale = &r["checks"]["stale-reads"];
@@ -142,15 +150,22 @@ fn strict_keeps_the_quorum_promise_without_faults_and_under_slow() {
                 "strict + {nemesis}, seed {seed}: stale reads: {stale}"
             );
             assert!(u(&stale["reads"]) > 0, "{stale}");
+            // Not linearizable all the same: a quorum read without a blocking write-back can
+            // return a value that a later read, from the other replicas, does not see yet.
             let lin = &r["checks"]["linearizable"]["valid"];
-            assert!(
-                lin.is_boolean() || lin == "unknown",
-                "linearizable recorded: {lin}"
-            );
+            // (`unknown`, the search out of budget on a loaded machine, is not a catch.)
+            if lin == false {
+                caught.push(seed);
+            }
             if nemesis == "slow" {
                 assert_slow_events(&history(&o));
             }
         }
+        assert!(
+            !caught.is_empty(),
+            "strict + {nemesis}: linearizable in all of seeds 1-5; a quorum read without a \
+             blocking write-back should have been caught in one"
+        );
     }
 }
 
@@ -313,6 +328,12 @@ fn abd_holds_under_flaky_links() {
             "seed {seed}: {r}"
         );
         assert_eq!(r["checks"]["stale-reads"]["stale"], 0, "seed {seed}");
+        // Ops completed, through the faults: a verdict over nothing would hold too.
+        assert!(u(&r["run"]["ok"]) > 100, "seed {seed}: {}", r["run"]);
+        assert!(
+            u(&r["checks"]["stale-reads"]["reads"]) > 0,
+            "seed {seed}: {r}"
+        );
         let h = history(&o);
         let stops: Vec<&Value> = h.iter().filter(|e| e["f"] == "flaky-stop").collect();
         assert!(!stops.is_empty(), "seed {seed}: no flaky window");
@@ -320,7 +341,11 @@ fn abd_holds_under_flaky_links() {
             let v = &s["value"];
             assert_eq!(v["reset_probability"], 0.2, "{v}");
             assert!(!v["links"].as_array().unwrap().is_empty(), "{v}");
-            assert!(v["resets"].is_u64(), "{v}");
+            // About 10 rolls of 8 or more links at 0.2 each in a window: 0 means no fault.
+            assert!(
+                u(&v["resets"]) > 0,
+                "seed {seed}: a flaky window reset nothing: {v}"
+            );
         }
     }
 }

@@ -240,6 +240,14 @@ fn bad_flags_exit_3_and_name_the_flag() {
             &["--garage-rpc-timeout-ms", "1000"][..],
             "--garage-rpc-timeout-ms",
         ),
+        (
+            &["--nodes", "1", "--n", "1", "--nemesis", "kill,partition"][..],
+            "--nemesis partition with --nodes 1",
+        ),
+        (
+            &["--nodes", "1", "--n", "1", "--nemesis", "flaky"][..],
+            "--nemesis flaky with --nodes 1",
+        ),
     ] {
         let o = run(t.path(), args);
         assert_eq!(o.status.code(), Some(3), "{args:?}");
@@ -249,6 +257,9 @@ fn bad_flags_exit_3_and_name_the_flag() {
             "{args:?}: stderr should name {flag}: {err}"
         );
     }
+    // Refused before anything starts: no run folder, no node.
+    let left: Vec<_> = std::fs::read_dir(t.path()).unwrap().collect();
+    assert!(left.is_empty(), "a refused run left {left:?}");
     let o = Command::new(quorate())
         .args(["run", "--node-bin", "/nonexistent/quorate-node"])
         .output()

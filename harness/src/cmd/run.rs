@@ -244,6 +244,7 @@ pub fn validate(a: &RunArgs, seed: u64) -> Result<(RunConfig, Vec<Fault>), Strin
     if !(1..=64).contains(&a.nodes) {
         return Err(format!("--nodes {}: expected 1 to 64", a.nodes));
     }
+    nemesis::partition::check_links(&faults, a.nodes)?;
     if a.concurrency == 0 || a.concurrency > 1000 {
         return Err(format!(
             "--concurrency {}: expected 1 to 1000",

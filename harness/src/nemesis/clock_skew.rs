@@ -76,8 +76,9 @@ pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
         }
         Some(e) => {
             ctx.rec.nemesis_error("clock-skew-start", value, &e);
-            let _ = stop(ctx, applied.keys().cloned().collect()).await;
-            anyhow::bail!("clock-skew-start: {e}")
+            let undone = stop(ctx, applied.keys().cloned().collect()).await;
+            let e = anyhow::anyhow!("clock-skew-start: {e}");
+            Err(super::rolled_back(e, "clock-skew", undone))
         }
     }
 }

@@ -19,8 +19,9 @@ pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
         Some(e) => {
             ctx.rec.nemesis_error("kill-start", value, &e);
             // Bring back the ones that did die, so the cluster is whole again.
-            let _ = stop(ctx, killed).await;
-            anyhow::bail!("kill-start: {e}")
+            let undone = stop(ctx, killed).await;
+            let e = anyhow::anyhow!("kill-start: {e}");
+            Err(super::rolled_back(e, "kill", undone))
         }
     }
 }

@@ -37,6 +37,8 @@ pub mod partition;
 pub mod pause;
 pub mod slow;
 pub mod stale_restore;
+#[cfg(test)]
+mod tests;
 
 use crate::backend::Cluster;
 use crate::client::KeyPin;
@@ -48,8 +50,11 @@ use rand_chacha::ChaCha8Rng;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
+// Tokio's clock, not std's: the same as std's in a run, and paused and advanced by hand in the
+// unit tests, so a whole schedule plays out without waiting.
+use tokio::time::Instant;
 
 /// The faults `--nemesis` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -224,13 +229,11 @@ impl Nemesis {
         let mut started = 0;
         let res = self.schedule(deadline, stop, &mut started).await;
         // Whatever happened, the cluster is whole when the schedule ends.
-        let healed = self.ctx.blocking(|c| c.heal()).await;
-        res?;
-        healed.map_err(|e| {
+        let healed = self.ctx.blocking(|c| c.heal()).await.map_err(|e| {
             tracing::error!("nemesis: final heal failed: {e}");
             anyhow::anyhow!("healing the cluster at the end of the fault schedule: {e}")
-        })?;
-        Ok(started)
+        });
+        keep_both(res.map(|()| started), healed)
     }
 
     async fn schedule(
@@ -273,11 +276,12 @@ impl Nemesis {
                 match clock_skew::start(&self.ctx, &mut rng).await {
                     Ok(a) => Some(a),
                     Err(e) => {
-                        let _ = self.stop_one(active).await;
-                        return Err(e.context(format!(
+                        let undone = self.stop_one(active).await;
+                        let e = e.context(format!(
                             "clock-skew (during {}) could not be applied",
                             fault.name()
-                        )));
+                        ));
+                        return Err(rolled_back(e, fault.name(), undone));
                     }
                 }
             } else {
@@ -294,8 +298,9 @@ impl Nemesis {
                         Ok(st) => st,
                         Err((st, e)) => {
                             // Undo what can be undone (the pin, the cut) before reporting.
-                            let _ = stale_restore::stop(&self.ctx, st).await;
-                            return Err(e.context("stale-restore could not restore its node"));
+                            let undone = stale_restore::stop(&self.ctx, st).await;
+                            let e = e.context("stale-restore could not restore its node");
+                            return Err(rolled_back(e, "stale-restore", undone));
                         }
                     };
                     Active::StaleRestore(st)
@@ -345,8 +350,33 @@ async fn sleep_or_stop(d: Duration, deadline: Instant, stop: &mut watch::Receive
     }
     let until = (Instant::now() + d).min(deadline);
     tokio::select! {
-        _ = tokio::time::sleep_until(until.into()) => *stop.borrow(),
+        _ = tokio::time::sleep_until(until) => *stop.borrow(),
         _ = stop.changed() => true,
+    }
+}
+
+/// The error of a step that failed part-way, once `undone` (the undoing of what it had applied)
+/// has run: the step's own error when the undoing worked, both when it did not. The undoing
+/// records its own event (with its `"error"`); this keeps its failure in what the run reports
+/// too (exit 3), since a fault left half-applied is worse than the one that failed.
+pub fn rolled_back(err: anyhow::Error, what: &str, undone: anyhow::Result<()>) -> anyhow::Error {
+    match undone {
+        Ok(()) => err,
+        Err(u) => {
+            tracing::error!("nemesis: undoing the partly applied {what} failed: {u:#}");
+            anyhow::anyhow!("{err:#}; undoing the partly applied {what} failed too: {u:#}")
+        }
+    }
+}
+
+/// `first`, unless `then` (a clean-up that ran after it) failed: then that failure, and when
+/// both failed, both in one message — the first for the verdict withheld, the second because
+/// the cluster may not be whole.
+pub fn keep_both<T>(first: anyhow::Result<T>, then: anyhow::Result<()>) -> anyhow::Result<T> {
+    match (first, then) {
+        (first, Ok(())) => first,
+        (Ok(_), Err(e)) => Err(e),
+        (Err(e), Err(then)) => Err(anyhow::anyhow!("{e:#}; then {then:#}")),
     }
 }
 

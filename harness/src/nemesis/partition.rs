@@ -4,7 +4,7 @@
 //! Client links are never cut here: clients stand outside the network, as in Jepsen, and
 //! keep talking to whichever side of a partition their node is on.
 
-use super::{Active, Ctx};
+use super::{Active, Ctx, Fault};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -140,6 +140,18 @@ pub async fn apply(
     if let Some(extra) = extra {
         value["key"] = extra;
     }
+    // A partition that cuts nothing did not happen, whatever the rules up front let through.
+    let err = err.or_else(|| {
+        value["drop"]
+            .as_array()
+            .is_some_and(|d| d.is_empty())
+            .then(|| {
+                format!(
+                    "{kind} cuts no link among {} nodes",
+                    ctx.cluster.nodes().len()
+                )
+            })
+    });
     match err {
         None => {
             ctx.rec.nemesis("partition-start", value);
@@ -152,9 +164,10 @@ pub async fn apply(
     }
 }
 
-/// The kinds that cut something in this cluster: majorities-ring needs 4 or more nodes (with
-/// 3, each node's nearest neighbours are all of them), and home-nodes needs homes that are
-/// not the whole cluster (`homes`: how many the busy key has; 0 when placement is unknown).
+/// The kinds that cut something in this cluster: every kind needs two nodes, bridge three
+/// (on two, one node is the bridge and the other is both halves), majorities-ring 4 or more
+/// (with 3, each node's nearest neighbours are all of them), and home-nodes needs homes that
+/// are not the whole cluster (`homes`: how many the busy key has; 0 when placement is unknown).
 pub fn kinds_for(nodes: usize, homes: usize) -> Vec<&'static str> {
     KINDS
         .iter()
@@ -162,18 +175,49 @@ pub fn kinds_for(nodes: usize, homes: usize) -> Vec<&'static str> {
         .filter(|k| match *k {
             "majorities-ring" => nodes >= 4,
             "home-nodes" => homes > 0 && homes < nodes,
-            _ => true,
+            "bridge" => nodes >= 3,
+            _ => nodes >= 2,
         })
         .collect()
+}
+
+/// The faults that act on links between nodes (cut, delay, reset them), and so do nothing at
+/// all in a cluster of one.
+const LINK_FAULTS: [Fault; 3] = [Fault::Partition, Fault::Slow, Fault::Flaky];
+
+/// Refuse, before anything starts, a `--nemesis` list with a link fault in a cluster that has
+/// no link for it (`--nodes 1`): its events would say it was applied when nothing was cut,
+/// delayed or reset. Pure, so the run's validation calls it with the flags alone.
+pub fn check_links(faults: &[Fault], nodes: usize) -> Result<(), String> {
+    if !kinds_for(nodes, 0).is_empty() {
+        return Ok(());
+    }
+    match faults.iter().find(|f| LINK_FAULTS.contains(f)) {
+        None => Ok(()),
+        Some(f) => Err(format!(
+            "--nemesis {f} with --nodes {nodes}: a single node has no link to {verb}, so the \
+             fault would be recorded over nothing; expected --nodes 2 or more, or a --nemesis \
+             list without partition, slow and flaky",
+            f = f.name(),
+            verb = match f {
+                Fault::Partition => "cut",
+                Fault::Slow => "delay",
+                _ => "reset",
+            },
+        )),
+    }
 }
 
 pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
     let nodes = ctx.cluster.nodes().to_vec();
     let busy = ctx.busy_key();
     let home = ctx.home_nodes(&busy);
-    let kind = *kinds_for(nodes.len(), home.len())
-        .choose(rng)
-        .expect("kinds");
+    let Some(&kind) = kinds_for(nodes.len(), home.len()).choose(rng) else {
+        let e = format!("no partition kind cuts a link among {} nodes", nodes.len());
+        ctx.rec
+            .nemesis_error("partition-start", json!({"drop": []}), &e);
+        anyhow::bail!("partition-start: {e}");
+    };
     let (links, key) = match kind {
         "one" => (one(&nodes, rng), None),
         "halves" => (halves(&nodes, rng), None),
@@ -240,6 +284,34 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn no_kind_that_cuts_nothing_is_chosen_and_one_node_is_refused() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        // Two nodes: bridge would leave one node as the bridge and nothing to cut.
+        assert!(bridge(&ids(2), &mut rng).is_empty());
+        assert!(!kinds_for(2, 0).contains(&"bridge"));
+        assert_eq!(kinds_for(2, 0), ["one", "halves", "one-way"]);
+        for kind in kinds_for(2, 0) {
+            let cut = match kind {
+                "one" => one(&ids(2), &mut rng),
+                "halves" => halves(&ids(2), &mut rng),
+                _ => one_way(&ids(2), &mut rng),
+            };
+            assert!(!cut.is_empty(), "{kind} on 2 nodes cuts nothing");
+        }
+        // One node: nothing to cut, delay or reset; refused naming the flags.
+        assert!(kinds_for(1, 1).is_empty());
+        for f in [Fault::Partition, Fault::Slow, Fault::Flaky] {
+            let e = check_links(&[Fault::Kill, f], 1).unwrap_err();
+            assert!(
+                e.starts_with(&format!("--nemesis {} with --nodes 1", f.name())),
+                "{e}"
+            );
+        }
+        check_links(&[Fault::Kill, Fault::Pause, Fault::ClockSkew], 1).unwrap();
+        check_links(&[Fault::Partition, Fault::Slow, Fault::Flaky], 2).unwrap();
     }
 
     #[test]

@@ -19,8 +19,9 @@ pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
         }
         Some(e) => {
             ctx.rec.nemesis_error("pause-start", value, &e);
-            let _ = stop(ctx, paused).await;
-            anyhow::bail!("pause-start: {e}")
+            let undone = stop(ctx, paused).await;
+            let e = anyhow::anyhow!("pause-start: {e}");
+            Err(super::rolled_back(e, "pause", undone))
         }
     }
 }

@@ -161,10 +161,16 @@ pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
     let redraws = match applied {
         Ok(r) => r,
         Err(e) => {
-            ctx.rec.nemesis_error("slow-start", value, &e);
-            // Undo what was applied; the schedule's final heal clears the rest.
-            let _ = undo(ctx, links).await;
+            // Undo what was applied (the schedule's final heal clears the rest) before the
+            // event is recorded, so that the event says whether the undoing failed too: it
+            // records no event of its own.
+            let undone = undo(ctx, links).await;
             ctx.pin.clear();
+            let e = match undone {
+                Ok(()) => e,
+                Err(u) => format!("{e}; undoing the partly applied slow failed too: {u}"),
+            };
+            ctx.rec.nemesis_error("slow-start", value, &e);
             anyhow::bail!("slow-start: {e}");
         }
     };

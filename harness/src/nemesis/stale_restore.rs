@@ -19,7 +19,8 @@ use crate::backend::Snapshot;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde_json::json;
-use std::time::Instant;
+// Tokio's clock (std's in a run): the snapshot's age is exact under the unit tests' paused clock.
+use tokio::time::Instant;
 
 pub struct State {
     node: String,
