@@ -55,10 +55,12 @@ test: deps
 # BENCHMARKS.md.
 bench: bench-checker bench-node bench-harness
 
-# The checker on Porcupine's data and a generated 1M-op history (release build, each case in
-# its own process for its peak memory); rewrites the checker section of BENCHMARKS.md.
+# The checker on Porcupine's data, generated histories up to 1M ops and 10,000 clients, and two
+# recorded 100-client runs, Porcupine beside them (release build, each case in its own process
+# for its peak memory); rewrites the checker section of BENCHMARKS.md. checker/bench/prepare.sh
+# builds Porcupine and records the runs into a cache outside the repository first.
 bench-checker:
-	$(CARGO) bench -p quorate-checker --bench checker -- --write $(CURDIR)/BENCHMARKS.md
+	cache="$$(checker/bench/prepare.sh | tail -n 1)" && QUORATE_BENCH_CACHE="$$cache" $(CARGO) bench -p quorate-checker --bench checker -- --write $(CURDIR)/BENCHMARKS.md
 
 # A 3-node cluster per preset × fsync policy, loaded from the project's own client (tokio +
 # hyper) and from wrk side by side; rewrites the

@@ -125,6 +125,8 @@ pub struct CheckOptions {
     pub time_limit: Duration,
     /// Memory budget per key for the search, in bytes. Default 512 MiB.
     pub memory_limit: usize,
+    /// Counters the linearizability check keeps current, for a progress display.
+    pub progress: Option<std::sync::Arc<linear::Progress>>,
 }
 
 impl Default for CheckOptions {
@@ -137,6 +139,7 @@ impl Default for CheckOptions {
             checks: Vec::new(),
             time_limit: lin.time_limit,
             memory_limit: lin.memory_limit,
+            progress: None,
         }
     }
 }
@@ -300,6 +303,7 @@ pub fn check_history(
                 initial: opts.initial.clone(),
                 time_limit: opts.time_limit,
                 memory_limit: opts.memory_limit,
+                progress: opts.progress.clone(),
             };
             let mut result =
                 linear::check(&history, &lin_opts).map_err(|source| CheckError::Model {

@@ -1,4 +1,5 @@
-//! Property test: the search agrees with oracles that share no code with it.
+//! Property test: the search and the zone check agree with oracles that share no code with
+//! them.
 //!
 //! Small histories (2–8 ops): concurrent cas-register, kv and set histories with `info` ops,
 //! `mismatch` fails and plain fails, drawn from a seeded ChaCha stream. The oracle enumerates
@@ -7,9 +8,11 @@
 //! a plain memoised search without any of the search's pruning. For invalid
 //! histories the counterexample is checked too: the history cut after the failing op's
 //! completion is not linearizable, the cut just before it is, and `prefix` is a legal order.
+//! Every register history is judged on both paths, the search and (when its values are unique
+//! and it has no cas) the zone check, and each must match the oracle, counterexample included.
 
 use quorate_checker::history::{pair, Event, EventType, History, Op, Outcome, Process};
-use quorate_checker::linear::{check, LinearOptions};
+use quorate_checker::linear::{check, check_key_on, KeyResult, LinearOptions, Path};
 use quorate_checker::model::ModelKind;
 use quorate_checker::verdict::Verdict;
 use rand::{Rng, SeedableRng};
@@ -83,34 +86,29 @@ fn random_history(rng: &mut ChaCha8Rng, n: usize, procs: u64, values: u64) -> Ve
     events
 }
 
-/// A random kv history (Porcupine's model) of `n` ops: appends of "a"/"b", puts, gets that
-/// often return what a sequential run would have, info ops and fails.
-fn random_kv_history(rng: &mut ChaCha8Rng, n: usize, procs: u64) -> Vec<Event> {
+/// What the clients of a generated history do: the op each one starts, and what an `ok` read
+/// (`read` or `get`) returns.
+trait Workload {
+    fn invoke(&mut self, rng: &mut ChaCha8Rng) -> (&'static str, Value);
+    fn read(&mut self, rng: &mut ChaCha8Rng) -> Value;
+}
+
+/// The client loop the kv, set and unique-value register generators share: `n` ops over up
+/// to `procs` concurrent clients, each op ending `info` (12%, its process retired), `fail`
+/// (5%) or `ok`.
+fn clients(rng: &mut ChaCha8Rng, n: usize, procs: u64, w: &mut impl Workload) -> Vec<Event> {
     let mut events = Vec::new();
     let mut pending: Vec<Option<(String, Value)>> = vec![None; procs as usize];
     let mut process: Vec<u64> = (0..procs).collect();
     let mut next_process = procs;
     let mut started = 0;
-    // What a sequential run applying ops at their invokes would hold.
-    let mut truth = String::new();
     while started < n || pending.iter().any(Option::is_some) {
         let c = rng.gen_range(0..procs as usize);
         let p = Process::Client(process[c]);
         match pending[c].take() {
             None if started < n => {
                 started += 1;
-                let piece = if rng.gen_bool(0.5) { "a" } else { "b" };
-                let (f, input) = match rng.gen_range(0..10) {
-                    0..=3 => ("get", Value::Null),
-                    4 => {
-                        truth = piece.to_string();
-                        ("put", json!(piece))
-                    }
-                    _ => {
-                        truth.push_str(piece);
-                        ("append", json!(piece))
-                    }
-                };
+                let (f, input) = w.invoke(rng);
                 events.push(Event::new(p, EventType::Invoke, f, input.clone()));
                 pending[c] = Some((f.to_string(), input));
             }
@@ -123,13 +121,8 @@ fn random_kv_history(rng: &mut ChaCha8Rng, n: usize, procs: u64) -> Vec<Event> {
                     Event::new(p, EventType::Info, f, input).with_error("timeout")
                 } else if roll < 17 {
                     Event::new(p, EventType::Fail, f, input).with_error("503")
-                } else if f == "get" {
-                    let out = match rng.gen_range(0..10) {
-                        0..=5 => truth.clone(),
-                        6 => String::new(),
-                        _ => ["a", "ab", "ba", "b", "aab", "bb"][rng.gen_range(0..6)].to_string(),
-                    };
-                    Event::new(p, EventType::Ok, f, json!(out))
+                } else if f == "read" || f == "get" {
+                    Event::new(p, EventType::Ok, f, w.read(rng))
                 } else {
                     Event::new(p, EventType::Ok, f, input)
                 };
@@ -140,59 +133,92 @@ fn random_kv_history(rng: &mut ChaCha8Rng, n: usize, procs: u64) -> Vec<Event> {
     events
 }
 
-/// A random set history: adds of unique elements, reads returning the sorted elements a
-/// sequential run would hold, or that with one element dropped or added.
-fn random_set_history(rng: &mut ChaCha8Rng, n: usize, procs: u64) -> Vec<Event> {
-    let mut events = Vec::new();
-    let mut pending: Vec<Option<(String, Value)>> = vec![None; procs as usize];
-    let mut process: Vec<u64> = (0..procs).collect();
-    let mut next_process = procs;
-    let mut started = 0;
-    let mut truth: Vec<u64> = Vec::new();
-    let mut next_element = 1;
-    while started < n || pending.iter().any(Option::is_some) {
-        let c = rng.gen_range(0..procs as usize);
-        let p = Process::Client(process[c]);
-        match pending[c].take() {
-            None if started < n => {
-                started += 1;
-                let (f, input) = if rng.gen_bool(0.5) {
-                    ("read", Value::Null)
-                } else {
-                    truth.push(next_element);
-                    next_element += 1;
-                    ("add", json!(next_element - 1))
-                };
-                events.push(Event::new(p, EventType::Invoke, f, input.clone()));
-                pending[c] = Some((f.to_string(), input));
+/// Reads and writes of ever new values (the zone check's keys): reads return the latest value
+/// invoked, `null`, an older value, or one written later or never.
+struct UniqueRegister {
+    next_value: u64,
+}
+
+impl Workload for UniqueRegister {
+    fn invoke(&mut self, rng: &mut ChaCha8Rng) -> (&'static str, Value) {
+        if rng.gen_bool(0.5) {
+            ("read", Value::Null)
+        } else {
+            self.next_value += 1;
+            ("write", json!(self.next_value))
+        }
+    }
+
+    fn read(&mut self, rng: &mut ChaCha8Rng) -> Value {
+        match rng.gen_range(0..10) {
+            0 => Value::Null,
+            1..=5 if self.next_value > 0 => json!(self.next_value),
+            _ => json!(rng.gen_range(1..=self.next_value + 1)),
+        }
+    }
+}
+
+/// Porcupine's kv model: appends of "a"/"b", puts, and gets that often return what a
+/// sequential run applying ops at their invokes would hold.
+struct KvStrings {
+    truth: String,
+}
+
+impl Workload for KvStrings {
+    fn invoke(&mut self, rng: &mut ChaCha8Rng) -> (&'static str, Value) {
+        let piece = if rng.gen_bool(0.5) { "a" } else { "b" };
+        match rng.gen_range(0..10) {
+            0..=3 => ("get", Value::Null),
+            4 => {
+                self.truth = piece.to_string();
+                ("put", json!(piece))
             }
-            None => {}
-            Some((f, input)) => {
-                let roll = rng.gen_range(0..100);
-                let ev = if roll < 12 {
-                    process[c] = next_process;
-                    next_process += 1;
-                    Event::new(p, EventType::Info, f, input).with_error("timeout")
-                } else if roll < 17 {
-                    Event::new(p, EventType::Fail, f, input).with_error("503")
-                } else if f == "read" {
-                    let mut out = truth.clone();
-                    match rng.gen_range(0..10) {
-                        0..=5 => {}
-                        6..=7 if !out.is_empty() => {
-                            out.remove(rng.gen_range(0..out.len()));
-                        }
-                        _ => out.push(next_element + 5),
-                    }
-                    Event::new(p, EventType::Ok, f, json!(out))
-                } else {
-                    Event::new(p, EventType::Ok, f, input)
-                };
-                events.push(ev);
+            _ => {
+                self.truth.push_str(piece);
+                ("append", json!(piece))
             }
         }
     }
-    events
+
+    fn read(&mut self, rng: &mut ChaCha8Rng) -> Value {
+        let out = match rng.gen_range(0..10) {
+            0..=5 => self.truth.clone(),
+            6 => String::new(),
+            _ => ["a", "ab", "ba", "b", "aab", "bb"][rng.gen_range(0..6)].to_string(),
+        };
+        json!(out)
+    }
+}
+
+/// Adds of unique elements; reads return the sorted elements a sequential run would hold, or
+/// that with one element dropped or added.
+struct UniqueSet {
+    truth: Vec<u64>,
+    next_element: u64,
+}
+
+impl Workload for UniqueSet {
+    fn invoke(&mut self, rng: &mut ChaCha8Rng) -> (&'static str, Value) {
+        if rng.gen_bool(0.5) {
+            ("read", Value::Null)
+        } else {
+            self.truth.push(self.next_element);
+            self.next_element += 1;
+            ("add", json!(self.next_element - 1))
+        }
+    }
+
+    fn read(&mut self, rng: &mut ChaCha8Rng) -> Value {
+        let mut out = self.truth.clone();
+        match rng.gen_range(0..10) {
+            0..=5 => {}
+            6..=7 if !out.is_empty() => {
+                out.remove(rng.gen_range(0..out.len()));
+            }
+            _ => out.push(self.next_element + 5),
+        }
+        json!(out)
+    }
 }
 
 /// The oracle's view of one op.
@@ -205,6 +231,8 @@ struct Step<'a> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
     Cas,
+    /// read/write only: with unique values, the zone check's keys.
+    Register,
     Kv,
     Set,
 }
@@ -212,7 +240,7 @@ enum Kind {
 impl Kind {
     fn initial(self) -> Value {
         match self {
-            Kind::Cas => Value::Null,
+            Kind::Cas | Kind::Register => Value::Null,
             Kind::Kv => json!(""),
             Kind::Set => json!([]),
         }
@@ -222,6 +250,7 @@ impl Kind {
         LinearOptions {
             model: match self {
                 Kind::Cas => ModelKind::CasRegister,
+                Kind::Register => ModelKind::Register,
                 Kind::Kv => ModelKind::Kv,
                 Kind::Set => ModelKind::Set,
             },
@@ -256,7 +285,7 @@ fn run(kind: Kind, op: &Op, state: &Value) -> Option<Value> {
     match kind {
         Kind::Kv => return run_kv(op, state),
         Kind::Set => return run_set(op, state),
-        Kind::Cas => {}
+        Kind::Cas | Kind::Register => {}
     }
     let pair = |v: &Value| (v[0].clone(), v[1].clone());
     match (op.f.as_str(), op.outcome) {
@@ -367,6 +396,12 @@ fn search_agrees_with_brute_force_on_mostly_unique_values() {
     small(Kind::Cas, 0x2545_f491_4f6c_dd1d, 30, (0.65, 0.90));
 }
 
+/// Read/write histories with unique values: the zone check and the search both judge each.
+#[test]
+fn zones_and_search_agree_with_brute_force_on_unique_register_values() {
+    small(Kind::Register, 0x6a09_e667_f3bc_c908, 0, (0.45, 0.85));
+}
+
 /// kv histories: appends build strings, so states multiply by orders; puts reset them.
 #[test]
 fn kv_search_agrees_with_brute_force() {
@@ -398,9 +433,25 @@ fn small(kind: Kind, default_seed: u64, values: u64, share: (f64, f64)) {
         let n = rng.gen_range(2..=8);
         let procs = rng.gen_range(2..=4);
         let events = match kind {
-            Kind::Kv => random_kv_history(&mut rng, n, procs),
-            Kind::Set => random_set_history(&mut rng, n, procs),
+            Kind::Kv => clients(
+                &mut rng,
+                n,
+                procs,
+                &mut KvStrings {
+                    truth: String::new(),
+                },
+            ),
+            Kind::Set => clients(
+                &mut rng,
+                n,
+                procs,
+                &mut UniqueSet {
+                    truth: Vec::new(),
+                    next_element: 1,
+                },
+            ),
             Kind::Cas => random_history(&mut rng, n, procs, values),
+            Kind::Register => clients(&mut rng, n, procs, &mut UniqueRegister { next_value: 0 }),
         };
         let oracle = |h: &History| Some(brute_force(h, kind));
         agree(
@@ -409,6 +460,12 @@ fn small(kind: Kind, default_seed: u64, values: u64, share: (f64, f64)) {
             &oracle,
             &format!("seed {seed} round {round}"),
             &mut tally,
+        );
+    }
+    if kind == Kind::Register {
+        assert_eq!(
+            tally.zones, tally.total,
+            "every unique-value register history must take the zone path too"
         );
     }
     tally.assert_share(seed, share);
@@ -421,6 +478,8 @@ struct Tally {
     invalid: usize,
     /// Histories the oracle gave up on (over its work bound): not compared.
     skipped: usize,
+    /// Of the compared ones, those the zone check judged too.
+    zones: usize,
 }
 
 impl Tally {
@@ -428,8 +487,9 @@ impl Tally {
     /// the comparison tests little. Fails when the generator drifts to one side.
     fn assert_share(&self, seed: u64, (lo, hi): (f64, f64)) {
         eprintln!(
-            "seed {seed}: {} of {} histories not linearizable ({} skipped)",
-            self.invalid, self.total, self.skipped
+            "seed {seed}: {} of {} histories not linearizable ({} skipped, {} also on the zone \
+             path)",
+            self.invalid, self.total, self.skipped, self.zones
         );
         assert!(self.total > 0, "no history was compared");
         let share = self.invalid as f64 / self.total as f64;
@@ -448,6 +508,8 @@ impl Tally {
 /// Check one history against `oracle` (`None`: it gave up): the verdict, and for an invalid
 /// one its counterexample: the history cut after the failing op's completion is not
 /// linearizable, the cut just before it is, and `prefix` is a legal order of the ops before.
+/// A register history is judged on each path too: the search, and the zone check when it
+/// applies (its values unique, no cas).
 fn agree(
     kind: Kind,
     events: &[Event],
@@ -461,7 +523,41 @@ fn agree(
         return;
     };
     let got = check(&h, &kind.opts()).expect("generated ops fit the model");
-    let key = &got.keys[""];
+    judged(kind, events, oracle, want, &got.keys[""], what);
+    tally.total += 1;
+    if !want {
+        tally.invalid += 1;
+    }
+    if !matches!(kind, Kind::Cas | Kind::Register) {
+        return;
+    }
+    let ops: Vec<&Op> = h.ops.iter().collect();
+    for path in [Path::Search, Path::Zones] {
+        let what = format!("{what}, on the {path:?} path");
+        match check_key_on(&ops, &kind.opts(), Some(path)) {
+            Ok(key) => {
+                assert_eq!(key.path, path, "{what}");
+                judged(kind, events, oracle, want, &key, &what);
+                if path == Path::Zones {
+                    tally.zones += 1;
+                }
+            }
+            Err(e) if path == Path::Zones && e.message.contains("does not apply") => {}
+            Err(e) => panic!("{what}: {e}\n{}", show(events)),
+        }
+    }
+}
+
+/// One key's result against the oracle's verdict `want`, with its counterexample's cuts.
+fn judged(
+    kind: Kind,
+    events: &[Event],
+    oracle: &dyn Fn(&History) -> Option<bool>,
+    want: bool,
+    key: &KeyResult,
+    what: &str,
+) {
+    let h = pair(events).expect("generated histories pair");
     assert_eq!(
         key.valid,
         if want {
@@ -472,11 +568,9 @@ fn agree(
         "{what}: verdict differs from the oracle on\n{}",
         show(events)
     );
-    tally.total += 1;
     if want {
         return;
     }
-    tally.invalid += 1;
     let cx = key
         .counterexample
         .as_ref()

@@ -11,9 +11,12 @@
 //!    the op fits, with states the search saw there.
 //!
 //! Patterns 1–3 are stated only when the history makes them true on their own, so a sentence
-//! never claims more than the search proved.
+//! never claims more than the search proved. A key decided by the zone check gets, in place of
+//! pattern 4, the two groups whose zones conflict ([`zone_conflict`]).
 
+use super::zones::{Conflict, Zone};
 use crate::history::{Op, Outcome};
+use crate::model::register::Register;
 use crate::model::Model;
 
 /// When an op event happened: "12.004 s" from its time, else "line 41".
@@ -27,20 +30,12 @@ pub fn when(time: Option<i64>, line: usize) -> String {
 /// The sentence for op `xi` of the key whose ops are `ops`, which cannot be placed; `states`
 /// are states (in words) the search saw the key in where it could have taken effect.
 pub fn sentence<M: Model>(model: &M, ops: &[&Op], xi: usize, states: &[String]) -> String {
-    let x = ops[xi];
-    let at = when(x.call_time, x.call);
-    if x.outcome == Outcome::Fail {
-        return format!(
-            "{} of {} at {at} failed, so it did not take effect, and without it the ops before \
-             it have no order that respects real time",
-            x.f,
-            crate::model::intern::show(&x.input)
-        );
-    }
-    let what = model.describe_op(xi);
-    if let Some(s) = observed_pattern(model, ops, xi, &what, &at) {
+    if let Some(s) = specific(model, ops, xi) {
         return s;
     }
+    let x = ops[xi];
+    let at = when(x.call_time, x.call);
+    let what = model.describe_op(xi);
     let seen = match states {
         [] => String::new(),
         [one] => format!(" (the key can hold {one} there)"),
@@ -51,6 +46,21 @@ pub fn sentence<M: Model>(model: &M, ops: &[&Op], xi: usize, states: &[String]) 
          real time leaves the key in a state it fits{seen}",
         x.id
     )
+}
+
+/// The sentence for a failed op, or patterns 1–3, when the history makes one true on its own.
+pub fn specific<M: Model>(model: &M, ops: &[&Op], xi: usize) -> Option<String> {
+    let x = ops[xi];
+    let at = when(x.call_time, x.call);
+    if x.outcome == Outcome::Fail {
+        return Some(format!(
+            "{} of {} at {at} failed, so it did not take effect, and without it the ops before \
+             it have no order that respects real time",
+            x.f,
+            crate::model::intern::show(&x.input)
+        ));
+    }
+    observed_pattern(model, ops, xi, &model.describe_op(xi), &at)
 }
 
 /// Patterns 1–3, for an op that saw one value.
@@ -118,4 +128,96 @@ fn observed_pattern<M: Model>(
         model.describe_op(over),
         when(o.complete_time, o.complete.unwrap_or(o.call))
     ))
+}
+
+/// The sentence for a zone conflict (see `zones`): which rule the two groups break, with the
+/// four events that make it so.
+pub fn zone_conflict(model: &Register, ops: &[&Op], conflict: &Conflict) -> String {
+    let op = |i: usize| format!("{} (op {})", model.describe_op(i), ops[i].id);
+    let began = |i: usize| format!("{} began at {}", op(i), when(ops[i].call_time, ops[i].call));
+    let done = |i: usize| {
+        let o = ops[i];
+        format!(
+            "{} completed at {}",
+            op(i),
+            when(o.complete_time, o.complete.unwrap_or(o.call))
+        )
+    };
+    let name = |z: &Zone| match z.write {
+        Some(w) => model.describe_op(w),
+        None => "the starting value".to_string(),
+    };
+    // "write 18 and its reads must all come", or "write 18 must come" when nobody read it.
+    let must = |z: &Zone| match z.reads {
+        0 => format!("{} must come", name(z)),
+        _ => format!("{} and its reads must all come", name(z)),
+    };
+    match *conflict {
+        Conflict::NeverWritten { read } => format!(
+            "{} at {} returned a value that no op wrote",
+            op(read),
+            when(ops[read].call_time, ops[read].call)
+        ),
+        Conflict::ReadBeforeWrite { read, write } => format!(
+            "{}, before {}: it returned a value written only after it",
+            done(read),
+            began(write)
+        ),
+        Conflict::Overlap { first, second } => {
+            // `second` is never the starting value: its zone begins at −∞, so it is first.
+            let Some(second_done) = second.first_done else {
+                return format!(
+                    "the zones of {} and {} overlap",
+                    name(&first),
+                    name(&second)
+                );
+            };
+            match first.first_done {
+                None => format!(
+                    "{} before {}, and cannot: {}, after {}",
+                    must(&first),
+                    name(&second),
+                    began(first.last_call),
+                    done(second_done)
+                ),
+                Some(first_done) => format!(
+                    "{} before {} or all after its reads, and neither fits: {}, after {}, and \
+                     {}, after {}",
+                    must(&first),
+                    name(&second),
+                    began(first.last_call),
+                    done(second_done),
+                    began(second.last_call),
+                    done(first_done)
+                ),
+            }
+        }
+        Conflict::Inside { inner, outer } => {
+            let Some(inner_done) = inner.first_done else {
+                return format!(
+                    "the zone of {} lies inside that of {}",
+                    name(&inner),
+                    name(&outer)
+                );
+            };
+            match outer.first_done {
+                None => format!(
+                    "{} after the reads of the starting value, and cannot: {}, before {}",
+                    must(&inner),
+                    done(inner_done),
+                    began(outer.last_call)
+                ),
+                Some(outer_done) => format!(
+                    "{} before {} or all after its reads, and neither fits: {}, after {}, and \
+                     {}, before {}",
+                    must(&inner),
+                    name(&outer),
+                    began(inner.last_call),
+                    done(outer_done),
+                    done(inner_done),
+                    began(outer.last_call)
+                ),
+            }
+        }
+    }
 }

@@ -1,10 +1,17 @@
-//! The linearizability check: per key, in parallel, a memoised depth-first search.
+//! The linearizability check: per key, in parallel, the zone check or a memoised depth-first
+//! search.
 //!
 //! Linearizability is compositional (Herlihy & Wing's locality, "P-compositionality"): a
 //! history is linearizable iff each key's sub-history is. So [`check`] splits the history by
 //! key and judges keys independently, in parallel (rayon), each with its own time and memory
 //! budget: a key that runs out is `unknown` and the others still get verdicts.
 //!
+//! Each key takes one of two paths ([`Path`], recorded in its result): a read/write register
+//! key whose written values are unique (no `cas`, no value written twice, the starting value
+//! never written) goes to [`zones`], exact and O(n log n) at any concurrency; every other key
+//! (cas, repeated values, the kv and set models) to the general [`search`].
+//!
+//! - [`zones`]: the zone check (algorithm note there).
 //! - [`plan`]: one key's ops as intervals; `info` ops made optional, dropped or tightened.
 //! - [`search`]: the memoised depth-first search (algorithm note there), which also says how
 //!   far into the history it got.
@@ -24,6 +31,7 @@ pub mod plan;
 pub mod replay;
 pub mod search;
 pub mod shortest;
+pub mod zones;
 
 use crate::history::{History, Op};
 use crate::model::kv::Kv;
@@ -37,6 +45,8 @@ use search::{Found, Limits};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
@@ -46,8 +56,42 @@ pub struct LinearOptions {
     pub initial: Option<Value>,
     /// Checking budget per key.
     pub time_limit: Duration,
-    /// Memory budget per key for the search's cache, in bytes.
+    /// Memory budget per key for the search's cache (or the zone check's tables), in bytes.
     pub memory_limit: usize,
+    /// Counters [`check`] keeps up to date as keys are decided, for a progress display.
+    pub progress: Option<Arc<Progress>>,
+}
+
+/// How far a [`check`] has got, updated as each key is done (read it from another thread).
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Keys to check (set when the check starts).
+    pub keys: AtomicUsize,
+    /// Keys with a verdict or given up on so far.
+    pub done: AtomicUsize,
+    /// Of those, the ones `unknown`.
+    pub unknown: AtomicUsize,
+}
+
+impl Progress {
+    /// (keys done, keys in all, unknown so far).
+    pub fn snapshot(&self) -> (usize, usize, usize) {
+        (
+            self.done.load(Ordering::Relaxed),
+            self.keys.load(Ordering::Relaxed),
+            self.unknown.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Which algorithm decided a key (`"path"` in its JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Path {
+    /// [`zones`]: a read/write register with unique values.
+    Zones,
+    /// [`search`]: everything else.
+    Search,
 }
 
 impl Default for LinearOptions {
@@ -57,6 +101,7 @@ impl Default for LinearOptions {
             initial: None,
             time_limit: Duration::from_secs(60),
             memory_limit: 512 << 20,
+            progress: None,
         }
     }
 }
@@ -83,6 +128,8 @@ pub struct KeyResult {
     pub valid: Verdict,
     /// Client invokes on this key.
     pub ops: usize,
+    /// Which algorithm decided it.
+    pub path: Path,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub counterexample: Option<Counterexample>,
     /// Why the verdict is unknown (e.g. "time limit 10 s").
@@ -124,7 +171,19 @@ pub struct ModelError {
 /// order); a violation is a verdict.
 pub fn check(history: &History, opts: &LinearOptions) -> Result<LinearResult, ModelError> {
     let keys: Vec<(&str, Vec<&Op>)> = history.by_key().into_iter().collect();
-    let one = |(k, ops): &(&str, Vec<&Op>)| check_key(ops, opts).map(|r| (k.to_string(), r));
+    if let Some(p) = &opts.progress {
+        p.keys.fetch_add(keys.len(), Ordering::Relaxed);
+    }
+    let one = |(k, ops): &(&str, Vec<&Op>)| {
+        let r = check_key(ops, opts);
+        if let Some(p) = &opts.progress {
+            if matches!(&r, Ok(r) if r.valid == Verdict::Unknown) {
+                p.unknown.fetch_add(1, Ordering::Relaxed);
+            }
+            p.done.fetch_add(1, Ordering::Relaxed);
+        }
+        r.map(|r| (k.to_string(), r))
+    };
     // One key gains nothing from the pool, and handing it to a worker and back costs more
     // than checking a small history.
     let results: Vec<Result<(String, KeyResult), ModelError>> = if keys.len() == 1 {
@@ -142,14 +201,55 @@ pub fn check(history: &History, opts: &LinearOptions) -> Result<LinearResult, Mo
     Ok(LinearResult { valid, keys: out })
 }
 
-/// Check one key's ops (in invoke order) against `opts.model`.
+/// Check one key's ops (in invoke order) against `opts.model`, on the path that fits it.
 pub fn check_key(ops: &[&Op], opts: &LinearOptions) -> Result<KeyResult, ModelError> {
+    check_key_on(ops, opts, None)
+}
+
+/// [`check_key`] on the path given (`None`: the one that fits). Forcing [`Path::Zones`] on a
+/// key it does not apply to is an error naming why; [`Path::Search`] fits every key (the
+/// cross-checks run both).
+pub fn check_key_on(
+    ops: &[&Op],
+    opts: &LinearOptions,
+    path: Option<Path>,
+) -> Result<KeyResult, ModelError> {
     let initial = opts.initial.as_ref();
-    match opts.model {
-        ModelKind::Register => judge(ops, opts, &|o| Register::compile_with(o, initial, false)),
-        ModelKind::CasRegister => judge(ops, opts, &|o| Register::compile_with(o, initial, true)),
-        ModelKind::Kv => judge(ops, opts, &|o| Kv::compile(o, initial)),
-        ModelKind::Set => judge(ops, opts, &|o| Set::compile(o, initial)),
+    let allow_cas = match opts.model {
+        ModelKind::Register => false,
+        ModelKind::CasRegister => true,
+        ModelKind::Kv => return judge(ops, opts, path, &|o| Kv::compile(o, initial)),
+        ModelKind::Set => return judge(ops, opts, path, &|o| Set::compile(o, initial)),
+    };
+    let compile = |o: &[&Op]| Register::compile_with(o, initial, allow_cas);
+    if path == Some(Path::Search) {
+        return judge(ops, opts, path, &compile);
+    }
+    let model = compile(ops)?;
+    match zones::applies(ops, &model) {
+        Ok(()) => zone_judge(ops, &model, &limits(opts)),
+        Err(_) if path.is_none() => search_judge(ops, opts, model, &compile),
+        Err(why) => Err(not_zones(ops, opts.model, &why)),
+    }
+}
+
+/// The error for a key forced onto the zone path that does not fit it.
+fn not_zones(ops: &[&Op], model: ModelKind, why: &str) -> ModelError {
+    ModelError {
+        op: ops.first().map_or(0, |o| o.id),
+        line: ops.first().map_or(0, |o| o.call + 1),
+        message: format!(
+            "the zone check does not apply to this key: {why}; expected a {model} key of reads \
+             and writes whose written values are unique"
+        ),
+    }
+}
+
+fn limits(opts: &LinearOptions) -> Limits {
+    Limits {
+        start: Instant::now(),
+        time: opts.time_limit,
+        memory: opts.memory_limit,
     }
 }
 
@@ -159,18 +259,28 @@ pub(crate) type Compile<'a, M> = &'a dyn Fn(&[&Op]) -> Result<M, ModelError>;
 fn judge<M: Model>(
     ops: &[&Op],
     opts: &LinearOptions,
+    path: Option<Path>,
     compile: Compile<'_, M>,
 ) -> Result<KeyResult, ModelError> {
-    let mut model = compile(ops)?;
-    let limits = Limits {
-        start: Instant::now(),
-        time: opts.time_limit,
-        memory: opts.memory_limit,
-    };
+    if path == Some(Path::Zones) {
+        return Err(not_zones(ops, opts.model, "only register keys can take it"));
+    }
+    search_judge(ops, opts, compile(ops)?, compile)
+}
+
+/// A key on the search path, `model` compiled for its ops.
+fn search_judge<M: Model>(
+    ops: &[&Op],
+    opts: &LinearOptions,
+    mut model: M,
+    compile: Compile<'_, M>,
+) -> Result<KeyResult, ModelError> {
+    let limits = limits(opts);
     let plan = Plan::new(ops, &model);
     let mut result = KeyResult {
         valid: Verdict::Valid,
         ops: ops.len(),
+        path: Path::Search,
         counterexample: None,
         reason: None,
         linearization: None,
@@ -190,6 +300,39 @@ fn judge<M: Model>(
         Found::NotLinearizable(failure) => {
             result.valid = Verdict::Invalid;
             result.counterexample = Some(shortest::counterexample(ops, compile, failure, &limits));
+        }
+    }
+    Ok(result)
+}
+
+/// A key on the zone path: its verdict, the linearization replayed before it is called valid,
+/// or the counterexample of its shortest failing prefix.
+fn zone_judge(ops: &[&Op], model: &Register, limits: &Limits) -> Result<KeyResult, ModelError> {
+    let (zoned, counts) = zones::check(model, ops, usize::MAX, limits);
+    let mut result = KeyResult {
+        valid: Verdict::Valid,
+        ops: ops.len(),
+        path: Path::Zones,
+        counterexample: None,
+        reason: None,
+        linearization: None,
+        info_dropped: counts.dropped_info,
+        info_tightened: counts.tightened_info,
+    };
+    match zoned {
+        zones::Zoned::Linearizable(order) => {
+            // The same second look as the search's: a wrong zone rule must not become a
+            // verdict. The register model steps without memo tables, so a copy is as fresh.
+            replay::replay(&mut model.clone(), ops, &order)?;
+            result.linearization = Some(order.iter().map(|&i| ops[i].id).collect());
+        }
+        zones::Zoned::GaveUp(reason) => {
+            result.valid = Verdict::Unknown;
+            result.reason = Some(reason);
+        }
+        zones::Zoned::NotLinearizable(_) => {
+            result.valid = Verdict::Invalid;
+            result.counterexample = Some(shortest::zone_counterexample(ops, model, limits));
         }
     }
     Ok(result)

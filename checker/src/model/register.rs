@@ -39,6 +39,9 @@ pub struct Register {
     seen: Vec<[u32; 1]>,
     /// For each value id, the ops that install it (write, or cas's new value).
     writers: Vec<Vec<usize>>,
+    /// For each op, the value a write tried to write, even one that failed ([`NO_VALUE`] for
+    /// other ops): a prefix of the history makes a write still pending `info`.
+    tried: Vec<StateId>,
     initial: StateId,
 }
 
@@ -57,8 +60,15 @@ impl Register {
         let mut compiled = Vec::with_capacity(ops.len());
         let mut seen = Vec::with_capacity(ops.len());
         let mut writers: Vec<Vec<usize>> = Vec::new();
+        let mut tried = Vec::with_capacity(ops.len());
         for (i, op) in ops.iter().enumerate() {
             let c = compile_op(op, &mut values, allow_cas)?;
+            tried.push(match c {
+                RegOp::Write(v) => v,
+                // A failed write compiles to nothing; its value still counts for `tried`.
+                _ if op.f == "write" => values.intern(&op.input),
+                _ => NO_VALUE,
+            });
             if let RegOp::Write(v) | RegOp::Cas(_, v) = c {
                 if writers.len() <= v as usize {
                     writers.resize(v as usize + 1, Vec::new());
@@ -76,6 +86,7 @@ impl Register {
             ops: compiled,
             seen,
             writers,
+            tried,
             initial,
         })
     }
@@ -252,5 +263,28 @@ impl Model for Register {
 
     fn initial_value(&self) -> Option<u32> {
         (self.initial != NO_VALUE).then_some(self.initial)
+    }
+}
+
+impl Register {
+    /// The value an `ok` read returned ([`NO_VALUE`] for `null`); `None` for any other op.
+    /// The zone check (`linear::zones`) groups reads by it, `null` included, which
+    /// [`Model::observed`] leaves out.
+    pub fn read_value(&self, op: usize) -> Option<StateId> {
+        match self.ops[op] {
+            RegOp::Read(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The value write `op` tried to write, whatever its outcome; `None` if it is no write.
+    pub fn tried(&self, op: usize) -> Option<u32> {
+        let v = self.tried[op];
+        (v != NO_VALUE).then_some(v)
+    }
+
+    /// How many distinct values were interned: value ids are `0..value_count()`.
+    pub fn value_count(&self) -> usize {
+        self.values.len()
     }
 }

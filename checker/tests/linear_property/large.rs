@@ -136,6 +136,8 @@ impl Sim {
     /// A new op for a client.
     fn op(&mut self, rng: &mut ChaCha8Rng) -> (&'static str, Value) {
         match (self.kind, rng.gen_range(0..10)) {
+            (Kind::Register, 0..=4) => ("read", Value::Null),
+            (Kind::Register, _) => ("write", self.value(rng)),
             (Kind::Cas, 0..=3) => ("read", Value::Null),
             (Kind::Cas, 4..=6) => ("write", self.value(rng)),
             (Kind::Cas, _) => {
@@ -201,8 +203,8 @@ impl Sim {
     /// or added.
     fn corrupt(&mut self, rng: &mut ChaCha8Rng, read: &Value) -> Value {
         match self.kind {
-            Kind::Cas if rng.gen_bool(0.2) => Value::Null,
-            Kind::Cas => match self.values {
+            Kind::Cas | Kind::Register if rng.gen_bool(0.2) => Value::Null,
+            Kind::Cas | Kind::Register => match self.values {
                 Values::Repeated => self.value(rng),
                 // An earlier value (stale) or one written later.
                 Values::Unique => json!(rng.gen_range(1..=self.next + 2)),
@@ -364,6 +366,12 @@ fn compare(kind: Kind, values: Values, default_seed: u64, rounds: usize, share: 
         "the plain search gave up on {} of {rounds} histories; at most 10% may be skipped",
         tally.skipped
     );
+    if matches!((kind, values), (Kind::Register, Values::Unique)) {
+        assert_eq!(
+            tally.zones, tally.total,
+            "every unique-value register history must take the zone path too"
+        );
+    }
     tally.assert_share(seed, share);
 }
 
@@ -384,6 +392,18 @@ fn register_with_unique_values_agrees_with_a_plain_search() {
         Kind::Cas,
         Values::Unique,
         0x3c6e_f372_fe94_f82b,
+        300,
+        (0.2, 0.6),
+    );
+}
+
+/// Read/write only, unique values: the zone check's keys, judged on both paths.
+#[test]
+fn register_zones_and_search_agree_with_a_plain_search() {
+    compare(
+        Kind::Register,
+        Values::Unique,
+        0xbb67_ae85_84ca_a73b,
         300,
         (0.2, 0.6),
     );

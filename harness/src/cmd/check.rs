@@ -12,9 +12,11 @@ use quorate_checker::model::ModelKind;
 use quorate_checker::report::{self, RunInfo};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
 #[command(after_help = "\
@@ -113,7 +115,14 @@ pub fn main(args: CheckArgs) -> u8 {
     let mut objects = Vec::with_capacity(args.files.len());
     let stdout = std::io::stdout();
     for (i, path) in args.files.iter().enumerate() {
+        // Keys decided so far, on a terminal only, once the check has run for a while.
+        let watch = (!args.json && std::io::stderr().is_terminal()).then(KeyProgress::start);
+        let opts = CheckOptions {
+            progress: watch.as_ref().map(|w| w.counters.clone()),
+            ..opts.clone()
+        };
         let outcome = FileOutcome::of(path, &opts);
+        drop(watch);
         let object = outcome.to_json();
         let mut code = outcome.exit_code();
         let printed = {
@@ -206,4 +215,69 @@ fn write_jsonl(path: &Path, objects: &[Value]) -> Result<()> {
         text.push('\n');
     }
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// The progress line of a long check: "linearizable: 12 of 186 keys decided, 0 unknown so
+/// far", drawn on stderr from [`PROGRESS_AFTER`] on (a quick check prints nothing) and cleared
+/// when the file is done. Its thread only reads the checker's counters.
+struct KeyProgress {
+    counters: Arc<quorate_checker::linear::Progress>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// How long a check runs before its progress is shown.
+const PROGRESS_AFTER: Duration = Duration::from_secs(2);
+
+impl KeyProgress {
+    fn start() -> KeyProgress {
+        let counters = Arc::new(quorate_checker::linear::Progress::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, s) = (counters.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let begun = Instant::now();
+            let mut bar: Option<indicatif::ProgressBar> = None;
+            while !s.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                if begun.elapsed() < PROGRESS_AFTER {
+                    continue;
+                }
+                let (done, keys, unknown) = c.snapshot();
+                let b = bar.get_or_insert_with(|| {
+                    let b = indicatif::ProgressBar::with_draw_target(
+                        None,
+                        indicatif::ProgressDrawTarget::stderr_with_hz(4),
+                    );
+                    b.set_style(
+                        indicatif::ProgressStyle::with_template("{spinner} {msg}")
+                            .expect("static template"),
+                    );
+                    b
+                });
+                b.set_message(if keys == 0 {
+                    "reading the history and any quorum checks, then linearizable".to_string()
+                } else {
+                    format!("linearizable: {done} of {keys} keys decided, {unknown} unknown so far")
+                });
+                b.tick();
+            }
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+        });
+        KeyProgress {
+            counters,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for KeyProgress {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
