@@ -82,15 +82,7 @@ async fn failed_schedule(
     (format!("{e:#}"), nemesis_events(dir.path()), fake)
 }
 
-const ALL: [Fault; 7] = [
-    Fault::Partition,
-    Fault::Kill,
-    Fault::Pause,
-    Fault::StaleRestore,
-    Fault::ClockSkew,
-    Fault::Slow,
-    Fault::Flaky,
-];
+const ALL: [Fault; 7] = Fault::ALL;
 
 /// Check that faults take turns: each one starts with the cluster whole and stops before the
 /// next starts, except clock skew composed into a partition or slow links (it starts inside
