@@ -31,6 +31,8 @@ pub enum PlanError {
     Quiet(f64),
     #[error("--op-timeout-ms 0: expected a timeout > 0")]
     OpTimeout,
+    #[error("--test-count 0: expected a number of runs >= 1")]
+    TestCount,
     /// `--nemesis`.
     #[error("{0}")]
     Nemesis(String),
@@ -148,6 +150,9 @@ impl RunPlan {
         if a.op_timeout_ms == 0 {
             return Err(PlanError::OpTimeout);
         }
+        if a.test_count == 0 {
+            return Err(PlanError::TestCount);
+        }
         Ok(RunPlan {
             nodes: node_ids(a.nodes),
             workload,
@@ -213,6 +218,10 @@ mod tests {
         assert_eq!(
             plan(&["--time-limit", "0"]).unwrap_err().to_string(),
             "--time-limit 0: expected a number of seconds > 0"
+        );
+        assert_eq!(
+            plan(&["--test-count", "0"]).unwrap_err().to_string(),
+            "--test-count 0: expected a number of runs >= 1"
         );
         assert_eq!(
             plan(&["--quiet=-1"]).unwrap_err().to_string(),

@@ -2,5 +2,6 @@
 //! 2 unknown, 3 error).
 pub mod check;
 pub mod compare;
+pub mod hunt;
 pub mod run;
 pub mod serve;

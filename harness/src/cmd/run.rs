@@ -67,6 +67,11 @@ pub struct RunArgs {
     /// The seed of the workload and the fault schedule (default: random, printed).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Hunt for a rare anomaly: run up to N whole runs, one after another, with seeds
+    /// `--seed`, `--seed`+1, … (wrapping at 2^64), stopping at the first invalid run or error;
+    /// each seed's verdict is printed and the exit code is the worst of the runs.
+    #[arg(long, default_value_t = 1)]
+    pub test_count: u64,
     /// Root of the results store.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
@@ -114,31 +119,54 @@ fn install_logging(run_dir: &Path) -> anyhow::Result<()> {
 }
 
 pub fn main(args: RunArgs) -> u8 {
-    match run(args) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("quorate run: error: {e:#}");
-            3
-        }
+    let seed = args.seed.unwrap_or_else(rand::random);
+    if args.test_count == 1 {
+        // Today's single run, exactly: no hunt, no extra output.
+        return once_or_error(&args, seed).code;
     }
+    super::hunt::main(&args, seed)
 }
 
-fn run(args: RunArgs) -> anyhow::Result<u8> {
-    use anyhow::Context;
-    let seed = args.seed.unwrap_or_else(rand::random);
-    let mut cfg = match RunPlan::validate(&args, seed) {
-        Ok(x) => x,
-        Err(e) => {
-            eprintln!("quorate run: {e}");
-            return Ok(3);
+/// What one whole run ended with: its exit code, its folder (none when it was refused before
+/// one was made), and whether Ctrl-C cut it short.
+pub(crate) struct Once {
+    pub code: u8,
+    pub dir: Option<PathBuf>,
+    pub interrupted: bool,
+}
+
+/// One run with `seed`; a harness failure is printed and becomes exit 3.
+pub(crate) fn once_or_error(args: &RunArgs, seed: u64) -> Once {
+    run(args, seed).unwrap_or_else(|e| {
+        eprintln!("quorate run: error: {e:#}");
+        Once {
+            code: 3,
+            dir: None,
+            interrupted: false,
         }
+    })
+}
+
+fn refused(e: impl std::fmt::Display) -> anyhow::Result<Once> {
+    eprintln!("quorate run: {e}");
+    Ok(Once {
+        code: 3,
+        dir: None,
+        interrupted: false,
+    })
+}
+
+fn run(args: &RunArgs, seed: u64) -> anyhow::Result<Once> {
+    use anyhow::Context;
+    let mut cfg = match RunPlan::validate(args, seed) {
+        Ok(x) => x,
+        Err(e) => return refused(e),
     };
     // Before anything starts: a program that is missing or a configuration the store refuses
     // would only fail later, member by member, after waiting for health checks that cannot
     // pass.
     if let Err(e) = cfg.probe() {
-        eprintln!("quorate run: {e}");
-        return Ok(3);
+        return refused(e);
     }
     let name = args
         .name
@@ -228,5 +256,9 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         eprintln!("quorate run: error: {e}");
     }
     println!("{}", run_dir.display());
-    Ok(code)
+    Ok(Once {
+        code,
+        dir: Some(run_dir),
+        interrupted,
+    })
 }

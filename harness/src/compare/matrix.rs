@@ -66,6 +66,14 @@ pub fn parse_run_args(argv: &[String]) -> Result<RunArgs, String> {
             .to_string()
     })?;
     RunPlan::validate(&parsed.args, 0).map_err(|e| e.to_string())?;
+    if parsed.args.test_count != 1 {
+        // A child hunting over seeds of its own would report only its last run, and the table
+        // pools each configuration's seeds: compare's `seeds` is its per-configuration hunt.
+        return Err(format!(
+            "--test-count {}: not taken by compare; expected `seeds` (every configuration runs each seed)",
+            parsed.args.test_count
+        ));
+    }
     Ok(parsed.args)
 }
 
@@ -398,6 +406,8 @@ time_limit = 3
         assert!(e.contains("[a]") && e.contains("--preset"), "{e}");
         let e = err("[a]\nseed = 3\n");
         assert!(e.contains("compare sets --seed"), "{e}");
+        let e = err("[a]\ntest-count = 5\n");
+        assert!(e.contains("[a]") && e.contains("--test-count"), "{e}");
         let e = err("[a]\nexpect = \"maybe\"\n");
         assert!(e.contains("[a]") && e.contains("expect"), "{e}");
         let e = err("[a]\nnodes = \"five\"\n");
