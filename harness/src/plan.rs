@@ -7,6 +7,7 @@
 
 use crate::backend::{self, node_ids, BackendKind};
 use crate::cmd::run::RunArgs;
+use crate::nemesis::clock_skew::{self, ClockMode};
 use crate::nemesis::{self, Fault, LinkFaults};
 use crate::store;
 use crate::targets::{self, Common, Spec};
@@ -36,6 +37,9 @@ pub enum PlanError {
     /// `--nemesis`.
     #[error("{0}")]
     Nemesis(String),
+    /// `--clock-mode`, `--clock-skew-ms`.
+    #[error("{0}")]
+    Clock(String),
     /// `--name`.
     #[error("{0}")]
     Name(String),
@@ -69,6 +73,10 @@ pub struct RunPlan {
     pub faults: Vec<Fault>,
     /// Delay, jitter and reset probability of the `slow` and `flaky` faults.
     pub link_faults: LinkFaults,
+    /// `--clock-mode` (default `skew`), sorted.
+    pub clock_modes: Vec<ClockMode>,
+    /// `--clock-skew-ms`; `None`: each mode's own magnitudes.
+    pub clock_skew_ms: Option<(u64, u64)>,
     pub time_limit: Duration,
     /// Checking budget per key.
     pub check_time_limit: Duration,
@@ -127,6 +135,7 @@ impl RunPlan {
             jitter: Duration::from_millis(a.slow_jitter_ms),
             reset_probability: p,
         };
+        let (clock_modes, clock_skew_ms) = clock_settings(a, &faults)?;
         if let Some(name) = &a.name {
             store::validate_name(name).map_err(PlanError::Name)?;
         }
@@ -158,6 +167,8 @@ impl RunPlan {
             workload,
             faults,
             link_faults,
+            clock_modes,
+            clock_skew_ms,
             time_limit,
             check_time_limit,
             interval,
@@ -191,6 +202,37 @@ impl RunPlan {
     }
 }
 
+/// `--clock-mode` (sorted) and `--clock-skew-ms` (MIN, MAX).
+type ClockSettings = (Vec<ClockMode>, Option<(u64, u64)>);
+
+/// `--clock-mode` and `--clock-skew-ms`, refused without `clock-skew` in `--nemesis` (they
+/// would change nothing).
+fn clock_settings(a: &RunArgs, faults: &[Fault]) -> Result<ClockSettings, PlanError> {
+    for (flag, given) in [
+        ("--clock-mode", &a.clock_mode),
+        ("--clock-skew-ms", &a.clock_skew_ms),
+    ] {
+        if let Some(v) = given {
+            if !faults.contains(&Fault::ClockSkew) {
+                return Err(PlanError::Clock(format!(
+                    "{flag} {v}: expected --nemesis to list clock-skew (it sets how clock-skew moves clocks)"
+                )));
+            }
+        }
+    }
+    let modes = match &a.clock_mode {
+        Some(m) => ClockMode::parse_list(m).map_err(PlanError::Clock)?,
+        None => vec![ClockMode::Skew],
+    };
+    let range = a
+        .clock_skew_ms
+        .as_deref()
+        .map(clock_skew::parse_range)
+        .transpose()
+        .map_err(PlanError::Clock)?;
+    Ok((modes, range))
+}
+
 /// `quorate run`'s flags parsed from `argv` (without `run`), for unit tests.
 #[cfg(test)]
 pub(crate) fn test_args(argv: &[&str]) -> RunArgs {
@@ -222,6 +264,47 @@ mod tests {
         assert_eq!(
             plan(&["--test-count", "0"]).unwrap_err().to_string(),
             "--test-count 0: expected a number of runs >= 1"
+        );
+        for (argv, says) in [
+            (
+                &["--clock-mode", "bump"][..],
+                "--clock-mode bump: expected --nemesis to list clock-skew",
+            ),
+            (
+                &["--nemesis", "clock-skew", "--clock-mode", "bump,wobble"][..],
+                "--clock-mode: unknown mode \"wobble\"",
+            ),
+            (
+                &["--nemesis", "clock-skew", "--clock-skew-ms", "500..20"][..],
+                "--clock-skew-ms 500..20: expected MIN..MAX",
+            ),
+            (
+                &["--nemesis", "clock-skew", "--clock-skew-ms", "0..20"][..],
+                "--clock-skew-ms 0..20: expected MIN..MAX",
+            ),
+            (
+                &["--nemesis", "kill", "--clock-skew-ms", "4..8"][..],
+                "--clock-skew-ms 4..8: expected --nemesis",
+            ),
+        ] {
+            let e = plan(argv).unwrap_err().to_string();
+            assert!(e.starts_with(says), "{argv:?}: {e}");
+        }
+        let p = plan(&[
+            "--nemesis",
+            "clock-skew",
+            "--clock-mode",
+            "strobe,bump",
+            "--clock-skew-ms",
+            "4..20000",
+        ])
+        .unwrap();
+        assert_eq!(p.clock_modes, [ClockMode::Bump, ClockMode::Strobe]);
+        assert_eq!(p.clock_skew_ms, Some((4, 20_000)));
+        let p = plan(&["--nemesis", "clock-skew"]).unwrap();
+        assert_eq!(
+            (p.clock_modes, p.clock_skew_ms),
+            (vec![ClockMode::Skew], None)
         );
         assert_eq!(
             plan(&["--quiet=-1"]).unwrap_err().to_string(),

@@ -15,7 +15,7 @@ use crate::backend::local::LocalCluster;
 use crate::backend::netns::NetnsCluster;
 use crate::backend::{BackendKind, Cluster, ClusterSpec};
 use crate::client::{self, Endpoint, SlotConfig};
-use crate::nemesis::{Ctx, Nemesis};
+use crate::nemesis::{clock_skew, Ctx, Nemesis};
 use crate::plan::RunPlan;
 use crate::progress::Progress;
 use crate::recorder::Recorder;
@@ -187,6 +187,10 @@ async fn drive(
             pin: pin.clone(),
             link_faults: cfg.link_faults,
             clock: sut.clock(),
+            clocks: Arc::new(clock_skew::Clocks::new(
+                cfg.clock_modes.clone(),
+                cfg.clock_skew_ms,
+            )),
         },
     };
     let deadline = phase_start + cfg.time_limit;

@@ -186,6 +186,46 @@ fn lww_loses_updates_under_clock_skew() {
     }
 }
 
+/// Jepsen's clock faults reach real nodes (their admin clock offset) and ABD, which orders by
+/// quorum-read timestamps of its own, not by wall clocks, stays linearizable through them.
+#[test]
+fn abd_is_linearizable_under_bumps_strobes_and_resets() {
+    let _g = serial();
+    let t = tempfile::tempdir().unwrap();
+    let o = run(
+        t.path(),
+        &[
+            "--preset",
+            "abd",
+            "--nemesis",
+            "partition,clock-skew",
+            "--clock-mode",
+            "bump,strobe,reset",
+            "--time-limit",
+            "6",
+            "--nemesis-interval",
+            "1.5",
+            "--check-time-limit",
+            "20",
+            "--seed",
+            "4",
+        ],
+    );
+    let r = results_of(&o);
+    assert_eq!(o.status.code(), Some(0), "abd should be valid: {r}");
+    let text = std::fs::read_to_string(run_dir(&o).join("history.jsonl")).unwrap();
+    let modes: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["f"] == "clock-skew-start")
+        .map(|e| e["value"]["mode"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        modes.iter().any(|m| m == "bump" || m == "strobe"),
+        "no bump or strobe applied: {modes:?}"
+    );
+}
+
 /// Stale restore breaks ABD's own assumption (replicas never forget what they acknowledged):
 /// even the `abd` preset must be caught, with a read that returned an overwritten value.
 #[test]

@@ -61,6 +61,16 @@ pub struct RunArgs {
     /// `flaky`: chance that a flaky link's connections are reset, per link every 100 ms.
     #[arg(long, default_value_t = 0.2)]
     pub flaky_reset_probability: f64,
+    /// `clock-skew`: how each window moves clocks, a comma list of skew (offsets seconds
+    /// apart, the default), bump (Jepsen's ±2^2..2^18 ms, held until a reset), strobe (jumping
+    /// to and from an offset every few ms, bounded), reset (back to true time); each window
+    /// draws one.
+    #[arg(long)]
+    pub clock_mode: Option<String>,
+    /// `clock-skew`: magnitudes, MIN..MAX ms: the ladder's spacing for skew (default
+    /// 2000..5000), each offset's size for bump and strobe (default 4..262144).
+    #[arg(long)]
+    pub clock_skew_ms: Option<String>,
     /// Seconds between fault starts (each lasts about as long).
     #[arg(long, default_value_t = 5.0)]
     pub nemesis_interval: f64,

@@ -5,7 +5,8 @@
 //! - [`pause`]: SIGSTOP a minority, SIGCONT it later.
 //! - [`stale_restore`]: a home node of the busy key comes back from a copy taken before the
 //!   writes it acknowledged.
-//! - [`clock_skew`]: LWW clock offsets seconds apart.
+//! - [`clock_skew`]: clock offsets (`--clock-mode`: a ladder seconds apart, Jepsen's bumps, a
+//!   [`strobe`], resets).
 //! - [`slow`]: delay and jitter on the links into one home node of the busy key.
 //! - [`flaky`]: random connection resets on the links of a minority of the nodes.
 //!
@@ -31,12 +32,15 @@
 //! Every event is also logged (tracing, `harness.log`); failures at error level reach stderr.
 
 pub mod clock_skew;
+#[cfg(test)]
+mod clock_tests;
 pub mod flaky;
 pub mod kill;
 pub mod partition;
 pub mod pause;
 pub mod slow;
 pub mod stale_restore;
+pub mod strobe;
 #[cfg(test)]
 mod tests;
 
@@ -174,6 +178,8 @@ pub struct Ctx {
     /// How clock-skew moves a member's clock (the node's admin call, libfaketime for a
     /// third-party store).
     pub clock: Arc<dyn Clock>,
+    /// `--clock-mode`, `--clock-skew-ms`, and the offsets set now.
+    pub clocks: Arc<clock_skew::Clocks>,
 }
 
 impl Ctx {
@@ -204,7 +210,7 @@ pub enum Active {
     Kill(Vec<String>),
     Pause(Vec<String>),
     StaleRestore(stale_restore::State),
-    ClockSkew(Vec<String>),
+    ClockSkew(clock_skew::State),
     Slow(slow::State),
     Flaky(flaky::State),
 }
@@ -235,6 +241,8 @@ impl Nemesis {
         }
         let mut started = 0;
         let res = self.schedule(deadline, stop, &mut started).await;
+        // A bump holds after its window: whatever bumps are left go back to true time.
+        let res = keep_both(res, clock_skew::reset_all(&self.ctx).await);
         // Whatever happened, the cluster is whole when the schedule ends.
         let healed = self.ctx.blocking(|c| c.heal()).await.map_err(|e| {
             tracing::error!("nemesis: final heal failed: {e}");
@@ -343,7 +351,7 @@ impl Nemesis {
             Active::Kill(nodes) => kill::stop(&self.ctx, nodes).await,
             Active::Pause(nodes) => pause::stop(&self.ctx, nodes).await,
             Active::StaleRestore(st) => stale_restore::stop(&self.ctx, st).await,
-            Active::ClockSkew(nodes) => clock_skew::stop(&self.ctx, nodes).await,
+            Active::ClockSkew(st) => clock_skew::stop(&self.ctx, st).await,
             Active::Slow(st) => slow::stop(&self.ctx, st).await,
             Active::Flaky(st) => flaky::stop(&self.ctx, st).await,
         }

@@ -8,7 +8,7 @@ use crate::testkit::{self, FakeCluster};
 use serde_json::Value;
 use std::path::Path;
 
-fn ctx(fake: &Arc<FakeCluster>, dir: &Path) -> Ctx {
+pub(super) fn ctx(fake: &Arc<FakeCluster>, dir: &Path) -> Ctx {
     let cluster: Arc<dyn Cluster> = fake.clone();
     Ctx {
         placement: Arc::new(crate::targets::node::ring::Ring::new(
@@ -22,12 +22,13 @@ fn ctx(fake: &Arc<FakeCluster>, dir: &Path) -> Ctx {
         pin: KeyPin::new(),
         link_faults: LinkFaults::default(),
         clock: fake.clone(),
+        clocks: Default::default(),
     }
 }
 
 /// The nemesis events of `dir`'s history: name, value and error (index and time left out:
 /// they follow the machine's clock, not the schedule).
-fn nemesis_events(dir: &Path) -> Vec<(String, Value, Option<String>)> {
+pub(super) fn nemesis_events(dir: &Path) -> Vec<(String, Value, Option<String>)> {
     testkit::history(dir)
         .into_iter()
         .filter(|e| e["process"] == "nemesis")
