@@ -287,7 +287,7 @@ fn push_flag(
         let mut names: Vec<&str> = flags
             .iter()
             .map(|(f, _)| f.as_str())
-            .filter(|f| !RESERVED.contains(f))
+            .filter(|f| !RESERVED.contains(f) && *f != "test-count")
             .collect();
         names.extend(["expect", "note"]);
         return Err(format!(
