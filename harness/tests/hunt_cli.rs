@@ -10,17 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 fn hunt(results: &Path, args: &[&str]) -> Output {
-    Command::new(quorate())
-        .arg("run")
-        .arg("--results")
-        .arg(results)
-        .arg("--node-bin")
-        .arg(node_bin())
-        .args(["--check-time-limit", "20"])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run quorate")
+    common::run(results, &[&["--check-time-limit", "20"], args].concat())
 }
 
 /// The hunt's per-seed lines on stderr: `(seed, verdict, folder)`.

@@ -6,26 +6,20 @@
 //! `target/<profile>/quorate-node` (`cargo build -p quorate-node`; `make test` builds it).
 
 mod common;
-use common::{node_bin, quorate, results_of, run_dir, serial, stderr};
+use common::{results_of, run_dir, serial, stderr};
 
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 /// A run of `quorate run` with `args` after the common ones; a short quiet period (the checks
 /// here do not need three anti-entropy rounds).
 fn run(results: &Path, seed: u64, args: &[&str]) -> Output {
-    Command::new(quorate())
-        .arg("run")
-        .arg("--results")
-        .arg(results)
-        .arg("--node-bin")
-        .arg(node_bin())
-        .args(["--seed", &seed.to_string(), "--check-time-limit", "20"])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run quorate")
+    let seed = seed.to_string();
+    common::run(
+        results,
+        &[&["--seed", seed.as_str(), "--check-time-limit", "20"], args].concat(),
+    )
 }
 
 fn history(o: &Output) -> Vec<Value> {

@@ -5,25 +5,12 @@
 //! `make test` builds every binary first; otherwise run `cargo build -p quorate-node`.
 
 mod common;
-use common::{node_bin, quorate, results_of, run_dir, serial};
+use common::{node_bin, quorate, results_of, run, run_dir, serial};
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn run(results: &Path, args: &[&str]) -> Output {
-    Command::new(quorate())
-        .arg("run")
-        .arg("--results")
-        .arg(results)
-        .arg("--node-bin")
-        .arg(node_bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run quorate")
-}
 
 /// A short run with fault windows ~1 s long.
 fn short(results: &Path, preset: &str, nemesis: &str, seed: u64) -> Output {

@@ -5,7 +5,7 @@
 //! Needs `target/<profile>/quorate-node` (`cargo test --workspace` builds it).
 
 mod common;
-use common::{history, node_bin, quorate, run_dir, serial, stderr};
+use common::{history, node_bin, run_dir, serial, stderr};
 
 use quorate_checker::history::Process;
 use quorate_checker::import::{read_history, Format};
@@ -13,20 +13,9 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-fn run(results: &Path, node_bin: &Path, args: &[&str]) -> Output {
-    Command::new(quorate())
-        .arg("run")
-        .arg("--results")
-        .arg(results)
-        .arg("--node-bin")
-        .arg(node_bin)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run quorate")
-}
+use common::run_with as run;
 
 /// A `--node-bin` shell script: `--check-config` goes to the real node; otherwise `body` runs
 /// with `$REAL` (the real node) and `$MARKS` (a folder of its own) set.

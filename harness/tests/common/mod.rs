@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -29,6 +29,25 @@ pub fn node_bin() -> PathBuf {
         p.display()
     );
     p
+}
+
+/// `quorate run --results RESULTS --node-bin NODE_BIN ARGS…` to its end, no standard input.
+pub fn run_with(results: &Path, node_bin: &Path, args: &[&str]) -> Output {
+    Command::new(quorate())
+        .arg("run")
+        .arg("--results")
+        .arg(results)
+        .arg("--node-bin")
+        .arg(node_bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run quorate")
+}
+
+/// [`run_with`] the `quorate-node` built beside `quorate`.
+pub fn run(results: &Path, args: &[&str]) -> Output {
+    run_with(results, &node_bin(), args)
 }
 
 /// The run's folder (or a comparison's): the last line `quorate` printed on stdout.
