@@ -130,8 +130,9 @@ fn install_logging(run_dir: &Path) -> anyhow::Result<()> {
 
 pub fn main(args: RunArgs) -> u8 {
     let seed = args.seed.unwrap_or_else(rand::random);
-    if args.test_count == 1 {
-        // Today's single run, exactly: no hunt, no extra output.
+    if args.test_count <= 1 {
+        // Today's single run, exactly: no hunt, no extra output. (0 is refused by the run's
+        // own plan validation, before anything starts.)
         return once_or_error(&args, seed).code;
     }
     super::hunt::main(&args, seed)
