@@ -429,8 +429,8 @@ async fn hand_off_late(
             Err(_) => {
                 // Hints that never answered may or may not be stored; one more copy here
                 // costs a duplicate delivery at most.
+                // (Every home still out was placed at the first deadline.)
                 keep_here.extend(std::mem::take(&mut hints_out).into_iter().map(|(_, h)| h));
-                keep_here.extend(std::mem::take(&mut homes_out));
             }
         }
     }
