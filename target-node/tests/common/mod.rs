@@ -1,12 +1,17 @@
 //! A real cluster of `quorate-node` processes on loopback, for the integration tests.
 //!
-//! Ports are chosen by the OS (bind port 0, read it, release it); every child is SIGKILLed and
-//! reaped when the `Cluster` is dropped, so a failing test leaves no process behind.
+//! Each cluster listens on a loopback address of its own (`127.a.b.c`, from the test process's
+//! pid and a counter), on fixed ports below the kernel's ephemeral range: no other test's node
+//! and no outgoing connection can take a member's port, also while a killed member is down
+//! (binding port 0 and letting it go, as before, let a parallel test take a member's port
+//! before its restart). Every child is SIGKILLed and reaped when the `Cluster` is dropped, so a
+//! failing test leaves no process behind.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -22,6 +27,8 @@ pub struct NodeProc {
 }
 
 pub struct Cluster {
+    /// The loopback address every member of this cluster listens on.
+    pub ip: Ipv4Addr,
     pub nodes: Vec<NodeProc>,
     pub args: Vec<String>,
     peers: String,
@@ -34,26 +41,48 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
+/// A loopback address no other cluster of any test process uses: `127.a.b.c` from this
+/// process's pid (a, b) and a counter of its clusters (c).
+pub fn cluster_ip() -> Ipv4Addr {
+    static CLUSTERS: AtomicU32 = AtomicU32::new(0);
+    let n = CLUSTERS.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id();
+    Ipv4Addr::new(
+        127,
+        (1 + pid % 200) as u8,
+        (1 + (pid / 200) % 200) as u8,
+        (1 + n % 250) as u8,
+    )
+}
+
+/// Member `i`'s port (0-based): fixed, below the ephemeral range (32768 and up by default), so
+/// no outgoing connection is ever given it.
+fn member_port(i: usize) -> u16 {
+    21000 + i as u16
+}
+
 impl Cluster {
     /// Starts `size` nodes n1..nN with `args` (every node gets the same flags) and waits
     /// until all answer /health.
     pub async fn start(size: usize, args: &[&str]) -> Result<Cluster> {
         let dir = tempfile::tempdir()?;
+        let ip = cluster_ip();
         let mut nodes = Vec::new();
         for i in 1..=size {
             nodes.push(NodeProc {
                 id: format!("n{i}"),
-                port: free_port(),
+                port: member_port(i - 1),
                 data_dir: dir.path().join(format!("n{i}")),
                 child: None,
             });
         }
         let peers = nodes
             .iter()
-            .map(|n| format!("{}=127.0.0.1:{}", n.id, n.port))
+            .map(|n| format!("{}={ip}:{}", n.id, n.port))
             .collect::<Vec<_>>()
             .join(",");
         let mut c = Cluster {
+            ip,
             nodes,
             args: args.iter().map(|s| s.to_string()).collect(),
             peers,
@@ -74,7 +103,12 @@ impl Cluster {
     fn spawn(&mut self, i: usize) -> Result<()> {
         let n = &mut self.nodes[i];
         let child = Command::new(BIN)
-            .args(["--id", &n.id, "--listen", &format!("127.0.0.1:{}", n.port)])
+            .args([
+                "--id",
+                &n.id,
+                "--listen",
+                &format!("{}:{}", self.ip, n.port),
+            ])
             .args(["--peers", &self.peers, "--data-dir"])
             .arg(&n.data_dir)
             .args(&self.args)
@@ -105,7 +139,7 @@ impl Cluster {
     }
 
     pub fn url(&self, i: usize) -> String {
-        format!("http://127.0.0.1:{}", self.nodes[i].port)
+        format!("http://{}:{}", self.ip, self.nodes[i].port)
     }
 
     pub fn index(&self, id: &str) -> usize {
