@@ -6,7 +6,8 @@
 //! - `--etcd-serializable` under partitions: stale reads caught within 5 seeds;
 //! - kill and pause with cas on the local backend;
 //! - a missing binary, clock skew and local partitions refused with the reason;
-//! - after every run, no etcd process of the run and no namespace of a dead harness left.
+//! - after every run, Ctrl-C included, no etcd process of the run and no namespace of a dead
+//!   harness left.
 //!
 //! Needs `etcd` on PATH or `QUORATE_ETCD_BIN` (`scripts/install-deps.sh` installs
 //! `etcd-server`): without it the runs exit 3 saying how to install it, and these tests fail —
@@ -256,5 +257,50 @@ fn what_etcd_cannot_take_is_refused_with_the_reason() {
         err.contains("`etcd` is not on PATH") && err.contains("apt-get install etcd-server"),
         "{err}"
     );
+    assert_nothing_left(t.path());
+}
+
+#[test]
+fn ctrl_c_tears_the_cluster_down() {
+    use std::time::{Duration, Instant};
+    let _g = serial();
+    let t = tempfile::tempdir().unwrap();
+    let mut child = command(
+        t.path(),
+        &[
+            "--nodes",
+            "3",
+            "--nemesis",
+            "kill,pause",
+            "--time-limit",
+            "60",
+            "--nemesis-interval",
+            "2",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Wait (bounded) until clients are recording, so the cluster is fully up.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let history = t.path().join("latest").join("history.jsonl");
+    while std::fs::metadata(&history).map(|m| m.len()).unwrap_or(0) < 2000 {
+        assert!(Instant::now() < deadline, "no ops recorded within 120 s");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "still running 30 s after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_ne!(o.status.code(), Some(3), "{}", stderr_tail(&o, 8));
     assert_nothing_left(t.path());
 }

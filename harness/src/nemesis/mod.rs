@@ -439,7 +439,7 @@ pub async fn aim_at_leader(ctx: &Ctx, rng: &mut ChaCha8Rng) -> Option<Result<Str
     }
     let found = leader.leader(ctx.cluster.as_ref()).await;
     if let Err(e) = &found {
-        tracing::warn!("nemesis: aimed at the leader, but it is not known: {e}");
+        tracing::info!("nemesis: aimed at the leader, but it is not known: {e}");
     }
     Some(found)
 }

@@ -346,9 +346,25 @@ impl Clock for GoClock {
 /// The leader, as the members say through `/v3/maintenance/status`.
 struct EtcdLeader;
 
+/// How long the leader lookup keeps asking while the members are between leaders (a fault's
+/// gap can fall inside the election that follows the previous fault).
+const LEADER_WAIT: Duration = Duration::from_secs(2);
+
 impl Leader for EtcdLeader {
     fn leader<'a>(&'a self, cluster: &'a dyn Cluster) -> BoxFuture<'a, Result<String, String>> {
-        Box::pin(async move { leader_of(&crate::client::http_client(), cluster).await })
+        Box::pin(async move {
+            let http = crate::client::http_client();
+            let deadline = Instant::now() + LEADER_WAIT;
+            loop {
+                match leader_of(&http, cluster).await {
+                    Ok(l) => return Ok(l),
+                    Err(e) if Instant::now() >= deadline => {
+                        return Err(format!("{e} (asked for {} s)", LEADER_WAIT.as_secs()))
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        })
     }
 }
 
