@@ -475,6 +475,59 @@ mod tests {
         .unwrap();
     }
 
+    #[test]
+    fn etcd_refuses_local_partitions_clock_skew_and_its_flag_elsewhere() {
+        let rw = [OpKind::Read, OpKind::Write, OpKind::Cas];
+        let e = check(
+            TargetKind::Etcd,
+            BackendKind::Local,
+            &[Fault::Partition],
+            &rw,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("needs --backend netns") && e.contains("peer URL"),
+            "{e}"
+        );
+        check(
+            TargetKind::Etcd,
+            BackendKind::Netns,
+            &[
+                Fault::Partition,
+                Fault::Kill,
+                Fault::Pause,
+                Fault::Slow,
+                Fault::Flaky,
+            ],
+            &rw,
+        )
+        .unwrap();
+        check(
+            TargetKind::Etcd,
+            BackendKind::Local,
+            &[Fault::Kill, Fault::Pause],
+            &rw,
+        )
+        .unwrap();
+        for backend in [BackendKind::Local, BackendKind::Netns] {
+            let e = check(TargetKind::Etcd, backend, &[Fault::ClockSkew], &rw).unwrap_err();
+            assert!(
+                e.starts_with("--nemesis clock-skew is not supported with --target etcd")
+                    && e.contains("libfaketime"),
+                "{e}"
+            );
+        }
+        assert_eq!(
+            foreign(TargetKind::Node, &["--etcd-serializable"]).unwrap_err(),
+            "--etcd-serializable: a --target etcd flag; the node's deadlines are \
+             --request-timeout-ms and --replica-timeout-ms"
+        );
+        foreign(TargetKind::Etcd, &["--etcd-serializable"]).unwrap();
+        assert!(foreign(TargetKind::Etcd, &["--r", "1"])
+            .unwrap_err()
+            .contains("etcd's reads are linearizable unless --etcd-serializable"));
+    }
+
     /// The messages derived from the declarations are today's, word for word.
     #[test]
     fn derived_refusals_read_as_they_always_have() {
