@@ -5,6 +5,7 @@
 #   nft, ip (nftables, iproute2)  the `netns` backend's tests (they also need root)
 #   chromium, node (nodejs)       timeline.html rendered headless and its script run
 #   libfaketime (faketime)        clock skew for --target garage (preloaded into its members)
+#   etcd (etcd-server)            the --target etcd tests (or QUORATE_ETCD_BIN)
 #   rustfmt, clippy               `make lint`
 #   garage                        the --target garage tests: `cargo install garage --locked`
 #                                 when neither on PATH nor named by QUORATE_GARAGE_BIN (a long
@@ -30,6 +31,12 @@ libfaketime_found() {
   [ -n "${QUORATE_LIBFAKETIME:-}" ] && [ -f "$QUORATE_LIBFAKETIME" ]
 }
 libfaketime_found || missing+=(faketime)
+# Debian puts etcd in /usr/bin; QUORATE_ETCD_BIN names another one.
+if [ -n "${QUORATE_ETCD_BIN:-}" ]; then
+  [ -x "$QUORATE_ETCD_BIN" ] || { echo "install-deps: QUORATE_ETCD_BIN=$QUORATE_ETCD_BIN is not an executable" >&2; exit 1; }
+else
+  have etcd || missing+=(etcd-server)
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && have apt-get; then

@@ -191,6 +191,7 @@ async fn drive(
                 cfg.clock_modes.clone(),
                 cfg.clock_skew_ms,
             )),
+            leader: sut.leader(),
         },
     };
     let deadline = phase_start + cfg.time_limit;

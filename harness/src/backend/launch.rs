@@ -21,6 +21,10 @@ pub struct Member<'a> {
     /// Every member's first address as this member should dial it (itself included, by its
     /// real address; through the fault proxy on `local`), in node order.
     pub peers: &'a [(String, SocketAddr)],
+    /// Every member's ports as it listens on them (itself included, never through the
+    /// proxy), in node order: for a store whose members name each other by a port other
+    /// than the first (etcd's peer URLs in `--initial-cluster`).
+    pub members: &'a [(String, Vec<SocketAddr>)],
     /// Its data directory (created by the backend; kept across kill and restart).
     pub data_dir: &'a Path,
 }

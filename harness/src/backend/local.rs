@@ -159,10 +159,17 @@ impl LocalCluster {
         let log2 = log
             .try_clone()
             .map_err(|e| BackendError::io(log_path.display().to_string(), e))?;
+        let members: Vec<(String, Vec<SocketAddr>)> = self
+            .spec
+            .nodes
+            .iter()
+            .map(|n| (n.clone(), self.ports[n].clone()))
+            .collect();
         let member = Member {
             id,
             addrs: &self.ports[id],
             peers: &peers,
+            members: &members,
             data_dir: &data,
         };
         let program = self.launch.program();

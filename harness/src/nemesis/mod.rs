@@ -47,7 +47,7 @@ mod tests;
 use crate::backend::Cluster;
 use crate::client::KeyPin;
 use crate::recorder::Recorder;
-use crate::targets::{Clock, Placement};
+use crate::targets::{Clock, Leader, Placement};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -180,6 +180,9 @@ pub struct Ctx {
     pub clock: Arc<dyn Clock>,
     /// `--clock-mode`, `--clock-skew-ms`, and the offsets set now.
     pub clocks: Arc<clock_skew::Clocks>,
+    /// Who leads, for a target with a leader (etcd): kill, pause and the `one` partition aim
+    /// at it half the time. `None`: no leader, and no draw is made for one.
+    pub leader: Option<Arc<dyn Leader>>,
 }
 
 impl Ctx {
@@ -422,6 +425,34 @@ pub async fn on_each(
         })
         .await;
     (done, joined(&errors))
+}
+
+/// Whether a fault that takes one member aims at the leader, and which member that is: for a
+/// target with a leader ([`Ctx::leader`]) one coin from `rng`, and on heads the leader asked
+/// of the members now (`Err` says why it is not known; the fault then draws as usual). A
+/// target without a leader draws nothing, so its schedule for a seed is what it always was.
+pub async fn aim_at_leader(ctx: &Ctx, rng: &mut ChaCha8Rng) -> Option<Result<String, String>> {
+    use rand::Rng;
+    let leader = ctx.leader.as_ref()?;
+    if !rng.gen_bool(0.5) {
+        return None;
+    }
+    let found = leader.leader(ctx.cluster.as_ref()).await;
+    if let Err(e) = &found {
+        tracing::info!("nemesis: aimed at the leader, but it is not known: {e}");
+    }
+    Some(found)
+}
+
+/// What a start event says about [`aim_at_leader`]'s answer: `leader` (the member aimed at)
+/// or `leader_unknown` (why the fault fell back to its usual draw); nothing when it did not
+/// aim at the leader.
+pub fn aim_notes(aimed: &Option<Result<String, String>>) -> Vec<(&'static str, serde_json::Value)> {
+    match aimed {
+        None => Vec::new(),
+        Some(Ok(l)) => vec![("leader", serde_json::json!(l))],
+        Some(Err(e)) => vec![("leader_unknown", serde_json::json!(e))],
+    }
 }
 
 /// A random minority of the nodes (at least one), sorted.

@@ -39,8 +39,13 @@ fn between(a: &[String], b: &[String]) -> Links {
 /// One node isolated from the rest.
 pub fn one(nodes: &[String], rng: &mut ChaCha8Rng) -> Links {
     let x = nodes.choose(rng).expect("nodes").clone();
-    let rest: Vec<String> = nodes.iter().filter(|n| **n != x).cloned().collect();
-    between(&[x], &rest)
+    isolate(nodes, &x)
+}
+
+/// `x` isolated from the rest.
+pub fn isolate(nodes: &[String], x: &str) -> Links {
+    let rest: Vec<String> = nodes.iter().filter(|n| *n != x).cloned().collect();
+    between(&[x.to_string()], &rest)
 }
 
 /// Random halves (the smaller half first).
@@ -123,6 +128,18 @@ pub async fn apply(
     links: Links,
     extra: Option<serde_json::Value>,
 ) -> anyhow::Result<()> {
+    let notes = extra.map(|k| ("key", k)).into_iter().collect();
+    apply_noted(ctx, kind, links, notes).await
+}
+
+/// [`apply`], with `notes` (field, value) added to the `partition-start` event: the busy key
+/// of a home-nodes cut, the leader a `one` cut isolated.
+pub async fn apply_noted(
+    ctx: &Ctx,
+    kind: &str,
+    links: Links,
+    notes: Vec<(&str, serde_json::Value)>,
+) -> anyhow::Result<()> {
     let l2 = links.clone();
     let (applied, err) = ctx
         .blocking(move |c| {
@@ -137,8 +154,8 @@ pub async fn apply(
         })
         .await;
     let mut value = json!({"kind": kind, "drop": applied});
-    if let Some(extra) = extra {
-        value["key"] = extra;
+    for (field, v) in notes {
+        value[field] = v;
     }
     // A partition that cuts nothing did not happen, whatever the rules up front let through.
     let err = err.or_else(|| {
@@ -218,15 +235,27 @@ pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
             .nemesis_error("partition-start", json!({"drop": []}), &e);
         anyhow::bail!("partition-start: {e}");
     };
-    let (links, key) = match kind {
-        "one" => (one(&nodes, rng), None),
-        "halves" => (halves(&nodes, rng), None),
-        "majorities-ring" => (majorities_ring(&nodes, rng), None),
-        "bridge" => (bridge(&nodes, rng), None),
-        "one-way" => (one_way(&nodes, rng), None),
-        _ => (home_nodes(&nodes, &home), Some(json!(busy))),
+    let mut notes = Vec::new();
+    let links = match kind {
+        "one" => {
+            // A target with a leader has it isolated half the time (no draw for one without).
+            let aimed = super::aim_at_leader(ctx, rng).await;
+            notes.extend(super::aim_notes(&aimed));
+            match aimed {
+                Some(Ok(leader)) => isolate(&nodes, &leader),
+                _ => one(&nodes, rng),
+            }
+        }
+        "halves" => halves(&nodes, rng),
+        "majorities-ring" => majorities_ring(&nodes, rng),
+        "bridge" => bridge(&nodes, rng),
+        "one-way" => one_way(&nodes, rng),
+        _ => {
+            notes.push(("key", json!(busy)));
+            home_nodes(&nodes, &home)
+        }
     };
-    apply(ctx, kind, links, key).await?;
+    apply_noted(ctx, kind, links, notes).await?;
     Ok(Active::Partition)
 }
 

@@ -6,6 +6,7 @@
 use super::*;
 use crate::testkit::{self, FakeCluster};
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::path::Path;
 
 pub(super) fn ctx(fake: &Arc<FakeCluster>, dir: &Path) -> Ctx {
@@ -23,6 +24,7 @@ pub(super) fn ctx(fake: &Arc<FakeCluster>, dir: &Path) -> Ctx {
         link_faults: LinkFaults::default(),
         clock: fake.clone(),
         clocks: Default::default(),
+        leader: None,
     }
 }
 
@@ -365,5 +367,111 @@ async fn a_kill_of_two_that_kills_one_restarts_it_and_a_failed_restart_is_report
         assert_eq!(ev[1].2.is_some(), restart_fails, "{ev:?}");
         let left = if restart_fails { 1 } else { 0 };
         assert_eq!(fake.faulted().len(), left, "{:?}", fake.faulted());
+    }
+}
+
+/// A leader that is always `n3`, or never known.
+struct FakeLeader(Option<&'static str>);
+
+impl crate::targets::Leader for FakeLeader {
+    fn leader<'a>(
+        &'a self,
+        _cluster: &'a dyn Cluster,
+    ) -> crate::targets::BoxFuture<'a, Result<String, String>> {
+        Box::pin(async move {
+            self.0
+                .map(String::from)
+                .ok_or_else(|| "no leader named by a majority".to_string())
+        })
+    }
+}
+
+/// The start events of a 60 s schedule of kill, pause and partition with `leader`.
+async fn leader_schedule(leader: Option<&'static str>, seed: u64) -> Events {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Arc::new(FakeCluster::new(5));
+    let mut c = ctx(&fake, dir.path());
+    c.leader = Some(Arc::new(FakeLeader(leader)));
+    let nemesis = Nemesis {
+        faults: vec![Fault::Partition, Fault::Kill, Fault::Pause],
+        interval: Duration::from_secs(2),
+        seed,
+        ctx: c,
+    };
+    let (_stop_tx, stop) = watch::channel(false);
+    nemesis
+        .run(Instant::now() + Duration::from_secs(60), stop)
+        .await
+        .unwrap();
+    assert!(fake.faulted().is_empty(), "{:?}", fake.faulted());
+    let events = nemesis_events(dir.path());
+    assert_alternate(&events);
+    events
+        .into_iter()
+        .filter(|(f, _, _)| f.ends_with("-start"))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_target_with_a_leader_has_it_killed_paused_and_isolated_some_of_the_time() {
+    // Partitions take one of six kinds, so a few seeds to see `one` aim at the leader.
+    let mut starts = Vec::new();
+    for seed in 11..=14 {
+        starts.extend(leader_schedule(Some("n3"), seed).await);
+    }
+    let mut aimed = BTreeSet::new();
+    let mut random = BTreeSet::new();
+    for (f, v, _) in &starts {
+        let kind = f.trim_end_matches("-start");
+        if f == "partition-start" && v["kind"] != "one" {
+            assert!(v.get("leader").is_none(), "{v}");
+            continue;
+        }
+        match v.get("leader") {
+            Some(l) => {
+                assert_eq!(l, "n3");
+                aimed.insert(kind.to_string());
+                if f == "partition-start" {
+                    // Every cut link is one of n3's, both ways: n3 alone on its side.
+                    let drop = v["drop"].as_array().unwrap();
+                    assert_eq!(drop.len(), 8, "{v}");
+                    assert!(drop.iter().all(|l| l[0] == "n3" || l[1] == "n3"), "{v}");
+                } else {
+                    assert_eq!(v["nodes"], serde_json::json!(["n3"]), "{v}");
+                }
+            }
+            None => {
+                random.insert(kind.to_string());
+            }
+        }
+    }
+    let all: BTreeSet<String> = ["kill", "pause", "partition"].map(String::from).into();
+    assert_eq!(
+        aimed, all,
+        "not every fault aimed at the leader: {starts:?}"
+    );
+    assert!(
+        random.contains("kill") && random.contains("pause"),
+        "never a random member: {starts:?}"
+    );
+    // Same seed, same schedule.
+    assert_eq!(
+        leader_schedule(Some("n3"), 11).await,
+        leader_schedule(Some("n3"), 11).await
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_leader_that_cannot_be_found_is_said_and_the_fault_draws_as_usual() {
+    let starts = leader_schedule(None, 11).await;
+    let unknown: Vec<_> = starts
+        .iter()
+        .filter(|(_, v, _)| v.get("leader_unknown").is_some())
+        .collect();
+    assert!(!unknown.is_empty(), "{starts:?}");
+    for (f, v, _) in unknown {
+        assert!(v.get("leader").is_none(), "{f} {v}");
+        let why = v["leader_unknown"].as_str().unwrap();
+        assert!(why.contains("no leader"), "{why}");
     }
 }

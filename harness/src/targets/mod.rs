@@ -4,6 +4,8 @@
 //!   clock call, ring placement, and the `/digest` and `/stats` only it exposes.
 //! - [`garage`]: Garage, a third-party S3 store: `garage server` per member, joined into one
 //!   layout over its admin API, clients speaking S3.
+//! - [`etcd`]: etcd, a Raft store with linearizable reads — the calibration: `etcd` per
+//!   member bootstrapped with `--initial-cluster`, clients speaking its v3 JSON gateway.
 //! - [`faketime`]: clock skew for any store that cannot be told its clock is off: libfaketime
 //!   preloaded into each member with an offset file the nemesis rewrites.
 //!
@@ -18,6 +20,7 @@
 //! [`TargetKind::caps`] and [`TargetKind::spec`], and its flags in [`TargetArgs`]
 //! (ARCHITECTURE.md, "What a new target provides").
 
+pub mod etcd;
 pub mod faketime;
 pub mod garage;
 pub mod node;
@@ -44,17 +47,19 @@ use std::time::Duration;
 pub enum TargetKind {
     Node,
     Garage,
+    Etcd,
 }
 
 impl TargetKind {
     /// Every target, in the order refusals are looked for.
-    pub const ALL: [TargetKind; 2] = [TargetKind::Node, TargetKind::Garage];
+    pub const ALL: [TargetKind; 3] = [TargetKind::Node, TargetKind::Garage, TargetKind::Etcd];
 
     /// What the target declares about itself.
     pub fn caps(self) -> &'static Capabilities {
         match self {
             TargetKind::Node => &node::CAPS,
             TargetKind::Garage => &garage::CAPS,
+            TargetKind::Etcd => &etcd::CAPS,
         }
     }
 
@@ -76,6 +81,10 @@ pub struct TargetArgs {
     #[command(flatten)]
     #[serde(flatten)]
     pub garage: garage::GarageArgs,
+    /// `--target etcd`'s flags (`--etcd-serializable`, `--etcd-bin`).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub etcd: etcd::EtcdArgs,
 }
 
 impl TargetArgs {
@@ -85,6 +94,7 @@ impl TargetArgs {
         match kind {
             TargetKind::Node => self.node.given(),
             TargetKind::Garage => self.garage.given(),
+            TargetKind::Etcd => self.etcd.given(),
         }
     }
 }
@@ -198,6 +208,19 @@ pub trait Target: Send + Sync {
     fn clock(&self) -> Arc<dyn Clock>;
     /// Where keys live, for the cluster's members.
     fn placement(&self, nodes: &[String]) -> Arc<dyn Placement>;
+    /// Who leads, for a store with a leader (etcd), so faults can aim at it; `None` (the
+    /// default): no leader, and the nemesis draws its targets exactly as it always has.
+    fn leader(&self) -> Option<Arc<dyn Leader>> {
+        None
+    }
+}
+
+/// A store with a leader: `kill`, `pause` and the partition that isolates one member aim at
+/// it half the time (the nemesis's [`crate::nemesis::Ctx::leader`]).
+pub trait Leader: Send + Sync {
+    /// The member that leads now, as the members say (bounded in time), or why it is not
+    /// known (no leader, members disagreeing or not answering).
+    fn leader<'a>(&'a self, cluster: &'a dyn Cluster) -> BoxFuture<'a, Result<String, String>>;
 }
 
 /// Whether a target supports a fault.
@@ -371,6 +394,7 @@ impl TargetKind {
                 common.faults.contains(&Fault::ClockSkew),
                 common.seed,
             )?),
+            TargetKind::Etcd => Box::new(etcd::EtcdSpec::new(&args.etcd, common.nodes)?),
         })
     }
 }
@@ -449,6 +473,59 @@ mod tests {
             &[OpKind::Cas],
         )
         .unwrap();
+    }
+
+    #[test]
+    fn etcd_refuses_local_partitions_clock_skew_and_its_flag_elsewhere() {
+        let rw = [OpKind::Read, OpKind::Write, OpKind::Cas];
+        let e = check(
+            TargetKind::Etcd,
+            BackendKind::Local,
+            &[Fault::Partition],
+            &rw,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("needs --backend netns") && e.contains("peer URL"),
+            "{e}"
+        );
+        check(
+            TargetKind::Etcd,
+            BackendKind::Netns,
+            &[
+                Fault::Partition,
+                Fault::Kill,
+                Fault::Pause,
+                Fault::Slow,
+                Fault::Flaky,
+            ],
+            &rw,
+        )
+        .unwrap();
+        check(
+            TargetKind::Etcd,
+            BackendKind::Local,
+            &[Fault::Kill, Fault::Pause],
+            &rw,
+        )
+        .unwrap();
+        for backend in [BackendKind::Local, BackendKind::Netns] {
+            let e = check(TargetKind::Etcd, backend, &[Fault::ClockSkew], &rw).unwrap_err();
+            assert!(
+                e.starts_with("--nemesis clock-skew is not supported with --target etcd")
+                    && e.contains("libfaketime"),
+                "{e}"
+            );
+        }
+        assert_eq!(
+            foreign(TargetKind::Node, &["--etcd-serializable"]).unwrap_err(),
+            "--etcd-serializable: a --target etcd flag; the node's deadlines are \
+             --request-timeout-ms and --replica-timeout-ms"
+        );
+        foreign(TargetKind::Etcd, &["--etcd-serializable"]).unwrap();
+        assert!(foreign(TargetKind::Etcd, &["--r", "1"])
+            .unwrap_err()
+            .contains("etcd's reads are linearizable unless --etcd-serializable"));
     }
 
     /// The messages derived from the declarations are today's, word for word.

@@ -406,10 +406,22 @@ impl NetnsCluster {
         let ports: Vec<SocketAddr> = (0..self.launch.ports().max(1))
             .map(|k| self.port(id, k))
             .collect();
+        let members: Vec<(String, Vec<SocketAddr>)> = self
+            .spec
+            .nodes
+            .iter()
+            .map(|n| {
+                let all = (0..self.launch.ports().max(1))
+                    .map(|k| self.port(n, k))
+                    .collect();
+                (n.clone(), all)
+            })
+            .collect();
         let member = Member {
             id,
             addrs: &ports,
             peers: &peers,
+            members: &members,
             data_dir: &data,
         };
         let program = self.launch.program();
