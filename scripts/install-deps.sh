@@ -6,6 +6,8 @@
 #   chromium, node (nodejs)       timeline.html rendered headless and its script run
 #   libfaketime (faketime)        clock skew for --target garage (preloaded into its members)
 #   rustfmt, clippy               `make lint`
+#   python3, etcd-server,         the --target-file tests: the example adapters (Python's
+#   redis-server, redis-tools     standard library) and the stores they speak to
 #   garage                        the --target garage tests: `cargo install garage --locked`
 #                                 when neither on PATH nor named by QUORATE_GARAGE_BIN (a long
 #                                 build: see README)
@@ -30,6 +32,10 @@ libfaketime_found() {
   [ -n "${QUORATE_LIBFAKETIME:-}" ] && [ -f "$QUORATE_LIBFAKETIME" ]
 }
 libfaketime_found || missing+=(faketime)
+have python3 || missing+=(python3)
+have etcd || missing+=(etcd-server)
+have redis-server || missing+=(redis-server)
+have redis-cli || missing+=(redis-tools)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && have apt-get; then

@@ -35,6 +35,9 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
+/// How much longer than the op timeout a fresh adapter's first answer may take.
+pub const START_GRACE: Duration = Duration::from_secs(5);
+
 /// What every adapter of a run shares.
 struct Shared {
     cfg: Arc<FileConfig>,
@@ -42,6 +45,8 @@ struct Shared {
     run_dir: PathBuf,
     logs: PathBuf,
     nodes: Vec<String>,
+    /// Every member's client address, in node order (`{nK.addr}`).
+    clients: Vec<(String, Vec<std::net::SocketAddr>)>,
     concurrency: u64,
     next_id: AtomicU64,
     /// Whether any adapter ever gave a well-formed answer.
@@ -87,7 +92,7 @@ impl AdapterApi {
         cfg: Arc<FileConfig>,
         command: CommandT,
         run_dir: &std::path::Path,
-        nodes: &[String],
+        clients: Vec<(String, std::net::SocketAddr)>,
         concurrency: u64,
     ) -> anyhow::Result<AdapterApi> {
         let logs = run_dir.join("clients");
@@ -97,7 +102,8 @@ impl AdapterApi {
             command,
             run_dir: run_dir.to_path_buf(),
             logs,
-            nodes: nodes.to_vec(),
+            nodes: clients.iter().map(|(n, _)| n.clone()).collect(),
+            clients: clients.into_iter().map(|(n, a)| (n, vec![a])).collect(),
             concurrency: concurrency.max(1),
             next_id: AtomicU64::new(1),
             answered: AtomicBool::new(false),
@@ -148,7 +154,7 @@ impl AdapterApi {
             Place::Adapter,
             &s.run_dir,
             None,
-            &[],
+            &s.clients,
             Some((&member.node, index, member.addr, process)),
         );
         let words = config::fill_command(&s.command, &vars)?;
@@ -207,7 +213,11 @@ impl AdapterApi {
     ) -> Completion {
         let cell = self.cell(&member.node);
         let mut guard = cell.lock().await;
+        let mut timeout = timeout;
         if guard.is_none() {
+            // A fresh adapter's first answer waits for its start-up too (an interpreter can
+            // take a second to start on a loaded machine).
+            timeout += START_GRACE;
             match self.start(member) {
                 Ok(p) => *guard = Some(p),
                 Err(e) => {

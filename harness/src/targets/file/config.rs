@@ -210,6 +210,14 @@ pub fn vars(
         v.insert("others".into(), others.join(","));
         for (p, a) in m.dialled {
             v.insert(format!("{p}.dial"), a.to_string());
+            v.insert(format!("{p}.dial.host"), a.ip().to_string());
+            v.insert(format!("{p}.dial.port"), a.port().to_string());
+        }
+    }
+    if place == Place::Adapter {
+        // `members` holds each member's client address (through the proxy on `local`).
+        for (k, (_, addrs)) in members.iter().enumerate() {
+            v.insert(format!("n{}.addr", k + 1), addrs[0].to_string());
         }
     }
     if let Some((id, index, addr, process)) = adapter {
@@ -672,7 +680,8 @@ impl FileConfig {
     }
 
     /// What needs the machine: every command's program must be there (a path, relative to
-    /// the target file's folder when it has a `/` and is not absolute, or a name on `PATH`).
+    /// the target file's folder when it has a `/` and is not absolute, or a name on `PATH` or
+    /// beside `quorate` itself).
     pub fn prepare(&self) -> Result<(), String> {
         let mut cmds: Vec<(&CommandT, &str)> = vec![(&self.command, "member.command")];
         if let Ready::Command(c) = &self.ready {
@@ -726,10 +735,17 @@ impl FileConfig {
             };
             return exec(&p).then_some(p);
         }
-        std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join(program))
-                .find(|p| exec(p))
-        })
+        std::env::var_os("PATH")
+            .and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|d| d.join(program))
+                    .find(|p| exec(p))
+            })
+            .or_else(|| {
+                // Beside quorate itself (quorate-node after `cargo build`).
+                let me = std::env::current_exe().ok()?;
+                let p = me.parent()?.join(program);
+                exec(&p).then_some(p)
+            })
     }
 }

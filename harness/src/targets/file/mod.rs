@@ -435,7 +435,11 @@ impl Target for FileTarget {
                     cfg.clone(),
                     c.clone(),
                     &self.launch.run_dir,
-                    cluster.nodes(),
+                    cluster
+                        .nodes()
+                        .iter()
+                        .map(|n| (n.clone(), cluster.client_addr(n)))
+                        .collect(),
                     self.concurrency,
                 )?) as Arc<dyn Api>),
             }
