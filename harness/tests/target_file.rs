@@ -1,7 +1,8 @@
 //! `quorate run --target-file`: stores described in a TOML file, clients through adapters
 //! (docs/TARGETS.md, docs/INTERFACES.md "The adapter protocol"). Real processes: the reference
 //! node through `examples/adapters/node.py`, etcd through `etcd.py` (netns partitions, root),
-//! Redis with replicas through `redis.py`; misbehaving adapters from `tests/fixtures/adapters`;
+//! Redis with replicas through `redis.py`; clock skew checked through a time command;
+//! misbehaving adapters from `tests/fixtures/adapters`;
 //! target files refused with file:line before anything starts. After every run, no member and
 //! no adapter process is left, Ctrl-C included.
 
@@ -621,4 +622,59 @@ fn etcd_through_its_adapter_is_valid_under_partition_and_kill() {
         let r = results(&o);
         assert_eq!(verdict(&r), "valid", "seed {seed}: {}", stderr_tail(&o, 30));
     }
+}
+
+/// Clock skew on a libc program through libfaketime, checked on the first skew through the
+/// file's time command: the node (lww) reports its own clock moved; a time command that
+/// reads another clock (the harness's own `date`) shows the skew did not take effect, and
+/// the run ends with exit 3 instead of a verdict.
+#[test]
+fn clock_skew_is_checked_through_the_time_command() {
+    let _g = serial();
+    let t = tempfile::tempdir().unwrap();
+    let args = [
+        "--nodes",
+        "3",
+        "--nemesis",
+        "clock-skew",
+        "--time-limit",
+        "4",
+        "--nemesis-interval",
+        "1",
+        "--concurrency",
+        "2",
+        "--seed",
+        "1",
+        "--quiet",
+        "1",
+    ];
+    let o = run(t.path(), &example("node-lww-clock.toml"), &args);
+    results(&o);
+    let log = std::fs::read_to_string(run_dir(&o).join("harness.log")).unwrap();
+    assert!(
+        log.contains("own clock is"),
+        "no clock check in harness.log"
+    );
+
+    let text = std::fs::read_to_string(example("node-lww-clock.toml"))
+        .unwrap()
+        .replace(
+            "{target_dir}/../adapters/",
+            &format!("{}/examples/adapters/", repo().display()),
+        )
+        .replace(
+            r#"time_command = ["python3", "#,
+            r#"time_command = ["date", "+%s.%N"]
+unused = ["#,
+        );
+    let text = text.replace("\nunused = [", "\n# [");
+    let file = t.path().join("wrong-clock.toml");
+    std::fs::write(&file, text).unwrap();
+    let o = run(&t.path().join("r2"), &file, &args);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr_tail(&o, 10));
+    assert!(
+        stderr(&o).contains("did not take effect"),
+        "{}",
+        stderr_tail(&o, 10)
+    );
 }
