@@ -749,3 +749,111 @@ impl FileConfig {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(text: &str) -> Template {
+        Template {
+            text: text.into(),
+            line: 1,
+        }
+    }
+
+    #[test]
+    fn placeholders_fill_and_braces_escape() {
+        let mut v = BTreeMap::new();
+        v.insert("id".to_string(), "n2".to_string());
+        v.insert("addr.client".to_string(), "127.0.0.1:9".to_string());
+        assert_eq!(
+            fill(&t("{id}@{addr.client}"), &v).unwrap(),
+            "n2@127.0.0.1:9"
+        );
+        assert_eq!(fill(&t("{{id}} }}x"), &v).unwrap(), "{id} }x");
+        let e = fill(&t("--x={nope}"), &v).unwrap_err();
+        assert!(
+            e.starts_with("unknown placeholder {nope}; expected one of {addr.client} {id}"),
+            "{e}"
+        );
+        assert!(fill(&t("{id"), &v).unwrap_err().contains("unclosed"));
+        assert!(fill(&t("id}"), &v).unwrap_err().contains("lone"));
+    }
+
+    fn load(text: &str, backend: BackendKind, faults: &[Fault]) -> Result<FileConfig, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.toml");
+        std::fs::write(&p, text).unwrap();
+        FileConfig::load(&p, 3, backend, faults, &[OpKind::Read, OpKind::Write])
+            .map_err(|e| e.replace(&p.display().to_string(), "t.toml"))
+    }
+
+    const BASE: &str = "name = \"x\"\nfaults = [\"partition\", \"kill\"]\n[member]\ncommand = [\"s\", \"{n3.addr.client}\", \"{cluster.client}\"]\nready = { tcp = \"client\" }\n[client]\nadapter = [\"a\", \"{addr}\", \"{n2.addr}\", \"{process}\"]\n";
+
+    #[test]
+    fn a_file_loads_and_refuses_with_its_line() {
+        let c = load(BASE, BackendKind::Netns, &[Fault::Partition]).unwrap();
+        assert_eq!(c.ports, ["client"]);
+        assert_eq!(c.stop_signal, nix::sys::signal::Signal::SIGTERM);
+        assert!(matches!(c.ready, Ready::Tcp(0)));
+        // Link faults on the local backend need members dialling through the proxy.
+        let e = load(BASE, BackendKind::Local, &[Fault::Partition]).unwrap_err();
+        assert!(
+            e.starts_with("t.toml:2: --nemesis partition on --backend local needs proxied_peers"),
+            "{e}"
+        );
+        load(BASE, BackendKind::Local, &[Fault::Kill]).unwrap();
+        // A member placeholder is not an adapter's, and K is bounded by --nodes.
+        let e = load(
+            &BASE.replace("{process}", "{data_dir}"),
+            BackendKind::Netns,
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("t.toml:7: client.adapter \"{data_dir}\": unknown placeholder"),
+            "{e}"
+        );
+        let e = load(
+            &BASE.replace("{n3.addr.client}", "{n4.addr.client}"),
+            BackendKind::Netns,
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.starts_with("t.toml:4: member.command"), "{e}");
+        let e = load(
+            &BASE.replace("tcp = \"client\"", "tcp = \"peer\""),
+            BackendKind::Netns,
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("t.toml:5: member.ready.tcp \"peer\": expected a port name"),
+            "{e}"
+        );
+        let e = load(
+            &BASE.replace("[client]\n", "[client]\napi = \"node\"\n"),
+            BackendKind::Netns,
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("t.toml:6: client: expected exactly one of"),
+            "{e}"
+        );
+        let e = load(
+            &BASE.replace("name = \"x\"\n", "name = \"x\"\nops = [\"read\"]\n"),
+            BackendKind::Netns,
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.starts_with("t.toml:2: --ops write"), "{e}");
+        let e = load(
+            &BASE.replace("name = \"x\"\n", "name = 3\n"),
+            BackendKind::Netns,
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.starts_with("t.toml:1: invalid type"), "{e}");
+    }
+}
