@@ -52,6 +52,8 @@ struct Shared {
     /// Whether any adapter ever gave a well-formed answer.
     answered: AtomicBool,
     started: AtomicU64,
+    /// The last adapter that could not even be started, and why.
+    start_error: Mutex<Option<String>>,
     last_log: Mutex<Option<PathBuf>>,
     /// The process groups of the adapters running now.
     live: Mutex<BTreeSet<i32>>,
@@ -108,6 +110,7 @@ impl AdapterApi {
             next_id: AtomicU64::new(1),
             answered: AtomicBool::new(false),
             started: AtomicU64::new(0),
+            start_error: Mutex::new(None),
             last_log: Mutex::new(None),
             live: Mutex::default(),
             cells: Mutex::default(),
@@ -221,7 +224,8 @@ impl AdapterApi {
             match self.start(member) {
                 Ok(p) => *guard = Some(p),
                 Err(e) => {
-                    return Completion::not_ok(EventType::Info, echo, format!("adapter: {e}"))
+                    *self.shared.start_error.lock().unwrap() = Some(e.clone());
+                    return Completion::not_ok(EventType::Info, echo, format!("adapter: {e}"));
                 }
             }
         }
@@ -457,8 +461,16 @@ impl Api for AdapterApi {
     fn never_answered(&self) -> Option<String> {
         let s = &self.shared;
         let started = s.started.load(Ordering::Relaxed);
-        if started == 0 || s.answered.load(Ordering::Relaxed) {
+        let start_error = s.start_error.lock().unwrap().clone();
+        if s.answered.load(Ordering::Relaxed) || (started == 0 && start_error.is_none()) {
             return None;
+        }
+        if let Some(e) = start_error.filter(|_| started == 0) {
+            return Some(format!(
+                "no adapter ever answered: none could be started ({}:{}): {e}",
+                s.cfg.path.display(),
+                s.command.line
+            ));
         }
         let log = s.last_log.lock().unwrap().clone();
         let stderr = log
