@@ -341,7 +341,7 @@ adapter = ["python3", "{}", "{mode}", "{{addr}}"]
             infos.iter().take(3).collect::<Vec<_>>()
         );
         let oks = h.iter().filter(|e| e["type"] == "ok").count();
-        assert!(oks > 2 * 15, "{mode}: the run did not go on ({oks} ok ops)");
+        assert!(oks > 15, "{mode}: the run did not go on ({oks} ok ops)");
         // The client continued under fresh process numbers (slot + 2, + 4, …).
         let procs: std::collections::BTreeSet<u64> = h
             .iter()
@@ -352,12 +352,16 @@ adapter = ["python3", "{}", "{mode}", "{{addr}}"]
             procs.len() > 1,
             "{mode}: slot 0 never changed process number: {procs:?}"
         );
-        let logs = std::fs::read_dir(dir.join("clients")).unwrap().count();
-        let restarted = mode != "info";
-        // Started afresh: one log per adapter process; an adapter that answered info itself
-        // kept running (one per member the slot was bound to, plus the final reads').
-        if restarted {
-            assert!(logs > 2 + 3, "{mode}: only {logs} adapter logs");
+        // Started afresh: one log per adapter process, named by the process number it started
+        // under; the two slots' first adapters are 0.log and 1.log, so a broken adapter's
+        // successor makes a third (the final reads' adapters are final-<id>.log).
+        let logs = std::fs::read_dir(dir.join("clients"))
+            .unwrap()
+            .flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with("final-"))
+            .count();
+        if mode != "info" {
+            assert!(logs > 2, "{mode}: only {logs} client adapter logs");
         }
         assert!(
             verdict(&r) == "valid",
