@@ -682,3 +682,55 @@ unused = ["#,
         stderr_tail(&o, 10)
     );
 }
+
+/// The set-up command runs once every member is ready, with the cluster's addresses; one that
+/// fails ends the run with exit 3 and its output.
+#[test]
+fn the_setup_command_runs_once_and_a_failing_one_is_an_error() {
+    let _g = serial();
+    let t = tempfile::tempdir().unwrap();
+    let file = |name: &str, setup: &str| {
+        let p = t.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &p,
+            format!(
+                r#"name = "{name}"
+[member]
+command = ["quorate-node", "--id", "{{id}}", "--listen", "{{addr.client}}", "--peers", "{{peers}}", "--data-dir", "{{data_dir}}"]
+ready = {{ http = "http://{{addr.client}}/health" }}
+[setup]
+command = ["sh", "-c", "{setup}"]
+timeout_ms = 10000
+[client]
+api = "node"
+"#
+            ),
+        )
+        .unwrap();
+        p
+    };
+    let args = [
+        "--nodes",
+        "3",
+        "--nemesis",
+        "none",
+        "--time-limit",
+        "2",
+        "--concurrency",
+        "2",
+    ];
+    let ok = file("setup-ok", "echo {members.client} > {run_dir}/members");
+    let o = run(&t.path().join("r1"), &ok, &args);
+    results(&o);
+    let members = std::fs::read_to_string(run_dir(&o).join("members")).unwrap();
+    assert_eq!(members.trim().split(',').count(), 3, "{members}");
+    let bad = file("setup-bad", "echo no cluster for you; exit 4");
+    let o = run(&t.path().join("r2"), &bad, &args);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr_tail(&o, 10));
+    let e = stderr(&o);
+    assert!(
+        e.contains("setup.command exited with exit status: 4"),
+        "{e}"
+    );
+    assert!(e.contains("no cluster for you"), "{e}");
+}
