@@ -7,6 +7,8 @@
 #   libfaketime (faketime)        clock skew for --target garage (preloaded into its members)
 #   etcd (etcd-server)            the --target etcd tests (or QUORATE_ETCD_BIN)
 #   rustfmt, clippy               `make lint`
+#   python3, etcd-server,         the --target-file tests: the example adapters (Python's
+#   redis-server, redis-tools     standard library) and the stores they speak to
 #   garage                        the --target garage tests: `cargo install garage --locked`
 #                                 when neither on PATH nor named by QUORATE_GARAGE_BIN (a long
 #                                 build: see README)
@@ -37,6 +39,9 @@ if [ -n "${QUORATE_ETCD_BIN:-}" ]; then
 else
   have etcd || missing+=(etcd-server)
 fi
+have python3 || missing+=(python3)
+have redis-server || missing+=(redis-server)
+have redis-cli || missing+=(redis-tools)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && have apt-get; then

@@ -103,7 +103,8 @@ fn positive(flag: &'static str, value: f64) -> Result<Duration, PlanError> {
 impl RunPlan {
     /// Check every flag and build the plan. No I/O: nothing is looked up, run or bound.
     pub fn validate(a: &RunArgs, seed: u64) -> Result<RunPlan, PlanError> {
-        targets::refuse_foreign_flags(a.target, &a.target_args).map_err(PlanError::Target)?;
+        let kind = targets::TargetKind::chosen(a.target, &a.target_args);
+        targets::refuse_foreign_flags(kind, &a.target_args).map_err(PlanError::Target)?;
         let faults = nemesis::parse_list(&a.nemesis).map_err(PlanError::Nemesis)?;
         // A preset was always checked, whatever the target (it has a default, so a garage run
         // cannot be told apart from one that named it).
@@ -141,14 +142,17 @@ impl RunPlan {
         }
         let workload = Workload::new(a.workload, &a.ops, a.ops_per_key, a.concurrency, seed)
             .map_err(PlanError::Workload)?;
-        targets::check(a.target, a.backend, &faults, &workload.ops()).map_err(PlanError::Target)?;
+        let ops = workload.ops();
+        targets::check(kind, a.backend, &faults, &ops).map_err(PlanError::Target)?;
         let common = Common {
             nodes: a.nodes,
             faults: &faults,
             seed,
+            backend: a.backend,
+            ops: &ops,
+            concurrency: a.concurrency,
         };
-        let target = a
-            .target
+        let target = kind
             .spec(&a.target_args, common)
             .map_err(PlanError::Target)?;
         let quiet = match a.quiet {

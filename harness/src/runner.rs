@@ -85,7 +85,12 @@ async fn phases(cfg: &RunPlan, run_dir: &Path) -> anyhow::Result<RunOutcome> {
         BackendKind::Netns => Arc::new(NetnsCluster::start(spec, launch).await?),
     };
     let result = match configure(target.as_ref(), cluster.as_ref(), stop_rx.clone()).await {
-        Ok(api) => drive(cfg, &cluster, target.as_ref(), api, &rec, stop_rx).await,
+        Ok(api) => {
+            let r = drive(cfg, &cluster, target.as_ref(), api.clone(), &rec, stop_rx).await;
+            // Adapter processes (a target file's clients) stop before the members do.
+            api.close().await;
+            r
+        }
         Err(e) => Err(e),
     };
     let stopped = heal_and_shut_down(cluster.clone()).await;
@@ -172,7 +177,13 @@ async fn drive(
     let mut slots = tokio::task::JoinSet::new();
     let shared = Shared::default();
     for slot in 0..cfg.workload.concurrency() {
-        let (sc, rec, rx) = (slot_cfg.clone(), rec.clone(), clients_rx.clone());
+        let (mut sc, rec, rx) = (slot_cfg.clone(), rec.clone(), clients_rx.clone());
+        // An API that keeps state per client (an adapter process each) gives the slot its own.
+        if let Some(own) = api.for_slot(slot) {
+            for t in &mut sc.targets {
+                t.api = own.clone();
+            }
+        }
         slots.spawn(cfg.workload.slot(slot, sc, &shared, rec, rx));
     }
     let nemesis = Nemesis {
@@ -226,6 +237,9 @@ async fn drive(
             return Err(e.context("the nemesis failed, so no verdict is given"));
         }
     };
+    if let Some(why) = api.never_answered() {
+        anyhow::bail!("{why}");
+    }
     let client_ops = rec.counts.invokes.load(Ordering::Relaxed);
     let interrupted = *stop.borrow();
     if client_ops == 0 && !interrupted {

@@ -108,6 +108,7 @@ pub fn store_key(target: &Endpoint, set: u64, element: u64) -> String {
     match target.api.set_reads() {
         SetReads::Listing => listed_element_key(set, element),
         SetReads::ElementKeys => element_key(element),
+        SetReads::Native => set_name(set),
     }
 }
 
@@ -126,7 +127,24 @@ pub async fn add(
         key: store_key(target, set, element),
         value: json!(element),
     };
-    let run = client::execute(http, target, &op, timeout);
+    let run: crate::targets::BoxFuture<'_, Completion> = match target.api.set_reads() {
+        SetReads::Native => {
+            let name = set_name(set);
+            return recorded(
+                rec,
+                process,
+                target,
+                SetOpKind::Add,
+                set,
+                json!(element),
+                target
+                    .api
+                    .native_set(target, SetOpKind::Add, &name, json!(element), &[], timeout),
+            )
+            .await;
+        }
+        _ => Box::pin(client::execute(http, target, &op, timeout)),
+    };
     recorded(
         rec,
         process,
@@ -157,6 +175,20 @@ pub async fn read(
                     list_set(target.api.as_ref(), http, target, set, timeout).await
                 }
                 SetReads::ElementKeys => read_elements(http, target, elements, timeout).await,
+                SetReads::Native => {
+                    let name = set_name(set);
+                    target
+                        .api
+                        .native_set(
+                            target,
+                            SetOpKind::Read,
+                            &name,
+                            Value::Null,
+                            &elements,
+                            timeout,
+                        )
+                        .await
+                }
             }
         };
         match tokio::time::timeout(timeout, reading).await {

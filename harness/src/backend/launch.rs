@@ -3,13 +3,16 @@
 //! (where it listens, which namespace it runs in, how it is killed and reaped).
 //!
 //! A backend hands a [`Launch`] each member's addresses and data directory and gets back the
-//! [`Command`] to fork; it then waits until the member answers `GET /health` on its admin port
-//! with a status [`Launch::serving`] accepts. Each target brings its own (see `crate::targets`:
-//! the node's `NodeLaunch`, Garage's).
+//! [`Command`] to fork; it then waits until [`Launch::is_up`] says the member is up (by
+//! default: it answers `GET /health` on its admin port with a status [`Launch::serving`]
+//! accepts; a target file may ask for a TCP port, an HTTP URL or a command instead), and at
+//! the end stops it as [`Launch::stop`] says. Each target brings its own (see
+//! `crate::targets`: the node's `NodeLaunch`, Garage's, a target file's).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 /// One member as the backend lays it out for [`Launch::command`].
 #[derive(Debug, Clone)]
@@ -27,6 +30,10 @@ pub struct Member<'a> {
     pub members: &'a [(String, Vec<SocketAddr>)],
     /// Its data directory (created by the backend; kept across kill and restart).
     pub data_dir: &'a Path,
+    /// Every member's own addresses (all its ports, real ones, never the proxy's), itself
+    /// included, in node order: for stores that name each member's other ports at start-up
+    /// (a peer port in an initial-cluster list).
+    pub members: &'a [(String, Vec<SocketAddr>)],
 }
 
 /// What a target tells a backend about starting its members.
@@ -54,4 +61,26 @@ pub trait Launch: Send + Sync {
     }
     /// The program, for error messages.
     fn program(&self) -> PathBuf;
+    /// Whether member `id`, listening on `addrs` ([`Launch::ports`] of them), is up and
+    /// serving. By default: `GET /health` on its admin port answers a status
+    /// [`Launch::serving`] accepts. Called again and again until it says yes, the member
+    /// exits, or [`Launch::start_timeout`] passes; each call is quick (bounded itself).
+    fn is_up(&self, id: &str, addrs: &[SocketAddr]) -> bool {
+        let _ = id;
+        crate::backend::local::health(addrs[self.admin_port().min(addrs.len() - 1)])
+            .is_some_and(|s| self.serving(s))
+    }
+    /// What [`Launch::is_up`] waits for, after "did not …" in an error message.
+    fn awaits(&self) -> String {
+        "answer GET /health".into()
+    }
+    /// How long a started member gets to be up.
+    fn start_timeout(&self) -> Duration {
+        Duration::from_secs(20)
+    }
+    /// How a member is stopped at the end of a run: this signal, then SIGKILL after the
+    /// grace period (the default: SIGKILL at once). The `kill` fault is always SIGKILL.
+    fn stop(&self) -> (nix::sys::signal::Signal, Duration) {
+        (nix::sys::signal::Signal::SIGKILL, Duration::ZERO)
+    }
 }

@@ -26,9 +26,6 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How long a node gets to answer `/health` after it is started.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
-
 /// A cluster of local member processes (`quorate-node` unless a target says otherwise)
 /// behind the fault proxy.
 pub struct LocalCluster {
@@ -83,13 +80,14 @@ impl LocalCluster {
             let p = spec.run_dir.join(dir);
             fs::create_dir_all(&p).map_err(|e| BackendError::io(p.display().to_string(), e))?;
         }
+        let stop = launch.stop();
         let cluster = LocalCluster {
             spec,
             launch,
             addrs,
             ports,
             client_addrs,
-            procs: Arc::new(NodeProcs::new("node-spawner")?),
+            procs: Arc::new(NodeProcs::new("node-spawner", stop)?),
             proxy: Mutex::new(proxy),
         };
         let nodes = cluster.spec.nodes.clone();
@@ -97,15 +95,15 @@ impl LocalCluster {
             cluster.spawn_node(id)?;
         }
         // Wait for health off the async workers: the check is a blocking connect loop.
-        let deadline = Instant::now() + START_TIMEOUT;
+        let deadline = Instant::now() + cluster.launch.start_timeout();
         for id in &nodes {
-            let addr = cluster.admin_addr(id);
+            let addrs = cluster.ports[id].clone();
             let id2 = id.clone();
             let procs = cluster.procs.clone();
             let launch = cluster.launch.clone();
             let up = tokio::task::spawn_blocking(move || {
-                wait_serving(addr, deadline, &|| procs.exited(&id2), &|s| {
-                    launch.serving(s)
+                wait_up(launch.as_ref(), &id2, &addrs, deadline, &|| {
+                    procs.exited(&id2)
                 })
             })
             .await
@@ -171,6 +169,7 @@ impl LocalCluster {
             peers: &peers,
             members: &members,
             data_dir: &data,
+            members: &members,
         };
         let program = self.launch.program();
         let mut cmd = self.launch.command(&member).map_err(|e| {
@@ -221,13 +220,13 @@ impl Cluster for LocalCluster {
             return Err(BackendError::node(node, "is already running"));
         }
         self.spawn_node(node)?;
-        let deadline = Instant::now() + START_TIMEOUT;
-        let serving = |s| self.launch.serving(s);
-        if let Err(why) = wait_serving(
-            self.admin_addr(node),
+        let deadline = Instant::now() + self.launch.start_timeout();
+        if let Err(why) = wait_up(
+            self.launch.as_ref(),
+            node,
+            &self.ports[node],
             deadline,
             &|| self.procs.exited(node),
-            &serving,
         ) {
             let log = self.log_path(node);
             return Err(BackendError::node(
@@ -330,41 +329,37 @@ fn free_port() -> Result<SocketAddr> {
         .map_err(|e| BackendError::io("bind a loopback port", e))
 }
 
-/// Poll `GET /health` with a bare HTTP/1.0 request (no runtime needed) until 200, the
-/// deadline, or `exited` reporting that the process has ended (then its exit status).
-pub fn wait_healthy(
-    addr: SocketAddr,
+/// Poll [`Launch::is_up`] (by default a bare HTTP/1.0 `GET /health`, no runtime needed)
+/// until it says yes, the deadline, or `exited` reporting that the process has ended (then
+/// its exit status).
+pub fn wait_up(
+    launch: &dyn Launch,
+    id: &str,
+    addrs: &[SocketAddr],
     deadline: Instant,
     exited: &dyn Fn() -> Option<String>,
-) -> std::result::Result<(), String> {
-    wait_serving(addr, deadline, exited, &|s| s == 200)
-}
-
-/// [`wait_healthy`] with the statuses that count as up chosen by the caller (a store that is
-/// not yet configured answers, but not 200).
-pub fn wait_serving(
-    addr: SocketAddr,
-    deadline: Instant,
-    exited: &dyn Fn() -> Option<String>,
-    serving: &dyn Fn(u16) -> bool,
 ) -> std::result::Result<(), String> {
     while Instant::now() < deadline {
-        if health(addr).is_some_and(serving) {
+        if launch.is_up(id, addrs) {
             return Ok(());
         }
         if let Some(status) = exited() {
-            return Err(format!("exited ({status}) before answering GET /health"));
+            return Err(format!(
+                "exited ({status}) before it would {}",
+                launch.awaits()
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     Err(format!(
-        "did not answer GET /health at {addr} within {} s",
-        START_TIMEOUT.as_secs()
+        "did not {} within {} s",
+        launch.awaits(),
+        launch.start_timeout().as_secs_f64()
     ))
 }
 
 /// The status of `GET /health`, if anything answered with HTTP.
-fn health(addr: SocketAddr) -> Option<u16> {
+pub(crate) fn health(addr: SocketAddr) -> Option<u16> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
     s.write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")

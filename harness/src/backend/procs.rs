@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 type SpawnReq = (Command, mpsc::Sender<std::io::Result<Child>>);
 
@@ -68,14 +68,17 @@ pub(crate) struct NodeProcs {
     children: Mutex<BTreeMap<String, Child>>,
     pub(crate) spawner: Spawner,
     snapshots: AtomicU64,
+    /// How members are stopped at the end ([`super::launch::Launch::stop`]).
+    stop: (Signal, Duration),
 }
 
 impl NodeProcs {
-    pub(crate) fn new(spawner_name: &'static str) -> Result<NodeProcs> {
+    pub(crate) fn new(spawner_name: &'static str, stop: (Signal, Duration)) -> Result<NodeProcs> {
         Ok(NodeProcs {
             children: Mutex::new(BTreeMap::new()),
             spawner: Spawner::new(spawner_name)?,
             snapshots: AtomicU64::new(0),
+            stop,
         })
     }
 
@@ -103,9 +106,25 @@ impl NodeProcs {
         self.children.lock().unwrap().contains_key(node)
     }
 
-    /// Kill and reap every node, then stop the spawner thread. Idempotent.
+    /// Stop every node (the launch's signal, then SIGKILL after its grace period), reap
+    /// them, then stop the spawner thread. Idempotent.
     pub(crate) fn stop_all(&self) {
         let mut children = self.children.lock().unwrap();
+        let (sig, grace) = self.stop;
+        if sig != Signal::SIGKILL && !children.is_empty() {
+            for child in children.values_mut() {
+                let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);
+                let _ = kill(Pid::from_raw(child.id() as i32), sig);
+            }
+            let deadline = Instant::now() + grace;
+            while Instant::now() < deadline
+                && children
+                    .values_mut()
+                    .any(|c| matches!(c.try_wait(), Ok(None)))
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         for child in children.values_mut() {
             // Continue a stopped node first, so the kill is not held up and wait() returns.
             let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);

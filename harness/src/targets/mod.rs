@@ -6,6 +6,8 @@
 //!   layout over its admin API, clients speaking S3.
 //! - [`etcd`]: etcd, a Raft store with linearizable reads — the calibration: `etcd` per
 //!   member bootstrapped with `--initial-cluster`, clients speaking its v3 JSON gateway.
+//! - [`file`]: a store described in a target file (`--target-file`, docs/TARGETS.md), its
+//!   clients a built-in API or an adapter process per client (the adapter protocol).
 //! - [`faketime`]: clock skew for any store that cannot be told its clock is off: libfaketime
 //!   preloaded into each member with an offset file the nemesis rewrites.
 //!
@@ -22,6 +24,7 @@
 
 pub mod etcd;
 pub mod faketime;
+pub mod file;
 pub mod garage;
 pub mod node;
 
@@ -31,7 +34,7 @@ use crate::client::{Completion, Endpoint};
 use crate::nemesis::Fault;
 use crate::recorder::Recorder;
 use clap::Args;
-use quorate_workloads::{OpKind, OpSpec};
+use quorate_workloads::{OpKind, OpSpec, SetOpKind};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -48,11 +51,28 @@ pub enum TargetKind {
     Node,
     Garage,
     Etcd,
+    /// A store described in a file: chosen by `--target-file`, not `--target`.
+    #[value(skip)]
+    File,
 }
 
 impl TargetKind {
     /// Every target, in the order refusals are looked for.
-    pub const ALL: [TargetKind; 3] = [TargetKind::Node, TargetKind::Garage, TargetKind::Etcd];
+    pub const ALL: [TargetKind; 4] = [
+        TargetKind::Node,
+        TargetKind::Garage,
+        TargetKind::Etcd,
+        TargetKind::File,
+    ];
+
+    /// The target a run's flags choose: `--target-file` makes it [`TargetKind::File`].
+    pub fn chosen(target: TargetKind, args: &TargetArgs) -> TargetKind {
+        if args.file.target_file.is_some() {
+            TargetKind::File
+        } else {
+            target
+        }
+    }
 
     /// What the target declares about itself.
     pub fn caps(self) -> &'static Capabilities {
@@ -60,6 +80,7 @@ impl TargetKind {
             TargetKind::Node => &node::CAPS,
             TargetKind::Garage => &garage::CAPS,
             TargetKind::Etcd => &etcd::CAPS,
+            TargetKind::File => &file::CAPS,
         }
     }
 
@@ -85,6 +106,10 @@ pub struct TargetArgs {
     #[command(flatten)]
     #[serde(flatten)]
     pub etcd: etcd::EtcdArgs,
+    /// `--target-file FILE`.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub file: file::FileArgs,
 }
 
 impl TargetArgs {
@@ -95,6 +120,7 @@ impl TargetArgs {
             TargetKind::Node => self.node.given(),
             TargetKind::Garage => self.garage.given(),
             TargetKind::Etcd => self.etcd.given(),
+            TargetKind::File => self.file.given(),
         }
     }
 }
@@ -118,6 +144,9 @@ pub enum SetReads {
     ElementKeys,
     /// Each element under its set's prefix, read by one listing ([`Api::list`]).
     Listing,
+    /// The API hears set ops themselves ([`Api::native_set`]: an adapter's `add`, and a set
+    /// read given the elements added so far).
+    Native,
 }
 
 /// What a client speaks to a member. Outcomes follow INTERFACES.md's rules.
@@ -145,6 +174,47 @@ pub trait Api: Send + Sync + std::fmt::Debug {
         prefix: &'a str,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<Vec<String>, Unanswered>>;
+
+    /// A set op as one request, when [`Api::set_reads`] is [`SetReads::Native`]: `add` of
+    /// `value` to `set`, or a read of `set` given `elements` (what has been added to it so
+    /// far). Only such an API is ever asked.
+    fn native_set<'a>(
+        &'a self,
+        member: &'a Endpoint,
+        f: SetOpKind,
+        set: &'a str,
+        value: Value,
+        elements: &'a [u64],
+        timeout: Duration,
+    ) -> BoxFuture<'a, Completion> {
+        let _ = (set, elements, timeout);
+        let error = format!(
+            "{} on {}: this API reads sets by element keys or a listing, not natively",
+            f.name(),
+            member.node
+        );
+        Box::pin(async move {
+            Completion::not_ok(quorate_checker::history::EventType::Fail, value, error)
+        })
+    }
+
+    /// Client slot `slot`'s own API, for an API that keeps state per client (an adapter
+    /// process per client); `None` (the default): every slot shares this one.
+    fn for_slot(&self, slot: u64) -> Option<Arc<dyn Api>> {
+        let _ = slot;
+        None
+    }
+
+    /// After the fault phase: why the run cannot be judged through this API (no adapter
+    /// ever answered), if so.
+    fn never_answered(&self) -> Option<String> {
+        None
+    }
+
+    /// At the end of the run: stop whatever the API runs (adapter processes).
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// Moves a member's wall clock (the `clock-skew` fault).
@@ -355,6 +425,10 @@ pub struct Common<'a> {
     pub nodes: usize,
     pub faults: &'a [Fault],
     pub seed: u64,
+    pub backend: BackendKind,
+    /// The workload's register ops.
+    pub ops: &'a [OpKind],
+    pub concurrency: u64,
 }
 
 /// A target's validated flags: everything needed to build it, kept in the run's plan. Made
@@ -395,6 +469,7 @@ impl TargetKind {
                 common.seed,
             )?),
             TargetKind::Etcd => Box::new(etcd::EtcdSpec::new(&args.etcd, common.nodes)?),
+            TargetKind::File => Box::new(file::FileSpec::new(&args.file, common)?),
         })
     }
 }

@@ -52,7 +52,7 @@ mod links;
 pub use host::{preflight, sweep_stale, NetnsError};
 
 use super::launch::{Launch, Member};
-use super::local::wait_serving;
+use super::local::wait_up;
 use super::procs::{tail, NodeProcs};
 use super::{BackendError, Cluster, ClusterSpec, Result, Snapshot};
 use host::{
@@ -73,8 +73,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// How long a node gets to answer `/health` after it is started.
-const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Every node listens on this port, on its own namespace's address (a member with several
 /// ports, see [`Launch::ports`], takes the ones after it).
 const NODE_PORT: u16 = 7000;
@@ -157,7 +155,7 @@ impl NetnsCluster {
             fs::create_dir_all(&p).map_err(|e| BackendError::io(p.display().to_string(), e))?;
         }
 
-        let procs = NodeProcs::new("netns-spawner")?;
+        let procs = NodeProcs::new("netns-spawner", launch.stop())?;
         let pid = std::process::id();
         let mut taken = TAKEN.lock().unwrap();
         let letter = (b'a'..=b'z')
@@ -222,11 +220,11 @@ impl NetnsCluster {
         for id in &cluster.spec.nodes {
             cluster.spawn_node(id)?;
         }
-        let deadline = Instant::now() + START_TIMEOUT;
+        let deadline = Instant::now() + cluster.launch.start_timeout();
         for id in &cluster.spec.nodes {
-            let addr = cluster.port(id, cluster.launch.admin_port());
-            let serving = |s| cluster.launch.serving(s);
-            if let Err(why) = wait_serving(addr, deadline, &|| cluster.procs.exited(id), &serving) {
+            let addrs = cluster.ports_of(id);
+            let exited = || cluster.procs.exited(id);
+            if let Err(why) = wait_up(cluster.launch.as_ref(), id, &addrs, deadline, &exited) {
                 let log = cluster.log_path(id);
                 return Err(BackendError::node(
                     id,
@@ -373,6 +371,13 @@ impl NetnsCluster {
         a
     }
 
+    /// Every port of a member, in [`Launch`] order.
+    fn ports_of(&self, node: &str) -> Vec<SocketAddr> {
+        (0..self.launch.ports().max(1))
+            .map(|k| self.port(node, k))
+            .collect()
+    }
+
     fn spawn_node(&self, id: &str) -> Result<()> {
         // --peers holds the whole cluster, the node itself included, all by their real
         // namespace addresses: there is no proxy, the kernel does the faults.
@@ -403,8 +408,12 @@ impl NetnsCluster {
             };
             f.as_raw_fd()
         };
-        let ports: Vec<SocketAddr> = (0..self.launch.ports().max(1))
-            .map(|k| self.port(id, k))
+        let ports = self.ports_of(id);
+        let members: Vec<(String, Vec<SocketAddr>)> = self
+            .spec
+            .nodes
+            .iter()
+            .map(|n| (n.clone(), self.ports_of(n)))
             .collect();
         let members: Vec<(String, Vec<SocketAddr>)> = self
             .spec
@@ -423,6 +432,7 @@ impl NetnsCluster {
             peers: &peers,
             members: &members,
             data_dir: &data,
+            members: &members,
         };
         let program = self.launch.program();
         let mut cmd = self.launch.command(&member).map_err(|e| {
@@ -509,10 +519,10 @@ impl Cluster for NetnsCluster {
             return Err(BackendError::node(node, "is already running"));
         }
         self.spawn_node(node)?;
-        let deadline = Instant::now() + START_TIMEOUT;
-        let serving = |s| self.launch.serving(s);
+        let deadline = Instant::now() + self.launch.start_timeout();
         let exited = || self.procs.exited(node);
-        if let Err(why) = wait_serving(self.admin_addr(node), deadline, &exited, &serving) {
+        let addrs = self.ports_of(node);
+        if let Err(why) = wait_up(self.launch.as_ref(), node, &addrs, deadline, &exited) {
             let log = self.log_path(node);
             return Err(BackendError::node(
                 node,
