@@ -30,10 +30,6 @@ pub struct Member<'a> {
     pub members: &'a [(String, Vec<SocketAddr>)],
     /// Its data directory (created by the backend; kept across kill and restart).
     pub data_dir: &'a Path,
-    /// Every member's own addresses (all its ports, real ones, never the proxy's), itself
-    /// included, in node order: for stores that name each member's other ports at start-up
-    /// (a peer port in an initial-cluster list).
-    pub members: &'a [(String, Vec<SocketAddr>)],
 }
 
 /// What a target tells a backend about starting its members.

@@ -169,7 +169,6 @@ impl LocalCluster {
             peers: &peers,
             members: &members,
             data_dir: &data,
-            members: &members,
         };
         let program = self.launch.program();
         let mut cmd = self.launch.command(&member).map_err(|e| {

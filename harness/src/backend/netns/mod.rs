@@ -413,12 +413,6 @@ impl NetnsCluster {
             .spec
             .nodes
             .iter()
-            .map(|n| (n.clone(), self.ports_of(n)))
-            .collect();
-        let members: Vec<(String, Vec<SocketAddr>)> = self
-            .spec
-            .nodes
-            .iter()
             .map(|n| {
                 let all = (0..self.launch.ports().max(1))
                     .map(|k| self.port(n, k))
@@ -432,7 +426,6 @@ impl NetnsCluster {
             peers: &peers,
             members: &members,
             data_dir: &data,
-            members: &members,
         };
         let program = self.launch.program();
         let mut cmd = self.launch.command(&member).map_err(|e| {
