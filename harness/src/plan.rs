@@ -77,6 +77,8 @@ pub struct RunPlan {
     pub clock_modes: Vec<ClockMode>,
     /// `--clock-skew-ms`; `None`: each mode's own magnitudes.
     pub clock_skew_ms: Option<(u64, u64)>,
+    /// `--power-loss-scope` (default one).
+    pub power_loss_scope: nemesis::power_loss::Scope,
     pub time_limit: Duration,
     /// Checking budget per key.
     pub check_time_limit: Duration,
@@ -136,6 +138,12 @@ impl RunPlan {
             reset_probability: p,
         };
         let (clock_modes, clock_skew_ms) = clock_settings(a, &faults)?;
+        if a.power_loss_scope.is_some() && !faults.contains(&Fault::PowerLoss) {
+            return Err(PlanError::Nemesis(
+                "--power-loss-scope: only with power-loss in --nemesis (it would change nothing)"
+                    .into(),
+            ));
+        }
         if let Some(name) = &a.name {
             store::validate_name(name).map_err(PlanError::Name)?;
         }
@@ -169,6 +177,7 @@ impl RunPlan {
             link_faults,
             clock_modes,
             clock_skew_ms,
+            power_loss_scope: a.power_loss_scope.unwrap_or_default(),
             time_limit,
             check_time_limit,
             interval,
@@ -187,6 +196,9 @@ impl RunPlan {
     pub fn probe(&mut self) -> Result<(), ProbeError> {
         if self.backend == BackendKind::Netns {
             backend::netns::preflight()?;
+        }
+        if self.faults.contains(&Fault::PowerLoss) {
+            crate::lazyfs::mount::preflight().map_err(ProbeError::Target)?;
         }
         self.target.prepare(&self.nodes).map_err(ProbeError::Target)
     }

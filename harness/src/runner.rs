@@ -74,6 +74,7 @@ async fn phases(cfg: &RunPlan, run_dir: &Path) -> anyhow::Result<RunOutcome> {
         run_dir: run_dir.to_path_buf(),
         direct_clients: cfg.direct_clients,
         link_faults: cfg.link_faults_needed(),
+        power_loss: cfg.faults.contains(&crate::nemesis::Fault::PowerLoss),
     };
     // Declared before the cluster, so it is dropped after it (its `Drop` cleans up after
     // members that are gone).
@@ -191,6 +192,7 @@ async fn drive(
                 cfg.clock_modes.clone(),
                 cfg.clock_skew_ms,
             )),
+            power_loss: cfg.power_loss_scope,
         },
     };
     let deadline = phase_start + cfg.time_limit;

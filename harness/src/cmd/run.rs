@@ -49,7 +49,7 @@ pub struct RunArgs {
     /// Checking budget per key, in seconds.
     #[arg(long, default_value_t = 60.0)]
     pub check_time_limit: f64,
-    /// Faults: partition,kill,pause,stale-restore,clock-skew,slow,flaky, or none.
+    /// Faults: partition,kill,pause,stale-restore,clock-skew,slow,flaky,power-loss, or none.
     #[arg(long, default_value = "partition,kill")]
     pub nemesis: String,
     /// `slow`: delay per forwarded chunk on the slowed links, in ms.
@@ -71,6 +71,11 @@ pub struct RunArgs {
     /// 2000..5000), each offset's size for bump and strobe (default 4..262144).
     #[arg(long)]
     pub clock_skew_ms: Option<String>,
+    /// `power-loss`: whom each cut takes down: one (a member, drawn) or majority (a majority
+    /// of the busy key's replicas at once, as a rack losing power; of the members when the
+    /// target's placement is unknown). Default one.
+    #[arg(long, value_enum)]
+    pub power_loss_scope: Option<crate::nemesis::power_loss::Scope>,
     /// Seconds between fault starts (each lasts about as long).
     #[arg(long, default_value_t = 5.0)]
     pub nemesis_interval: f64,

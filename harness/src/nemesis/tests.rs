@@ -23,6 +23,7 @@ pub(super) fn ctx(fake: &Arc<FakeCluster>, dir: &Path) -> Ctx {
         link_faults: LinkFaults::default(),
         clock: fake.clone(),
         clocks: Default::default(),
+        power_loss: Default::default(),
     }
 }
 
@@ -83,7 +84,7 @@ async fn failed_schedule(
     (format!("{e:#}"), nemesis_events(dir.path()), fake)
 }
 
-const ALL: [Fault; 7] = Fault::ALL;
+const ALL: [Fault; 8] = Fault::ALL;
 
 /// Check that faults take turns: each one starts with the cluster whole and stops before the
 /// next starts, except clock skew composed into a partition or slow links (it starts inside

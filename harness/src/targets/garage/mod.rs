@@ -70,7 +70,7 @@ fn faults(f: Fault) -> Support {
         Fault::StaleRestore => {
             Support::No("it aims at the node's ring and copies the node's data directory")
         }
-        Fault::Kill | Fault::Pause | Fault::ClockSkew => Support::Yes,
+        Fault::Kill | Fault::Pause | Fault::ClockSkew | Fault::PowerLoss => Support::Yes,
     }
 }
 
