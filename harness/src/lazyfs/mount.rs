@@ -74,16 +74,25 @@ impl Mount {
     /// Start a server serving `backing` at `mountpoint` (both created if missing) and wait
     /// until it is mounted. Its log (stderr) is appended to `log`.
     pub fn start(backing: &Path, mountpoint: &Path, log: &Path) -> Result<Mount, String> {
+        Mount::start_with(&server_program()?, backing, mountpoint, log)
+    }
+
+    /// [`Mount::start`] with the `quorate` program named (tests).
+    pub fn start_with(
+        program: &Path,
+        backing: &Path,
+        mountpoint: &Path,
+        log: &Path,
+    ) -> Result<Mount, String> {
         for d in [backing, mountpoint] {
             std::fs::create_dir_all(d).map_err(|e| format!("lazyfs: {}: {e}", d.display()))?;
         }
-        let program = server_program()?;
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .map_err(|e| format!("lazyfs: {}: {e}", log.display()))?;
-        let mut cmd = Command::new(&program);
+        let mut cmd = Command::new(program);
         cmd.arg("lazyfs")
             .arg("--backing")
             .arg(backing)
@@ -380,6 +389,35 @@ pub fn sweep_stale() -> Vec<PathBuf> {
         }
     }
     removed
+}
+
+/// The pids of processes still serving or unmounting `mountpoint`: a `quorate lazyfs` or a
+/// `fusermount3` whose command line names it (tests check that none is left).
+pub fn helpers_of(mountpoint: &Path) -> Vec<u32> {
+    let want = mountpoint.as_os_str().as_encoded_bytes();
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmd.split(|&b| b == 0).collect();
+        let ours = args
+            .first()
+            .is_some_and(|a| a.ends_with(b"fusermount3") || a.ends_with(b"quorate"))
+            && args.iter().any(|a| a.ends_with(want));
+        let zombie =
+            std::fs::read_to_string(e.path().join("stat")).is_ok_and(|s| s.contains(") Z "));
+        if ours && !zombie {
+            out.push(pid);
+        }
+    }
+    out
 }
 
 fn tail(log: &Path) -> String {
