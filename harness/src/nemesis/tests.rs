@@ -368,3 +368,58 @@ async fn a_kill_of_two_that_kills_one_restarts_it_and_a_failed_restart_is_report
         assert_eq!(fake.faulted().len(), left, "{:?}", fake.faulted());
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn power_loss_cuts_a_majority_of_the_busy_keys_replicas_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Arc::new(FakeCluster::new(5));
+    let mut c = ctx(&fake, dir.path());
+    c.power_loss = power_loss::Scope::Majority;
+    let homes = c.home_nodes(&c.busy_key());
+    assert_eq!(homes.len(), 3);
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let Active::PowerLoss(nodes) = power_loss::start(&c, &mut rng).await.unwrap() else {
+        panic!("not a power loss")
+    };
+    assert_eq!(nodes.len(), 2, "{nodes:?}");
+    assert!(
+        nodes.iter().all(|n| homes.contains(n)),
+        "{nodes:?} of {homes:?}"
+    );
+    // Both die before either is cut: a rack goes down at once.
+    let calls = fake.calls();
+    assert_eq!(
+        calls,
+        [
+            format!("kill {}", nodes[0]),
+            format!("kill {}", nodes[1]),
+            format!("power-cut {}", nodes[0]),
+            format!("power-cut {}", nodes[1]),
+        ]
+    );
+    power_loss::stop(&c, nodes.clone()).await.unwrap();
+    assert!(fake.faulted().is_empty(), "{:?}", fake.faulted());
+    let ev = nemesis_events(dir.path());
+    assert_eq!(ev[0].0, "power-loss-start");
+    assert_eq!(ev[0].1["key"], c.busy_key());
+    assert_eq!(ev[0].1["dropped"][&nodes[0]]["bytes"], 4096);
+    assert_eq!(
+        (ev[1].0.as_str(), &ev[1].1["nodes"]),
+        ("power-loss-stop", &serde_json::json!(nodes))
+    );
+
+    // One member by default.
+    let c = ctx(&fake, dir.path());
+    let (one, key) = power_loss::choose(&c, &mut rng);
+    assert_eq!((one.len(), key), (1, None));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_power_cut_brings_back_every_member_it_took_down() {
+    let (e, ev, fake) = failed_schedule(&[Fault::PowerLoss], 2, &["power-cut"]).await;
+    assert!(e.contains("power cut"), "{e}");
+    assert!(fake.faulted().is_empty(), "{:?}", fake.faulted());
+    assert_eq!(ev[0].0, "power-loss-start");
+    assert!(ev[0].2.as_deref().unwrap().contains("power cut"), "{ev:?}");
+    assert_eq!(ev[1].0, "power-loss-stop");
+}
