@@ -5,6 +5,8 @@
 #   nft, ip (nftables, iproute2)  the `netns` backend's tests (they also need root)
 #   chromium, node (nodejs)       timeline.html rendered headless and its script run
 #   libfaketime (faketime)        clock skew for --target garage (preloaded into its members)
+#   fusermount3 (fuse3)           --nemesis power-loss: members' data dirs on lazyfs, a FUSE
+#                                 file system (mounted through fusermount3; /dev/fuse, root)
 #   rustfmt, clippy               `make lint`
 #   garage                        the --target garage tests: `cargo install garage --locked`
 #                                 when neither on PATH nor named by QUORATE_GARAGE_BIN (a long
@@ -30,6 +32,7 @@ libfaketime_found() {
   [ -n "${QUORATE_LIBFAKETIME:-}" ] && [ -f "$QUORATE_LIBFAKETIME" ]
 }
 libfaketime_found || missing+=(faketime)
+have fusermount3 || missing+=(fuse3)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && have apt-get; then
