@@ -557,7 +557,7 @@ impl State {
             }
             let freed = dropped.len() as u64 * PAGE;
             let mut added = 0;
-            if size % PAGE != 0 {
+            if !size.is_multiple_of(PAGE) {
                 let idx = size / PAGE;
                 if !f.dirty.contains_key(&idx) && idx * PAGE < f.base_len {
                     let p = Self::page(f, idx)?;
