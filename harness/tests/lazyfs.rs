@@ -78,6 +78,13 @@ impl Fixture {
                 "lazyfs server {pid} is still running"
             );
         }
+        // fusermount3 exits a moment after it unmounted: a bounded wait.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !quorate::lazyfs::mount::helpers_of(&self.at).is_empty()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let helpers = quorate::lazyfs::mount::helpers_of(&self.at);
         assert!(
             helpers.is_empty(),
@@ -303,4 +310,42 @@ fn readdir_statfs_mmap_and_a_clean_stop_work() {
     assert!(f.backing.join("a/b").is_dir());
     f.mount();
     assert_eq!(fs::read(f.p("a/y")).unwrap(), b"y");
+}
+
+/// A mount whose server and fusermount3 both died without unmounting (a harness killed at the
+/// worst moment) is found and unmounted by the sweep every power-loss run starts with.
+#[test]
+fn the_sweep_unmounts_a_mount_whose_server_is_dead() {
+    let mut f = Fixture::new();
+    let helpers = quorate::lazyfs::mount::helpers_of(&f.at);
+    // fusermount3 first, so it cannot unmount when the server dies.
+    let mut sorted = helpers.clone();
+    sorted.sort_by_key(|p| *p != f.mount.as_ref().unwrap().pid().unwrap());
+    for pid in sorted.iter().rev() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !quorate::lazyfs::mount::helpers_of(&f.at).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not dead: {helpers:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        is_mounted(&f.at),
+        "left mounted, as after a harness killed mid-run"
+    );
+    let swept = quorate::lazyfs::mount::sweep_stale();
+    assert!(
+        swept.iter().any(|p| p.ends_with("data")),
+        "{swept:?} does not name {}",
+        f.at.display()
+    );
+    assert!(!is_mounted(&f.at));
+    // The Mount's own stop finds nothing left to do.
+    f.mount.take().unwrap().stop();
 }

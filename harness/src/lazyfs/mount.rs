@@ -377,9 +377,12 @@ pub fn is_mounted(path: &Path) -> bool {
 pub fn sweep_stale() -> Vec<PathBuf> {
     let mut removed = Vec::new();
     for l in listed() {
-        let alive = l
-            .pid
-            .is_some_and(|p| nix::sys::signal::kill(Pid::from_raw(p as i32), None).is_ok());
+        // A zombie (dead, not yet reaped by its parent) serves nothing either.
+        let alive = l.pid.is_some_and(|p| {
+            nix::sys::signal::kill(Pid::from_raw(p as i32), None).is_ok()
+                && !std::fs::read_to_string(format!("/proc/{p}/stat"))
+                    .is_ok_and(|s| s.contains(") Z "))
+        });
         if alive {
             continue;
         }
