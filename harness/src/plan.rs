@@ -79,6 +79,8 @@ pub struct RunPlan {
     pub clock_skew_ms: Option<(u64, u64)>,
     /// `--power-loss-scope` (default one).
     pub power_loss_scope: nemesis::power_loss::Scope,
+    /// `--power-loss-from-start`: no checkpoint of the lazyfs mounts after set-up.
+    pub power_loss_from_start: bool,
     pub time_limit: Duration,
     /// Checking budget per key.
     pub check_time_limit: Duration,
@@ -138,11 +140,15 @@ impl RunPlan {
             reset_probability: p,
         };
         let (clock_modes, clock_skew_ms) = clock_settings(a, &faults)?;
-        if a.power_loss_scope.is_some() && !faults.contains(&Fault::PowerLoss) {
-            return Err(PlanError::Nemesis(
-                "--power-loss-scope: only with power-loss in --nemesis (it would change nothing)"
-                    .into(),
-            ));
+        for (flag, given) in [
+            ("--power-loss-scope", a.power_loss_scope.is_some()),
+            ("--power-loss-from-start", a.power_loss_from_start),
+        ] {
+            if given && !faults.contains(&Fault::PowerLoss) {
+                return Err(PlanError::Nemesis(format!(
+                    "{flag}: only with power-loss in --nemesis (it would change nothing)"
+                )));
+            }
         }
         if let Some(name) = &a.name {
             store::validate_name(name).map_err(PlanError::Name)?;
@@ -178,6 +184,7 @@ impl RunPlan {
             clock_modes,
             clock_skew_ms,
             power_loss_scope: a.power_loss_scope.unwrap_or_default(),
+            power_loss_from_start: a.power_loss_from_start,
             time_limit,
             check_time_limit,
             interval,

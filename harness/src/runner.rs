@@ -86,7 +86,10 @@ async fn phases(cfg: &RunPlan, run_dir: &Path) -> anyhow::Result<RunOutcome> {
         BackendKind::Netns => Arc::new(NetnsCluster::start(spec, launch).await?),
     };
     let result = match configure(target.as_ref(), cluster.as_ref(), stop_rx.clone()).await {
-        Ok(api) => drive(cfg, &cluster, target.as_ref(), api, &rec, stop_rx).await,
+        Ok(api) => match checkpoint(cfg, cluster.clone()).await {
+            Ok(()) => drive(cfg, &cluster, target.as_ref(), api, &rec, stop_rx).await,
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     let stopped = heal_and_shut_down(cluster.clone()).await;
@@ -95,6 +98,19 @@ async fn phases(cfg: &RunPlan, run_dir: &Path) -> anyhow::Result<RunOutcome> {
         anyhow::bail!("writing {}: {e}", history.display());
     }
     crate::nemesis::keep_both(result, stopped)
+}
+
+/// With `power-loss`, what the members wrote while the cluster was set up is made durable
+/// before the faults begin (as Jepsen checkpoints lazyfs after a database's set-up), unless
+/// `--power-loss-from-start` asks for cuts that may also drop it.
+async fn checkpoint(cfg: &RunPlan, cluster: Arc<dyn Cluster>) -> anyhow::Result<()> {
+    if !cfg.faults.contains(&crate::nemesis::Fault::PowerLoss) || cfg.power_loss_from_start {
+        return Ok(());
+    }
+    tokio::task::spawn_blocking(move || cluster.checkpoint())
+        .await
+        .context("the lazyfs checkpoint after set-up")?
+        .context("making the set-up durable on the members' lazyfs mounts")
 }
 
 /// Heal and stop the cluster off the async workers (kill + wait are blocking). A heal that

@@ -62,6 +62,16 @@ impl Mounts {
         Ok(dropped)
     }
 
+    /// Make everything written so far durable on every mount (after the target's set-up).
+    pub(crate) fn checkpoint(&self) -> Result<()> {
+        let mut mounts = self.mounts.lock().unwrap();
+        for (id, m) in mounts.iter_mut() {
+            let was = m.sync().map_err(|e| BackendError::node(id, e))?;
+            tracing::info!(node = %id, bytes = was.bytes, metadata_ops = was.metadata_ops, "lazyfs: checkpoint after set-up");
+        }
+        Ok(())
+    }
+
     /// The server of a member's mount (tests check that none is left).
     pub(crate) fn server_pid(&self, id: &str) -> Option<u32> {
         self.mounts.lock().unwrap().get(id).and_then(Mount::pid)

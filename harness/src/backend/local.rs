@@ -288,6 +288,10 @@ impl Cluster for LocalCluster {
         Ok(())
     }
 
+    fn checkpoint(&self) -> Result<()> {
+        self.mounts.checkpoint()
+    }
+
     fn power_cut(&self, node: &str) -> Result<crate::lazyfs::model::Unsynced> {
         if self.procs.is_running(node) {
             return Err(BackendError::node(

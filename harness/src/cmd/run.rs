@@ -76,6 +76,10 @@ pub struct RunArgs {
     /// target's placement is unknown). Default one.
     #[arg(long, value_enum)]
     pub power_loss_scope: Option<crate::nemesis::power_loss::Scope>,
+    /// `power-loss`: skip the checkpoint after set-up, so a cut may also drop what members
+    /// wrote while the cluster was set up (a power cut soon after a first boot).
+    #[arg(long)]
+    pub power_loss_from_start: bool,
     /// Seconds between fault starts (each lasts about as long).
     #[arg(long, default_value_t = 5.0)]
     pub nemesis_interval: f64,

@@ -416,6 +416,8 @@ impl Filesystem for LazyFs {
 /// The harness drives it through stdin and stdout, one line each way:
 /// - once mounted, it prints `ready`;
 /// - `stats` → one JSON line, [`model::Unsynced`] (what a cut would drop now);
+/// - `sync` → that JSON line, then everything is committed and synced (a checkpoint: what
+///   the members wrote so far survives later cuts); `{"error": …}` if that failed;
 /// - `cut` → that JSON line, then it exits at once, unmounting without writing anything
 ///   (the power cut);
 /// - end of input (the harness closed the pipe or died) → a clean shutdown: everything is
@@ -457,6 +459,14 @@ pub fn serve(backing: &Path, mountpoint: &Path) -> anyhow::Result<()> {
         match line.trim() {
             "stats" => {
                 writeln!(out, "{}", serde_json::to_string(&unsynced)?)?;
+                out.flush()?;
+            }
+            "sync" => {
+                let synced = state.lock().unwrap_or_else(|p| p.into_inner()).sync_all();
+                match synced {
+                    Ok(()) => writeln!(out, "{}", serde_json::to_string(&unsynced)?)?,
+                    Err(e) => writeln!(out, "{{\"error\": \"sync failed: errno {e}\"}}")?,
+                }
                 out.flush()?;
             }
             "cut" => {

@@ -199,6 +199,12 @@ impl Mount {
         self.ask("stats")
     }
 
+    /// A checkpoint: make everything written so far durable (as Jepsen's lazyfs checkpoint
+    /// after a database's set-up); returns what was unsynced until then.
+    pub fn sync(&mut self) -> Result<Unsynced, String> {
+        self.ask("sync")
+    }
+
     /// The power cut: the server drops everything unsynced and exits; once the mount is gone,
     /// returns what was dropped. The member using it must be dead already (its open files
     /// would keep the mount busy). [`Mount::start`] on the same directories brings it back.

@@ -592,6 +592,10 @@ impl Cluster for NetnsCluster {
         self.with_links(from, to, |l| l.reset(from, to))
     }
 
+    fn checkpoint(&self) -> Result<()> {
+        self.mounts.checkpoint()
+    }
+
     fn power_cut(&self, node: &str) -> Result<crate::lazyfs::model::Unsynced> {
         self.ns_of(node)?;
         if self.procs.is_running(node) {
