@@ -7,6 +7,7 @@
 //!   the first was down) lose acknowledged writes: `lost-writes` INVALID, caught within 5 seeds;
 //! - with both on (`--garage-fsync`), no acknowledged write is lost and read-after-write holds
 //!   (`lost-writes` and `stale-reads` valid) in every seed tried.
+//!
 //! After each run: no garage process, lazyfs server, fusermount3 or mount left.
 //!
 //! Needs `garage` on PATH or `QUORATE_GARAGE_BIN`, as harness/tests/garage.rs does (never

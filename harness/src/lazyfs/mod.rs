@@ -30,7 +30,8 @@
 //!   name holding whatever of the data was durable (ext4 without `auto_da_alloc`'s rescue).
 //! - `sync(2)` and `syncfs(2)` do not reach a FUSE file system and make nothing durable.
 //!   Timestamps are kept in memory only. Hard links, symlinks and special files are refused
-//!   (EPERM); files are not locked by the server (the kernel keeps `flock`/`fcntl` locks
+//!   (EPERM); extended attributes are not kept (none exists, setting one is refused); files
+//!   are not locked by the server (the kernel keeps `flock`/`fcntl` locks
 //!   locally). Unsynced data is capped at [`model::DIRTY_LIMIT`]; a write past it fails with
 //!   ENOSPC.
 //! - mmap works through the kernel's page cache (no direct I/O): a shared writable mapping's
@@ -389,6 +390,30 @@ impl Filesystem for LazyFs {
             Self::attr(st, ino)
         }) {
             Ok(a) => reply.created(&TTL, &a, Generation(0), FileHandle(0), FopenFlags::empty()),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    /// No extended attributes are kept (the kernel asks for `security.capability` on every
+    /// write): none exists.
+    fn getxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _name: &OsStr,
+        _size: u32,
+        reply: fuser::ReplyXattr,
+    ) {
+        match self.with(|st| st.inode(ino.0).map(|_| ())) {
+            Ok(()) => reply.error(Errno::from_i32(libc::ENODATA)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: fuser::ReplyXattr) {
+        match self.with(|st| st.inode(ino.0).map(|_| ())) {
+            Ok(()) if size == 0 => reply.size(0),
+            Ok(()) => reply.data(&[]),
             Err(e) => reply.error(errno(e)),
         }
     }
