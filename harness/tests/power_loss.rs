@@ -162,9 +162,14 @@ fn fsync_never_loses_acknowledged_writes_when_a_majority_of_a_keys_replicas_lose
 #[test]
 fn power_loss_of_one_member_on_the_netns_backend() {
     let _g = serial();
-    if !nix::unistd::geteuid().is_root() {
-        panic!("the netns backend needs root (make test runs as root)");
+    if std::env::var("QUORATE_SKIP_NETNS").as_deref() == Ok("1") {
+        eprintln!("netns power-loss test skipped: QUORATE_SKIP_NETNS=1");
+        return;
     }
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the netns backend needs root; run as root or set QUORATE_SKIP_NETNS=1"
+    );
     let t = tempfile::tempdir().unwrap();
     let mut a = args("abd", "always", "one", "3");
     a.extend(["--backend", "netns", "--nodes", "3"]);
