@@ -46,6 +46,8 @@ pub struct RunOutcome {
     /// The repairs those counters show, or why they were not measured (results'
     /// `run.repairs`).
     pub repairs: Value,
+    /// Members that would not start again after a power cut, with why (a finding).
+    pub not_restarted: BTreeMap<String, String>,
 }
 
 /// Run all phases on a fresh tokio runtime. History goes to `<run_dir>/history.jsonl`.
@@ -192,6 +194,7 @@ async fn drive(
         let (sc, rec, rx) = (slot_cfg.clone(), rec.clone(), clients_rx.clone());
         slots.spawn(cfg.workload.slot(slot, sc, &shared, rec, rx));
     }
+    let lost_members: Arc<std::sync::Mutex<BTreeMap<String, String>>> = Default::default();
     let nemesis = Nemesis {
         faults: cfg.faults.clone(),
         interval: cfg.interval,
@@ -209,6 +212,7 @@ async fn drive(
                 cfg.clock_skew_ms,
             )),
             power_loss: cfg.power_loss_scope,
+            lost_members: lost_members.clone(),
         },
     };
     let deadline = phase_start + cfg.time_limit;
@@ -296,6 +300,7 @@ async fn drive(
             )
         }
     };
+    let not_restarted = lost_members.lock().unwrap().clone();
     let c = &rec.counts;
     Ok(RunOutcome {
         interrupted: *stop.borrow(),
@@ -308,6 +313,7 @@ async fn drive(
         converged,
         node_stats,
         repairs,
+        not_restarted,
     })
 }
 

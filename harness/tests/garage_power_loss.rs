@@ -8,6 +8,10 @@
 //! - with both on (`--garage-fsync`), no acknowledged write is lost and read-after-write holds
 //!   (`lost-writes` and `stale-reads` valid) in every seed tried.
 //!
+//! - without the checkpoint after set-up (`--power-loss-from-start`), the first member cut
+//!   never starts again: Garage wrote its `node_key` without an fsync and panics on the empty
+//!   file — a finding recorded on `power-loss-stop` and in results.json, not a run error.
+//!
 //! After each run: no garage process, lazyfs server, fusermount3 or mount left.
 //!
 //! Needs `garage` on PATH or `QUORATE_GARAGE_BIN`, as harness/tests/garage.rs does (never
@@ -22,6 +26,10 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn run(results: &Path, seed: u64, fsync: bool) -> Output {
+    run_with(results, seed, fsync, &[])
+}
+
+fn run_with(results: &Path, seed: u64, fsync: bool, extra: &[&str]) -> Output {
     let seed = seed.to_string();
     let mut args = vec![
         "run",
@@ -47,6 +55,7 @@ fn run(results: &Path, seed: u64, fsync: bool) -> Output {
     if fsync {
         args.push("--garage-fsync");
     }
+    args.extend(extra);
     let o = Command::new(quorate())
         .args(&args)
         .arg("--results")
@@ -157,4 +166,40 @@ fn with_its_default_fsync_settings_garage_loses_acknowledged_writes_to_power_cut
         }
     }
     panic!("no acknowledged write lost in 5 seeds: {seen:?}");
+}
+
+#[test]
+fn a_member_cut_soon_after_its_first_start_never_starts_again_and_that_is_a_finding() {
+    let _g = serial();
+    let t = tempfile::tempdir().unwrap();
+    let o = run_with(t.path(), 1, true, &["--power-loss-from-start"]);
+    // A verdict on what the clients saw, not exit 3.
+    let r = results_of(&o);
+    let starts = cuts(&o);
+    let cut = starts[0]["nodes"][0].as_str().unwrap().to_string();
+    let why = r["run"]["not_restarted"][&cut].as_str().unwrap_or_else(|| {
+        panic!(
+            "{cut} is not listed as not restarted: {}",
+            stderr_tail(&o, 12)
+        )
+    });
+    assert!(why.contains("before answering GET /health"), "{why}");
+    let log =
+        std::fs::read_to_string(run_dir(&o).join("nodes").join(format!("{cut}.log"))).unwrap();
+    assert!(
+        log.contains("Corrupt node_key file"),
+        "{cut}'s log does not say why"
+    );
+    let stop = common::history(&run_dir(&o))
+        .into_iter()
+        .find(|e| e["f"] == "power-loss-stop")
+        .unwrap();
+    assert!(stop["value"]["not_restarted"][&cut].is_string(), "{stop}");
+    assert!(
+        stop.get("error").is_none(),
+        "a finding, not an error: {stop}"
+    );
+    assert!(common::stderr(&o).contains("would not start again"));
+    // No fault after the finding.
+    assert_eq!(starts.len(), 1);
 }

@@ -256,6 +256,9 @@ fn run(args: &RunArgs, seed: u64) -> anyhow::Result<Once> {
             "node_stats": o.node_stats,
             "repairs": o.repairs,
         });
+        if !o.not_restarted.is_empty() {
+            results["run"]["not_restarted"] = json!(o.not_restarted);
+        }
     }
     let results_path = run_dir.join("results.json");
     std::fs::write(&results_path, serde_json::to_vec_pretty(&results)?)
@@ -271,6 +274,13 @@ fn run(args: &RunArgs, seed: u64) -> anyhow::Result<Once> {
     eprintln!("{}", judge::summary(&results, outcome.as_ref().ok()));
     if let Some(s) = results["run"]["repairs"]["sentence"].as_str() {
         eprintln!("{s}");
+    }
+    if let Some(lost) = results["run"]["not_restarted"].as_object() {
+        let names: Vec<&str> = lost.keys().map(String::as_str).collect();
+        eprintln!(
+            "power-loss: {} would not start again on what survived the cut (a finding; why: power-loss-stop's \"not_restarted\" in history.jsonl)",
+            names.join(", ")
+        );
     }
     if let Some(e) = run_error {
         eprintln!("quorate run: error: {e}");

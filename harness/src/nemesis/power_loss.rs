@@ -14,7 +14,9 @@
 //!   target's placement is known (the node's ring), else a majority of the members.
 //!
 //! Failures follow the convention of [`super`]: a step that fails records its event with
-//! `"error"`, brings back what it took down, and ends the run with exit 3.
+//! `"error"`, brings back what it took down, and ends the run with exit 3. A member that will
+//! not start again on what survived its cut is not such a failure but a finding about the
+//! store ([`stop`]).
 
 use super::{on_each, Active, Ctx};
 use rand::seq::SliceRandom;
@@ -114,17 +116,43 @@ pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
     }
 }
 
+/// Start the cut members again on what was durable. A member that will not start is a
+/// finding about the store, not a failure of the fault: the event lists it under
+/// `"not_restarted"` with why, stderr says so, the run goes on (with no further fault, see
+/// [`Ctx::lost_members`]) and ends with a verdict on what the clients saw.
 pub async fn stop(ctx: &Ctx, nodes: Vec<String>) -> anyhow::Result<()> {
-    let (restarted, failed) = on_each(ctx, nodes, "restart", |c, n| c.restart(n)).await;
-    let value = json!({ "nodes": restarted });
-    match failed {
-        None => {
-            ctx.rec.nemesis("power-loss-stop", value);
-            Ok(())
-        }
-        Some(e) => {
-            ctx.rec.nemesis_error("power-loss-stop", value, &e);
-            anyhow::bail!("power-loss-stop: {e}")
+    let results = ctx
+        .blocking(move |c| {
+            nodes
+                .into_iter()
+                .map(|n| {
+                    let r = c.restart(&n).map_err(|e| e.to_string());
+                    (n, r)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+    let mut restarted = Vec::new();
+    let mut not_restarted = serde_json::Map::new();
+    for (n, r) in results {
+        match r {
+            Ok(()) => restarted.push(n),
+            Err(why) => {
+                tracing::error!(
+                    "power-loss: {n} would not start again on what was durable (a finding, recorded on power-loss-stop): {why}"
+                );
+                ctx.lost_members
+                    .lock()
+                    .unwrap()
+                    .insert(n.clone(), why.clone());
+                not_restarted.insert(n, json!(why));
+            }
         }
     }
+    let mut value = json!({ "nodes": restarted });
+    if !not_restarted.is_empty() {
+        value["not_restarted"] = serde_json::Value::Object(not_restarted);
+    }
+    ctx.rec.nemesis("power-loss-stop", value);
+    Ok(())
 }

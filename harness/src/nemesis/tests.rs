@@ -24,6 +24,7 @@ pub(super) fn ctx(fake: &Arc<FakeCluster>, dir: &Path) -> Ctx {
         clock: fake.clone(),
         clocks: Default::default(),
         power_loss: Default::default(),
+        lost_members: Default::default(),
     }
 }
 
@@ -422,4 +423,37 @@ async fn a_failed_power_cut_brings_back_every_member_it_took_down() {
     assert_eq!(ev[0].0, "power-loss-start");
     assert!(ev[0].2.as_deref().unwrap().contains("power cut"), "{ev:?}");
     assert_eq!(ev[1].0, "power-loss-stop");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_member_that_will_not_start_after_a_power_cut_is_a_finding_and_ends_the_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Arc::new(FakeCluster::new(5));
+    fake.fail("restart");
+    let nemesis = Nemesis {
+        faults: vec![Fault::PowerLoss],
+        interval: Duration::from_secs(2),
+        seed: 4,
+        ctx: ctx(&fake, dir.path()),
+    };
+    let lost = nemesis.ctx.lost_members.clone();
+    let (_stop_tx, stop) = watch::channel(false);
+    // Not an error, and no second fault after it (10 s would hold five).
+    let started = nemesis
+        .run(Instant::now() + Duration::from_secs(10), stop)
+        .await
+        .unwrap();
+    assert_eq!(started, 1);
+    let ev = nemesis_events(dir.path());
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    let cut = ev[0].1["nodes"][0].as_str().unwrap().to_string();
+    assert_eq!(ev[1].0, "power-loss-stop");
+    assert_eq!(ev[1].2, None, "a finding, not an error");
+    assert_eq!(ev[1].1["nodes"], serde_json::json!([]));
+    assert!(ev[1].1["not_restarted"][&cut]
+        .as_str()
+        .unwrap()
+        .contains("injected failure"));
+    assert!(lost.lock().unwrap().contains_key(&cut));
+    assert_eq!(fake.faulted(), [format!("{cut} killed")]);
 }
