@@ -97,7 +97,8 @@ pub struct Unsynced {
     pub metadata_ops: u64,
     /// The first of them, in order, as `"rename a -> b"` (at most 20).
     pub first_ops: Vec<String>,
-    /// fsync and fsyncdir calls served since the mount began.
+    /// fsync and fsyncdir calls served since the mount began (a checkpoint counts one per
+    /// file it synced).
     pub fsyncs: u64,
 }
 
