@@ -6,6 +6,8 @@
 #   chromium, node (nodejs)       timeline.html rendered headless and its script run
 #   libfaketime (faketime)        clock skew for --target garage (preloaded into its members)
 #   etcd (etcd-server)            the --target etcd tests (or QUORATE_ETCD_BIN)
+#   fusermount3 (fuse3)           --nemesis power-loss: members' data dirs on lazyfs, a FUSE
+#                                 file system (mounted through fusermount3; /dev/fuse, root)
 #   rustfmt, clippy               `make lint`
 #   python3, etcd-server,         the --target-file tests: the example adapters (Python's
 #   redis-server, redis-tools     standard library) and the stores they speak to
@@ -42,6 +44,7 @@ fi
 have python3 || missing+=(python3)
 have redis-server || missing+=(redis-server)
 have redis-cli || missing+=(redis-tools)
+have fusermount3 || missing+=(fuse3)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && have apt-get; then

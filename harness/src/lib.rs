@@ -24,6 +24,8 @@
 //! - [`judge`]: reads the history back, checks it, shapes `results.json`, picks the exit code.
 //! - [`store`]: the results folder layout and `results/latest`.
 //! - [`junit`]: JUnit XML, one testcase per check.
+//! - [`lazyfs`]: the `power-loss` fault's FUSE file system (unsynced writes in memory,
+//!   dropped by a cut), its server (`quorate lazyfs`, hidden) and the harness's side of it.
 //! - [`progress`]: the progress line on stderr.
 //! - `testkit` (test builds only): an in-memory cluster and client API for unit tests.
 pub mod backend;
@@ -32,6 +34,7 @@ pub mod cmd;
 pub mod compare;
 pub mod judge;
 pub mod junit;
+pub mod lazyfs;
 pub mod nemesis;
 pub mod plan;
 pub mod progress;

@@ -29,6 +29,9 @@ enum Command {
     Compare(quorate::cmd::compare::CompareArgs),
     /// Browse the results store: runs and comparisons, newest first (read-only, loopback).
     Serve(quorate::cmd::serve::ServeArgs),
+    /// The power-loss fault's file system server (started by `quorate run`, not by people).
+    #[command(hide = true)]
+    Lazyfs(quorate::lazyfs::LazyfsArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Check(args) => quorate::cmd::check::main(args),
         Command::Compare(args) => quorate::cmd::compare::main(args),
         Command::Serve(args) => quorate::cmd::serve::main(args),
+        Command::Lazyfs(args) => quorate::lazyfs::main(args),
     };
     ExitCode::from(code)
 }

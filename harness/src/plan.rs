@@ -77,6 +77,10 @@ pub struct RunPlan {
     pub clock_modes: Vec<ClockMode>,
     /// `--clock-skew-ms`; `None`: each mode's own magnitudes.
     pub clock_skew_ms: Option<(u64, u64)>,
+    /// `--power-loss-scope` (default one).
+    pub power_loss_scope: nemesis::power_loss::Scope,
+    /// `--power-loss-from-start`: no checkpoint of the lazyfs mounts after set-up.
+    pub power_loss_from_start: bool,
     pub time_limit: Duration,
     /// Checking budget per key.
     pub check_time_limit: Duration,
@@ -137,6 +141,16 @@ impl RunPlan {
             reset_probability: p,
         };
         let (clock_modes, clock_skew_ms) = clock_settings(a, &faults)?;
+        for (flag, given) in [
+            ("--power-loss-scope", a.power_loss_scope.is_some()),
+            ("--power-loss-from-start", a.power_loss_from_start),
+        ] {
+            if given && !faults.contains(&Fault::PowerLoss) {
+                return Err(PlanError::Nemesis(format!(
+                    "{flag}: only with power-loss in --nemesis (it would change nothing)"
+                )));
+            }
+        }
         if let Some(name) = &a.name {
             store::validate_name(name).map_err(PlanError::Name)?;
         }
@@ -173,6 +187,8 @@ impl RunPlan {
             link_faults,
             clock_modes,
             clock_skew_ms,
+            power_loss_scope: a.power_loss_scope.unwrap_or_default(),
+            power_loss_from_start: a.power_loss_from_start,
             time_limit,
             check_time_limit,
             interval,
@@ -191,6 +207,9 @@ impl RunPlan {
     pub fn probe(&mut self) -> Result<(), ProbeError> {
         if self.backend == BackendKind::Netns {
             backend::netns::preflight()?;
+        }
+        if self.faults.contains(&Fault::PowerLoss) {
+            crate::lazyfs::mount::preflight().map_err(ProbeError::Target)?;
         }
         self.target.prepare(&self.nodes).map_err(ProbeError::Target)
     }

@@ -46,6 +46,8 @@ pub struct RunOutcome {
     /// The repairs those counters show, or why they were not measured (results'
     /// `run.repairs`).
     pub repairs: Value,
+    /// Members that would not start again after a power cut, with why (a finding).
+    pub not_restarted: BTreeMap<String, String>,
 }
 
 /// Run all phases on a fresh tokio runtime. History goes to `<run_dir>/history.jsonl`.
@@ -74,6 +76,7 @@ async fn phases(cfg: &RunPlan, run_dir: &Path) -> anyhow::Result<RunOutcome> {
         run_dir: run_dir.to_path_buf(),
         direct_clients: cfg.direct_clients,
         link_faults: cfg.link_faults_needed(),
+        power_loss: cfg.faults.contains(&crate::nemesis::Fault::PowerLoss),
     };
     // Declared before the cluster, so it is dropped after it (its `Drop` cleans up after
     // members that are gone).
@@ -86,7 +89,10 @@ async fn phases(cfg: &RunPlan, run_dir: &Path) -> anyhow::Result<RunOutcome> {
     };
     let result = match configure(target.as_ref(), cluster.as_ref(), stop_rx.clone()).await {
         Ok(api) => {
-            let r = drive(cfg, &cluster, target.as_ref(), api.clone(), &rec, stop_rx).await;
+            let r = match checkpoint(cfg, cluster.clone()).await {
+                Ok(()) => drive(cfg, &cluster, target.as_ref(), api.clone(), &rec, stop_rx).await,
+                Err(e) => Err(e),
+            };
             // Adapter processes (a target file's clients) stop before the members do.
             api.close().await;
             r
@@ -99,6 +105,19 @@ async fn phases(cfg: &RunPlan, run_dir: &Path) -> anyhow::Result<RunOutcome> {
         anyhow::bail!("writing {}: {e}", history.display());
     }
     crate::nemesis::keep_both(result, stopped)
+}
+
+/// With `power-loss`, what the members wrote while the cluster was set up is made durable
+/// before the faults begin (as Jepsen checkpoints lazyfs after a database's set-up), unless
+/// `--power-loss-from-start` asks for cuts that may also drop it.
+async fn checkpoint(cfg: &RunPlan, cluster: Arc<dyn Cluster>) -> anyhow::Result<()> {
+    if !cfg.faults.contains(&crate::nemesis::Fault::PowerLoss) || cfg.power_loss_from_start {
+        return Ok(());
+    }
+    tokio::task::spawn_blocking(move || cluster.checkpoint())
+        .await
+        .context("the lazyfs checkpoint after set-up")?
+        .context("making the set-up durable on the members' lazyfs mounts")
 }
 
 /// Heal and stop the cluster off the async workers (kill + wait are blocking). A heal that
@@ -186,6 +205,7 @@ async fn drive(
         }
         slots.spawn(cfg.workload.slot(slot, sc, &shared, rec, rx));
     }
+    let lost_members: Arc<std::sync::Mutex<BTreeMap<String, String>>> = Default::default();
     let nemesis = Nemesis {
         faults: cfg.faults.clone(),
         interval: cfg.interval,
@@ -203,6 +223,8 @@ async fn drive(
                 cfg.clock_skew_ms,
             )),
             leader: sut.leader(),
+            power_loss: cfg.power_loss_scope,
+            lost_members: lost_members.clone(),
         },
     };
     let deadline = phase_start + cfg.time_limit;
@@ -293,6 +315,7 @@ async fn drive(
             )
         }
     };
+    let not_restarted = lost_members.lock().unwrap().clone();
     let c = &rec.counts;
     Ok(RunOutcome {
         interrupted: *stop.borrow(),
@@ -305,6 +328,7 @@ async fn drive(
         converged,
         node_stats,
         repairs,
+        not_restarted,
     })
 }
 

@@ -48,6 +48,7 @@ fn spec(run_dir: &Path) -> ClusterSpec {
         run_dir: run_dir.to_path_buf(),
         direct_clients: false,
         link_faults: false,
+        power_loss: false,
     }
 }
 

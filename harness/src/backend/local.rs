@@ -11,6 +11,7 @@
 //! [`super::procs`].
 
 use super::launch::{Launch, Member};
+use super::lazy::Mounts;
 use super::procs::{tail, NodeProcs};
 use super::{BackendError, Cluster, ClusterSpec, Result, Snapshot};
 use crate::proxy::{Proxy, CLIENT};
@@ -38,6 +39,8 @@ pub struct LocalCluster {
     client_addrs: BTreeMap<String, SocketAddr>,
     procs: Arc<NodeProcs>,
     proxy: Mutex<Proxy>,
+    /// The data directories' lazyfs mounts (`power-loss` only).
+    mounts: Mounts,
 }
 
 impl LocalCluster {
@@ -81,7 +84,9 @@ impl LocalCluster {
             fs::create_dir_all(&p).map_err(|e| BackendError::io(p.display().to_string(), e))?;
         }
         let stop = launch.stop();
+        let mounts = Mounts::start(&spec)?;
         let cluster = LocalCluster {
+            mounts,
             spec,
             launch,
             addrs,
@@ -131,6 +136,11 @@ impl LocalCluster {
     /// The pid of a running node (tests use it to check nothing is left behind).
     pub fn pid(&self, node: &str) -> Option<u32> {
         self.procs.pid(node)
+    }
+
+    /// The pid of the lazyfs server of a node's data directory (`power-loss` runs).
+    pub fn lazyfs_pid(&self, node: &str) -> Option<u32> {
+        self.mounts.server_pid(node)
     }
 
     fn spawn_node(&self, id: &str) -> Result<()> {
@@ -283,8 +293,23 @@ impl Cluster for LocalCluster {
         Ok(())
     }
 
+    fn checkpoint(&self) -> Result<()> {
+        self.mounts.checkpoint()
+    }
+
+    fn power_cut(&self, node: &str) -> Result<crate::lazyfs::model::Unsynced> {
+        if self.procs.is_running(node) {
+            return Err(BackendError::node(
+                node,
+                "power cut while running: kill it first",
+            ));
+        }
+        self.mounts.cut(node)
+    }
+
     fn shutdown(&self) {
         self.procs.stop_all();
+        self.mounts.stop_all();
         self.proxy.lock().unwrap().shutdown();
     }
 }

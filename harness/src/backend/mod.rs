@@ -3,6 +3,7 @@
 //! - [`local`]: nodes as child processes on loopback, every link through the harness's own
 //!   TCP fault proxy ([`crate::proxy`]); no privileges.
 //! - [`netns`]: one network namespace per node, partitions as firewall drops; needs root.
+//! - `lazy`: the members' lazyfs mounts when a run has `power-loss` (both backends).
 //! - [`launch`]: what a target tells a backend about starting one member (program, ports,
 //!   what `/health` answers when it is up); each target brings its own (`crate::targets`).
 //!
@@ -11,6 +12,7 @@
 //! copies and proxy rule changes are all quick, and a sync trait stays object-safe.
 
 pub mod launch;
+pub(crate) mod lazy;
 pub mod local;
 pub mod netns;
 mod procs;
@@ -83,6 +85,9 @@ pub struct ClusterSpec {
     /// Route peer connections so links can be delayed and reset (`--backend netns` with
     /// `slow` or `flaky`; the local backend's proxy always can).
     pub link_faults: bool,
+    /// Serve each member's data directory from a lazyfs mount, so `power-loss` can drop what
+    /// it did not fsync (`--nemesis power-loss`); plain directories otherwise.
+    pub power_loss: bool,
 }
 
 /// A saved copy of a node's data directory (for stale-restore).
@@ -136,6 +141,22 @@ pub trait Cluster: Send + Sync {
         Err(BackendError::Unsupported(format!(
             "resetting {from} -> {to}: this backend cannot reset connections"
         )))
+    }
+
+    /// Cut a killed member's power: its data directory (a lazyfs mount) drops everything the
+    /// member did not fsync and is mounted again over what was durable; returns what was
+    /// dropped. [`Cluster::restart`] then starts it on that. Only on a cluster started with
+    /// [`ClusterSpec::power_loss`].
+    fn power_cut(&self, node: &str) -> Result<crate::lazyfs::model::Unsynced> {
+        Err(BackendError::Unsupported(format!(
+            "power loss on {node}: this backend has no lazyfs mounts"
+        )))
+    }
+
+    /// Make everything the members wrote so far durable on their lazyfs mounts (a checkpoint
+    /// after the target's set-up, as Jepsen does with lazyfs); nothing to do without mounts.
+    fn checkpoint(&self) -> Result<()> {
+        Ok(())
     }
 
     /// Stop everything, kill and reap every process, remove every rule. Idempotent.

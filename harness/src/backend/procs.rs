@@ -178,7 +178,17 @@ impl NodeProcs {
                 "restore needs the node stopped",
             ));
         }
-        let _ = fs::remove_dir_all(data_dir);
+        // The contents, not the directory: it may be a mount point (power-loss's lazyfs).
+        if let Ok(entries) = fs::read_dir(data_dir) {
+            for e in entries.flatten() {
+                let p = e.path();
+                let _ = if p.is_dir() {
+                    fs::remove_dir_all(&p)
+                } else {
+                    fs::remove_file(&p)
+                };
+            }
+        }
         copy_dir(&snap.path, data_dir)
             .map_err(|e| BackendError::io(format!("restore of {}", snap.node), e))
     }
@@ -195,7 +205,8 @@ pub(crate) fn tail(log: &Path) -> String {
     format!("; last lines:\n{}", lines[start..].join("\n"))
 }
 
-/// Recursive copy of a data directory (files and folders only; the node makes no links).
+/// Recursive copy of a data directory (files and folders only; the node makes no links),
+/// every file and folder fsynced, so a restore into a lazyfs mount (power-loss) is durable.
 fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     fs::create_dir_all(to)?;
     for entry in fs::read_dir(from)? {
@@ -205,7 +216,8 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
             copy_dir(&entry.path(), &target)?;
         } else {
             fs::copy(entry.path(), &target)?;
+            fs::File::open(&target)?.sync_all()?;
         }
     }
-    Ok(())
+    fs::File::open(to)?.sync_all()
 }

@@ -49,7 +49,7 @@ pub struct RunArgs {
     /// Checking budget per key, in seconds.
     #[arg(long, default_value_t = 60.0)]
     pub check_time_limit: f64,
-    /// Faults: partition,kill,pause,stale-restore,clock-skew,slow,flaky, or none.
+    /// Faults: partition,kill,pause,stale-restore,clock-skew,slow,flaky,power-loss, or none.
     #[arg(long, default_value = "partition,kill")]
     pub nemesis: String,
     /// `slow`: delay per forwarded chunk on the slowed links, in ms.
@@ -71,6 +71,15 @@ pub struct RunArgs {
     /// 2000..5000), each offset's size for bump and strobe (default 4..262144).
     #[arg(long)]
     pub clock_skew_ms: Option<String>,
+    /// `power-loss`: whom each cut takes down: one (a member, drawn) or majority (a majority
+    /// of the busy key's replicas at once, as a rack losing power; of the members when the
+    /// target's placement is unknown). Default one.
+    #[arg(long, value_enum)]
+    pub power_loss_scope: Option<crate::nemesis::power_loss::Scope>,
+    /// `power-loss`: skip the checkpoint after set-up, so a cut may also drop what members
+    /// wrote while the cluster was set up (a power cut soon after a first boot).
+    #[arg(long)]
+    pub power_loss_from_start: bool,
     /// Seconds between fault starts (each lasts about as long).
     #[arg(long, default_value_t = 5.0)]
     pub nemesis_interval: f64,
@@ -247,6 +256,9 @@ fn run(args: &RunArgs, seed: u64) -> anyhow::Result<Once> {
             "node_stats": o.node_stats,
             "repairs": o.repairs,
         });
+        if !o.not_restarted.is_empty() {
+            results["run"]["not_restarted"] = json!(o.not_restarted);
+        }
     }
     let results_path = run_dir.join("results.json");
     std::fs::write(&results_path, serde_json::to_vec_pretty(&results)?)
@@ -262,6 +274,13 @@ fn run(args: &RunArgs, seed: u64) -> anyhow::Result<Once> {
     eprintln!("{}", judge::summary(&results, outcome.as_ref().ok()));
     if let Some(s) = results["run"]["repairs"]["sentence"].as_str() {
         eprintln!("{s}");
+    }
+    if let Some(lost) = results["run"]["not_restarted"].as_object() {
+        let names: Vec<&str> = lost.keys().map(String::as_str).collect();
+        eprintln!(
+            "power-loss: {} would not start again on what survived the cut (a finding; why: power-loss-stop's \"not_restarted\" in history.jsonl)",
+            names.join(", ")
+        );
     }
     if let Some(e) = run_error {
         eprintln!("quorate run: error: {e}");

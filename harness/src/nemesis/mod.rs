@@ -9,6 +9,8 @@
 //!   [`strobe`], resets).
 //! - [`slow`]: delay and jitter on the links into one home node of the busy key.
 //! - [`flaky`]: random connection resets on the links of a minority of the nodes.
+//! - [`power_loss`]: members SIGKILLed and their data directories' unsynced writes dropped
+//!   (lazyfs mounts), one member or a majority of a key's replicas at once.
 //!
 //! The schedule is one fault at a time: every `interval` a fault starts, holds for 70% of the
 //! interval, then stops, leaving the cluster whole for the rest. Which fault, and its targets,
@@ -38,6 +40,7 @@ pub mod flaky;
 pub mod kill;
 pub mod partition;
 pub mod pause;
+pub mod power_loss;
 pub mod slow;
 pub mod stale_restore;
 pub mod strobe;
@@ -70,6 +73,7 @@ pub enum Fault {
     ClockSkew,
     Slow,
     Flaky,
+    PowerLoss,
 }
 
 impl FromStr for Fault {
@@ -83,6 +87,7 @@ impl FromStr for Fault {
             "clock-skew" => Ok(Fault::ClockSkew),
             "slow" => Ok(Fault::Slow),
             "flaky" => Ok(Fault::Flaky),
+            "power-loss" => Ok(Fault::PowerLoss),
             other => Err(other.to_string()),
         }
     }
@@ -90,7 +95,7 @@ impl FromStr for Fault {
 
 impl Fault {
     /// Every fault, in `--nemesis`'s order.
-    pub const ALL: [Fault; 7] = [
+    pub const ALL: [Fault; 8] = [
         Fault::Partition,
         Fault::Kill,
         Fault::Pause,
@@ -98,6 +103,7 @@ impl Fault {
         Fault::ClockSkew,
         Fault::Slow,
         Fault::Flaky,
+        Fault::PowerLoss,
     ];
 
     pub fn name(self) -> &'static str {
@@ -109,6 +115,7 @@ impl Fault {
             Fault::ClockSkew => "clock-skew",
             Fault::Slow => "slow",
             Fault::Flaky => "flaky",
+            Fault::PowerLoss => "power-loss",
         }
     }
 
@@ -151,7 +158,7 @@ pub fn parse_list(s: &str) -> Result<Vec<Fault>, String> {
     let mut out = Vec::new();
     for part in s.split(',') {
         let f: Fault = part.parse().map_err(|bad: String| {
-            format!("--nemesis: unknown fault {bad:?}; expected a comma list of partition, kill, pause, stale-restore, clock-skew, slow, flaky, or none")
+            format!("--nemesis: unknown fault {bad:?}; expected a comma list of partition, kill, pause, stale-restore, clock-skew, slow, flaky, power-loss, or none")
         })?;
         if !out.contains(&f) {
             out.push(f);
@@ -183,6 +190,11 @@ pub struct Ctx {
     /// Who leads, for a target with a leader (etcd): kill, pause and the `one` partition aim
     /// at it half the time. `None`: no leader, and no draw is made for one.
     pub leader: Option<Arc<dyn Leader>>,
+    /// `--power-loss-scope`: one member, or a majority of a key's replicas.
+    pub power_loss: power_loss::Scope,
+    /// Members that would not start again after a power cut (a finding, not an error): the
+    /// schedule starts no fault after one, so no fault aims at a member that is gone.
+    pub lost_members: Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>,
 }
 
 impl Ctx {
@@ -216,6 +228,7 @@ pub enum Active {
     ClockSkew(clock_skew::State),
     Slow(slow::State),
     Flaky(flaky::State),
+    PowerLoss(Vec<String>),
 }
 
 pub struct Nemesis {
@@ -281,6 +294,7 @@ impl Nemesis {
                 Fault::ClockSkew => clock_skew::start(&self.ctx, &mut rng).await,
                 Fault::Slow => slow::start(&self.ctx, &mut rng).await,
                 Fault::Flaky => flaky::start(&self.ctx, &mut rng).await,
+                Fault::PowerLoss => power_loss::start(&self.ctx, &mut rng).await,
             }
             .map_err(|e| e.context(format!("{} could not be applied", fault.name())))?;
             *started += 1;
@@ -344,6 +358,10 @@ impl Nemesis {
             if *stop.borrow() {
                 break;
             }
+            if !self.ctx.lost_members.lock().unwrap().is_empty() {
+                tracing::warn!("nemesis: a member would not start again after a power cut; no further fault is started");
+                break;
+            }
         }
         Ok(())
     }
@@ -357,6 +375,7 @@ impl Nemesis {
             Active::ClockSkew(st) => clock_skew::stop(&self.ctx, st).await,
             Active::Slow(st) => slow::stop(&self.ctx, st).await,
             Active::Flaky(st) => flaky::stop(&self.ctx, st).await,
+            Active::PowerLoss(nodes) => power_loss::stop(&self.ctx, nodes).await,
         }
     }
 }

@@ -25,6 +25,8 @@ pub(super) fn ctx(fake: &Arc<FakeCluster>, dir: &Path) -> Ctx {
         clock: fake.clone(),
         clocks: Default::default(),
         leader: None,
+        power_loss: Default::default(),
+        lost_members: Default::default(),
     }
 }
 
@@ -85,7 +87,7 @@ async fn failed_schedule(
     (format!("{e:#}"), nemesis_events(dir.path()), fake)
 }
 
-const ALL: [Fault; 7] = Fault::ALL;
+const ALL: [Fault; 8] = Fault::ALL;
 
 /// Check that faults take turns: each one starts with the cluster whole and stops before the
 /// next starts, except clock skew composed into a partition or slow links (it starts inside
@@ -474,4 +476,90 @@ async fn a_leader_that_cannot_be_found_is_said_and_the_fault_draws_as_usual() {
         let why = v["leader_unknown"].as_str().unwrap();
         assert!(why.contains("no leader"), "{why}");
     }
+#[tokio::test(start_paused = true)]
+async fn power_loss_cuts_a_majority_of_the_busy_keys_replicas_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Arc::new(FakeCluster::new(5));
+    let mut c = ctx(&fake, dir.path());
+    c.power_loss = power_loss::Scope::Majority;
+    let homes = c.home_nodes(&c.busy_key());
+    assert_eq!(homes.len(), 3);
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let Active::PowerLoss(nodes) = power_loss::start(&c, &mut rng).await.unwrap() else {
+        panic!("not a power loss")
+    };
+    assert_eq!(nodes.len(), 2, "{nodes:?}");
+    assert!(
+        nodes.iter().all(|n| homes.contains(n)),
+        "{nodes:?} of {homes:?}"
+    );
+    // Both die before either is cut: a rack goes down at once.
+    let calls = fake.calls();
+    assert_eq!(
+        calls,
+        [
+            format!("kill {}", nodes[0]),
+            format!("kill {}", nodes[1]),
+            format!("power-cut {}", nodes[0]),
+            format!("power-cut {}", nodes[1]),
+        ]
+    );
+    power_loss::stop(&c, nodes.clone()).await.unwrap();
+    assert!(fake.faulted().is_empty(), "{:?}", fake.faulted());
+    let ev = nemesis_events(dir.path());
+    assert_eq!(ev[0].0, "power-loss-start");
+    assert_eq!(ev[0].1["key"], c.busy_key());
+    assert_eq!(ev[0].1["dropped"][&nodes[0]]["bytes"], 4096);
+    assert_eq!(
+        (ev[1].0.as_str(), &ev[1].1["nodes"]),
+        ("power-loss-stop", &serde_json::json!(nodes))
+    );
+
+    // One member by default.
+    let c = ctx(&fake, dir.path());
+    let (one, key) = power_loss::choose(&c, &mut rng);
+    assert_eq!((one.len(), key), (1, None));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_power_cut_brings_back_every_member_it_took_down() {
+    let (e, ev, fake) = failed_schedule(&[Fault::PowerLoss], 2, &["power-cut"]).await;
+    assert!(e.contains("power cut"), "{e}");
+    assert!(fake.faulted().is_empty(), "{:?}", fake.faulted());
+    assert_eq!(ev[0].0, "power-loss-start");
+    assert!(ev[0].2.as_deref().unwrap().contains("power cut"), "{ev:?}");
+    assert_eq!(ev[1].0, "power-loss-stop");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_member_that_will_not_start_after_a_power_cut_is_a_finding_and_ends_the_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Arc::new(FakeCluster::new(5));
+    fake.fail("restart");
+    let nemesis = Nemesis {
+        faults: vec![Fault::PowerLoss],
+        interval: Duration::from_secs(2),
+        seed: 4,
+        ctx: ctx(&fake, dir.path()),
+    };
+    let lost = nemesis.ctx.lost_members.clone();
+    let (_stop_tx, stop) = watch::channel(false);
+    // Not an error, and no second fault after it (10 s would hold five).
+    let started = nemesis
+        .run(Instant::now() + Duration::from_secs(10), stop)
+        .await
+        .unwrap();
+    assert_eq!(started, 1);
+    let ev = nemesis_events(dir.path());
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    let cut = ev[0].1["nodes"][0].as_str().unwrap().to_string();
+    assert_eq!(ev[1].0, "power-loss-stop");
+    assert_eq!(ev[1].2, None, "a finding, not an error");
+    assert_eq!(ev[1].1["nodes"], serde_json::json!([]));
+    assert!(ev[1].1["not_restarted"][&cut]
+        .as_str()
+        .unwrap()
+        .contains("injected failure"));
+    assert!(lost.lock().unwrap().contains_key(&cut));
+    assert_eq!(fake.faulted(), [format!("{cut} killed")]);
 }

@@ -624,7 +624,7 @@ mod tests {
             check(g, BackendKind::Netns, &[Fault::StaleRestore], &rw).unwrap_err(),
             "--nemesis stale-restore is not supported with --target garage: it aims at the \
              node's ring and copies the node's data directory; expected a list of \
-             partition, kill, pause, clock-skew, slow, flaky"
+             partition, kill, pause, clock-skew, slow, flaky, power-loss"
         );
         assert_eq!(
             convergence_unmeasured(g).unwrap(),

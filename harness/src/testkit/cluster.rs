@@ -234,6 +234,17 @@ impl Cluster for FakeCluster {
         })
     }
 
+    fn power_cut(&self, node: &str) -> Result<crate::lazyfs::model::Unsynced> {
+        self.act(node, format!("power-cut {node}"), |s| {
+            require(s.killed.contains(node), "power cut while it runs")
+        })?;
+        Ok(crate::lazyfs::model::Unsynced {
+            bytes: 4096,
+            files: 1,
+            ..Default::default()
+        })
+    }
+
     fn drop_traffic(&self, from: &str, to: &str) -> Result<()> {
         let known = self.known(from).and(self.known(to));
         self.act(from, format!("drop {from} {to}"), |s| {

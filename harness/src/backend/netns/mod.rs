@@ -52,6 +52,7 @@ mod links;
 pub use host::{preflight, sweep_stale, NetnsError};
 
 use super::launch::{Launch, Member};
+use super::lazy::Mounts;
 use super::local::wait_up;
 use super::procs::{tail, NodeProcs};
 use super::{BackendError, Cluster, ClusterSpec, Result, Snapshot};
@@ -121,6 +122,8 @@ pub struct NetnsCluster {
     cuts: Mutex<BTreeSet<(String, String)>>,
     /// Delay and reset per link, when the spec asks for link faults ([`links`]).
     links: Mutex<Option<links::Links>>,
+    /// The data directories' lazyfs mounts (`power-loss` only).
+    mounts: Mounts,
     down: AtomicBool,
 }
 
@@ -155,6 +158,9 @@ impl NetnsCluster {
             fs::create_dir_all(&p).map_err(|e| BackendError::io(p.display().to_string(), e))?;
         }
 
+        // The data directories' mounts (power-loss only): dropped, and so unmounted, if
+        // anything below fails.
+        let mounts = Mounts::start(&spec)?;
         let procs = NodeProcs::new("netns-spawner", launch.stop())?;
         let pid = std::process::id();
         let mut taken = TAKEN.lock().unwrap();
@@ -205,6 +211,7 @@ impl NetnsCluster {
             procs,
             cuts: Mutex::new(BTreeSet::new()),
             links: Mutex::new(None),
+            mounts,
             down: AtomicBool::new(false),
         };
         let bridge_result = cluster.build_bridge();
@@ -217,6 +224,7 @@ impl NetnsCluster {
         if cluster.spec.link_faults {
             cluster.start_links()?;
         }
+
         for id in &cluster.spec.nodes {
             cluster.spawn_node(id)?;
         }
@@ -362,6 +370,11 @@ impl NetnsCluster {
     /// The pid of a running node (tests use it to check nothing is left behind).
     pub fn pid(&self, node: &str) -> Option<u32> {
         self.procs.pid(node)
+    }
+
+    /// The pid of the lazyfs server of a node's data directory (`power-loss` runs).
+    pub fn lazyfs_pid(&self, node: &str) -> Option<u32> {
+        self.mounts.server_pid(node)
     }
 
     /// A member's `k`-th port ([`Launch::ports`]) on its namespace address.
@@ -594,11 +607,27 @@ impl Cluster for NetnsCluster {
         self.with_links(from, to, |l| l.reset(from, to))
     }
 
+    fn checkpoint(&self) -> Result<()> {
+        self.mounts.checkpoint()
+    }
+
+    fn power_cut(&self, node: &str) -> Result<crate::lazyfs::model::Unsynced> {
+        self.ns_of(node)?;
+        if self.procs.is_running(node) {
+            return Err(BackendError::node(
+                node,
+                "power cut while running: kill it first",
+            ));
+        }
+        self.mounts.cut(node)
+    }
+
     fn shutdown(&self) {
         if self.down.swap(true, Ordering::SeqCst) {
             return;
         }
         self.procs.stop_all();
+        self.mounts.stop_all();
         drop(self.links.lock().unwrap().take());
         // Close our handles, so the namespaces are freed as soon as their names are deleted.
         self.ns_files.lock().unwrap().clear();

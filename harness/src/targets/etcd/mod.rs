@@ -80,7 +80,9 @@ fn faults(f: Fault) -> Support {
              brought back from an old copy of its log breaks Raft's own assumptions, which no \
              Raft store claims to survive",
         ),
-        Fault::Kill | Fault::Pause => Support::Yes,
+        // etcd fsyncs its WAL before it acknowledges: a member cut off by power-loss comes
+        // back on what it synced (lazyfs, on every backend that mounts it).
+        Fault::Kill | Fault::Pause | Fault::PowerLoss => Support::Yes,
     }
 }
 

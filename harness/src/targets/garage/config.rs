@@ -48,6 +48,11 @@ pub struct GarageArgs {
     /// usually in the quorum read that stamps it, before anything is written (see README).
     #[arg(long)]
     pub garage_rpc_timeout_ms: Option<u64>,
+    /// Garage's `metadata_fsync` and `data_fsync` both on (--target garage): fsync the
+    /// metadata database and data blocks before answering (default: Garage's own, both off).
+    /// What it changes shows under `--nemesis power-loss`.
+    #[arg(long)]
+    pub garage_fsync: bool,
 }
 
 /// A validated garage configuration.
@@ -64,6 +69,8 @@ pub struct GarageConfig {
     pub libfaketime: Option<PathBuf>,
     /// `rpc_timeout_msec`, when set.
     pub rpc_timeout_ms: Option<u64>,
+    /// `metadata_fsync` and `data_fsync` on (`--garage-fsync`).
+    pub fsync: bool,
 }
 
 /// Find `garage`: `--garage-bin`/`QUORATE_GARAGE_BIN`, else `PATH`.
@@ -119,6 +126,9 @@ impl GarageArgs {
         if self.garage_rpc_timeout_ms.is_some() {
             v.push("--garage-rpc-timeout-ms");
         }
+        if self.garage_fsync {
+            v.push("--garage-fsync");
+        }
         v
     }
 }
@@ -129,6 +139,7 @@ pub struct GarageSpec {
     pub consistency: Consistency,
     bin_flag: Option<PathBuf>,
     rpc_timeout_ms: Option<u64>,
+    fsync: bool,
     clock_skew: bool,
     seed: u64,
     /// Set by [`GarageSpec::prepare`].
@@ -158,6 +169,7 @@ impl GarageSpec {
             consistency: args.garage_consistency,
             bin_flag: args.garage_bin.clone(),
             rpc_timeout_ms: args.garage_rpc_timeout_ms,
+            fsync: args.garage_fsync,
             clock_skew,
             seed,
             ready: None,
@@ -186,6 +198,7 @@ impl GarageSpec {
             admin_token: hex(16),
             libfaketime,
             rpc_timeout_ms: self.rpc_timeout_ms,
+            fsync: self.fsync,
         };
         self.ready = Some(cfg.clone());
         Ok(cfg)
@@ -205,6 +218,7 @@ mod tests {
                 garage_consistency: Consistency::Consistent,
                 garage_bin: Some("/nonexistent/garage".into()),
                 garage_rpc_timeout_ms: None,
+                garage_fsync: false,
             },
             3,
             false,
@@ -218,6 +232,7 @@ mod tests {
                 garage_consistency: Consistency::Consistent,
                 garage_bin: None,
                 garage_rpc_timeout_ms: None,
+                garage_fsync: false,
             },
             2,
             false,

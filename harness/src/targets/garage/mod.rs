@@ -70,7 +70,7 @@ fn faults(f: Fault) -> Support {
         Fault::StaleRestore => {
             Support::No("it aims at the node's ring and copies the node's data directory")
         }
-        Fault::Kill | Fault::Pause | Fault::ClockSkew => Support::Yes,
+        Fault::Kill | Fault::Pause | Fault::ClockSkew | Fault::PowerLoss => Support::Yes,
     }
 }
 
@@ -141,6 +141,7 @@ pub fn render_toml(
          rpc_secret = \"{secret}\"\n\
          bootstrap_peers = [{peers}]\n\
          {rpc_timeout}\
+         {fsync}\
          \n\
          [s3_api]\n\
          api_bind_addr = \"{s3}\"\n\
@@ -162,6 +163,11 @@ pub fn render_toml(
             .rpc_timeout_ms
             .map(|ms| format!("rpc_timeout_msec = {ms}\n"))
             .unwrap_or_default(),
+        fsync = if cfg.fsync {
+            "metadata_fsync = true\ndata_fsync = true\n"
+        } else {
+            ""
+        },
     )
 }
 
@@ -454,6 +460,7 @@ mod tests {
             admin_token: "tok".into(),
             libfaketime: None,
             rpc_timeout_ms: Some(1500),
+            fsync: true,
         }
     }
 
@@ -482,6 +489,8 @@ mod tests {
             "admin_token = \"tok\"",
             "bootstrap_peers = [\"ab@169.254.3.12:7001\"]",
             "rpc_timeout_msec = 1500",
+            "metadata_fsync = true",
+            "data_fsync = true",
         ] {
             assert!(t.lines().any(|l| l == line), "{line:?} missing from\n{t}");
         }
