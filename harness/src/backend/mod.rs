@@ -3,6 +3,8 @@
 //! - [`local`]: nodes as child processes on loopback, every link through the harness's own
 //!   TCP fault proxy ([`crate::proxy`]); no privileges.
 //! - [`netns`]: one network namespace per node, partitions as firewall drops; needs root.
+//! - [`ssh`]: one member per host, driven over the system's OpenSSH client through the
+//!   [`remote`] seam (execute, upload, download); partitions as nftables rules on the hosts.
 //! - [`launch`]: what a target tells a backend about starting one member (program, ports,
 //!   what `/health` answers when it is up); each target brings its own (`crate::targets`).
 //!
@@ -14,6 +16,8 @@ pub mod launch;
 pub mod local;
 pub mod netns;
 mod procs;
+pub mod remote;
+pub mod ssh;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,6 +30,8 @@ pub enum BackendKind {
     #[default]
     Local,
     Netns,
+    /// One member per host of `--hosts`, over ssh.
+    Ssh,
 }
 
 impl BackendKind {
@@ -34,7 +40,14 @@ impl BackendKind {
         match self {
             BackendKind::Local => "local",
             BackendKind::Netns => "netns",
+            BackendKind::Ssh => "ssh",
         }
+    }
+
+    /// Whether a run on this backend can do what a target allows only on `only`: `ssh`
+    /// gives each member a network identity of its own, as `netns` does.
+    pub fn satisfies(self, only: BackendKind) -> bool {
+        self == only || (self == BackendKind::Ssh && only == BackendKind::Netns)
     }
 }
 
@@ -136,6 +149,13 @@ pub trait Cluster: Send + Sync {
         Err(BackendError::Unsupported(format!(
             "resetting {from} -> {to}: this backend cannot reset connections"
         )))
+    }
+
+    /// A file the member's command named was rewritten here (libfaketime's offset file):
+    /// backends whose members see another file system copy it across. Others need nothing.
+    fn sync_file(&self, node: &str, local: &std::path::Path) -> Result<()> {
+        let _ = (node, local);
+        Ok(())
     }
 
     /// Stop everything, kill and reap every process, remove every rule. Idempotent.

@@ -299,7 +299,7 @@ pub fn check(
     for f in faults {
         match (caps.faults)(*f) {
             Support::Yes => {}
-            Support::Only(only, _) if only == backend => {}
+            Support::Only(only, _) if backend.satisfies(only) => {}
             Support::Only(only, why) => {
                 return Err(format!(
                     "--nemesis {f} with --target {name} needs --backend {b}: {why}; run as \

@@ -1,0 +1,667 @@
+//! `--backend ssh` for real: the "hosts" are network namespaces of this machine, each running
+//! its own `sshd` (Debian's openssh-server) on the namespace's address with a config and keys
+//! of the test's own, made in a temporary folder. The harness reaches them over a bridge by
+//! ssh like remote hosts; only this fixture uses `ip netns exec` (to start `sshd` and to look
+//! for leftovers), never the run.
+//!
+//! After every run — Ctrl-C included — no member is left in any namespace, no `quorate`
+//! nftables table on any host, no member folder in the hosts' work dir; after every test no
+//! `sshd` of ours and no namespace (asserted).
+//!
+//! Needs root (CI runs as root), `sshd` and `ssh`/`scp` (`scripts/install-deps.sh` installs
+//! openssh-server and openssh-client).
+
+mod common;
+
+use common::{results_of, run_dir, serial, stderr, stderr_tail};
+use serde_json::Value;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn sh(args: &[&str]) -> String {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "`{}` failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn sshd_bin() -> PathBuf {
+    let p = PathBuf::from("/usr/sbin/sshd");
+    assert!(
+        p.is_file(),
+        "/usr/sbin/sshd is missing: these tests need openssh-server (scripts/install-deps.sh)"
+    );
+    p
+}
+
+/// Namespaces on a bridge, one `sshd` in each, and the hosts file that names them.
+struct Hosts {
+    dir: tempfile::TempDir,
+    bridge: String,
+    namespaces: Vec<String>,
+    ips: Vec<Ipv4Addr>,
+    sshd: Vec<Child>,
+    closed: bool,
+}
+
+impl Hosts {
+    /// `n` hosts. Names carry this process's pid, so two test processes never collide.
+    fn new(n: usize) -> Hosts {
+        assert!(
+            nix::unistd::Uid::effective().is_root(),
+            "the ssh backend tests need root (namespaces for the hosts, nftables on them)"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let pid = std::process::id();
+        let tag = format!("{pid}");
+        let bridge = format!("qsb{tag}");
+        let addrs = sh(&["ip", "-4", "-o", "addr", "show"]);
+        let routes = sh(&["ip", "-4", "route", "show", "table", "all"]);
+        let subnet = (0..250)
+            .map(|k| (1 + (pid as usize * 17 + k) % 250) as u8)
+            .find(|x| {
+                let needle = format!("169.254.{x}.");
+                *x != 169 && !addrs.contains(&needle) && !routes.contains(&needle)
+            })
+            .expect("a free 169.254.X.0/24");
+        let mut hosts = Hosts {
+            dir,
+            bridge: bridge.clone(),
+            namespaces: Vec::new(),
+            ips: Vec::new(),
+            sshd: Vec::new(),
+            closed: false,
+        };
+        sh(&["ip", "link", "add", &bridge, "type", "bridge"]);
+        sh(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("169.254.{subnet}.1/24"),
+            "dev",
+            &bridge,
+        ]);
+        sh(&["ip", "link", "set", &bridge, "up"]);
+        let d = hosts.dir.path().to_path_buf();
+        sh(&[
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-f",
+            &d.join("host_key").display().to_string(),
+        ]);
+        sh(&[
+            "ssh-keygen",
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-f",
+            &d.join("id").display().to_string(),
+        ]);
+        std::fs::copy(d.join("id.pub"), d.join("authorized_keys")).unwrap();
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        std::fs::create_dir_all(d.join("work")).unwrap();
+        for i in 1..=n {
+            let ns = format!("qst{tag}-h{i}");
+            let ip = Ipv4Addr::new(169, 254, subnet, 10 + i as u8);
+            sh(&["ip", "netns", "add", &ns]);
+            hosts.namespaces.push(ns.clone());
+            hosts.ips.push(ip);
+            let veth = format!("qsv{tag}{i}");
+            sh(&["ip", "-n", &ns, "link", "set", "lo", "up"]);
+            sh(&[
+                "ip", "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+            ]);
+            sh(&["ip", "link", "set", &veth, "master", &bridge, "up"]);
+            sh(&[
+                "ip",
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{ip}/24"),
+                "dev",
+                "eth0",
+            ]);
+            sh(&["ip", "-n", &ns, "link", "set", "eth0", "up"]);
+            let cfg = d.join(format!("sshd-h{i}.conf"));
+            std::fs::write(
+                &cfg,
+                format!(
+                    "ListenAddress {ip}:22\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
+                     PidFile {d}/sshd-h{i}.pid\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
+                     KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n\
+                     Subsystem sftp internal-sftp\nMaxSessions 100\nMaxStartups 100:30:200\nLogLevel ERROR\n",
+                    d = d.display()
+                ),
+            )
+            .unwrap();
+            let log = std::fs::File::create(d.join(format!("sshd-h{i}.log"))).unwrap();
+            let child = Command::new("ip")
+                .args(["netns", "exec", &ns])
+                .arg(sshd_bin())
+                .args(["-D", "-e", "-f"])
+                .arg(&cfg)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            hosts.sshd.push(child);
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for ip in &hosts.ips {
+            let a = SocketAddr::from((*ip, 22));
+            while TcpStream::connect_timeout(&a, Duration::from_millis(300)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "sshd on {a} did not listen within 20 s"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        hosts
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The hosts file for these hosts (`extra` appended, e.g. one more `[[host]]`), with or
+    /// without a known-hosts file made from the hosts' key.
+    fn hosts_file(&self, extra: &str, known_hosts: bool) -> PathBuf {
+        let d = self.path();
+        let mut text = String::new();
+        if known_hosts {
+            let key = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
+            let key: Vec<&str> = key.split_whitespace().take(2).collect();
+            let lines: String = self
+                .ips
+                .iter()
+                .map(|ip| format!("{ip} {}\n", key.join(" ")))
+                .collect();
+            std::fs::write(d.join("known_hosts"), lines).unwrap();
+            text.push_str(&format!("known_hosts = \"{}/known_hosts\"\n", d.display()));
+        }
+        text.push_str(&format!(
+            "[defaults]\nuser = \"root\"\nidentity = \"{d}/id\"\nwork_dir = \"{d}/work\"\n",
+            d = d.display()
+        ));
+        for (i, ip) in self.ips.iter().enumerate() {
+            text.push_str(&format!(
+                "\n[[host]]\nname = \"h{}\"\naddress = \"{ip}\"\n",
+                i + 1
+            ));
+        }
+        text.push_str(extra);
+        let p = d.join("hosts.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// What a run left on the hosts: processes other than `sshd` in their namespaces, a
+    /// `quorate` nftables table, a member folder in the work dir. Waits (bounded) for ssh
+    /// sessions that are closing.
+    fn leftovers(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut found = Vec::new();
+            for ns in &self.namespaces {
+                for pid in sh(&["ip", "netns", "pids", ns]).lines() {
+                    let comm = std::fs::read_to_string(format!("/proc/{}/comm", pid.trim()))
+                        .unwrap_or_default();
+                    let comm = comm.trim();
+                    if !comm.is_empty() && comm != "sshd" && !comm.starts_with("sshd") {
+                        found.push(format!("process {pid} ({comm}) in {ns}"));
+                    }
+                }
+                let tables = sh(&["ip", "netns", "exec", ns, "nft", "list", "tables"]);
+                if tables.contains("quorate") {
+                    found.push(format!("nftables table in {ns}: {}", tables.trim()));
+                }
+            }
+            for e in std::fs::read_dir(self.path().join("work"))
+                .unwrap()
+                .flatten()
+            {
+                found.push(format!("remote folder {}", e.path().display()));
+            }
+            if found.is_empty() || Instant::now() > deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Stop every sshd and remove the namespaces and the bridge; what is still there after.
+    fn close(&mut self) -> Vec<String> {
+        self.closed = true;
+        let pids: Vec<u32> = self.sshd.iter().map(Child::id).collect();
+        for c in &mut self.sshd {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for ns in &self.namespaces {
+            // Sessions the sshd forked (closing) die with it: kill what is left.
+            if let Ok(o) = Command::new("ip").args(["netns", "pids", ns]).output() {
+                for p in String::from_utf8_lossy(&o.stdout).lines() {
+                    let _ = Command::new("kill").args(["-9", p.trim()]).status();
+                }
+            }
+            let _ = Command::new("ip").args(["netns", "delete", ns]).status();
+        }
+        let _ = Command::new("ip")
+            .args(["link", "delete", &self.bridge])
+            .status();
+        let mut left = Vec::new();
+        for p in pids {
+            if Path::new(&format!("/proc/{p}")).exists() {
+                left.push(format!("sshd {p}"));
+            }
+        }
+        let list = sh(&["ip", "netns", "list"]);
+        for ns in &self.namespaces {
+            if list
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(ns.as_str()))
+            {
+                left.push(format!("namespace {ns}"));
+            }
+        }
+        if sh(&["ip", "-o", "link", "show"]).contains(&format!("{}:", self.bridge)) {
+            left.push(format!("bridge {}", self.bridge));
+        }
+        left
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        if !self.closed {
+            self.close();
+        }
+    }
+}
+
+/// `quorate run --backend ssh --hosts HOSTS --nodes N ARGS…`.
+fn ssh_command(results: &Path, hosts: &Path, nodes: usize, args: &[&str]) -> Command {
+    let mut c = Command::new(common::quorate());
+    c.arg("run")
+        .arg("--results")
+        .arg(results)
+        .arg("--backend")
+        .arg("ssh")
+        .arg("--hosts")
+        .arg(hosts)
+        .arg("--nodes")
+        .arg(nodes.to_string())
+        .args(args)
+        .stdin(Stdio::null());
+    c
+}
+
+/// A run on `h`, then the check that it left nothing on the hosts.
+fn ssh_run(h: &Hosts, results: &Path, args: &[&str]) -> Output {
+    let hosts = h.hosts_file("", false);
+    let mut c = ssh_command(results, &hosts, h.ips.len(), args);
+    if !args.contains(&"--target") {
+        c.arg("--node-bin").arg(common::node_bin());
+    }
+    let o = c.output().unwrap();
+    let left = h.leftovers();
+    assert!(
+        left.is_empty(),
+        "the run left on the hosts: {left:?}\n{}",
+        stderr_tail(&o, 20)
+    );
+    o
+}
+
+/// The nemesis events of a run: `(f, value)`, in order.
+fn nemesis_events(dir: &Path) -> Vec<(String, Value)> {
+    let text = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|e| e["process"] == "nemesis")
+        .map(|e| {
+            (
+                e["f"].as_str().unwrap_or("").to_string(),
+                e["value"].clone(),
+            )
+        })
+        .collect()
+}
+
+const SHORT: &[&str] = &[
+    "--time-limit",
+    "8",
+    "--nemesis-interval",
+    "2",
+    "--concurrency",
+    "6",
+    "--ops-per-key",
+    "60",
+    "--check-time-limit",
+    "20",
+];
+
+fn args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v: Vec<&str> = SHORT.to_vec();
+    v.extend_from_slice(extra);
+    v
+}
+
+#[test]
+fn a_typo_in_the_hosts_file_is_refused_with_file_and_line() {
+    let t = tempfile::tempdir().unwrap();
+    let hosts = t.path().join("hosts.toml");
+    std::fs::write(
+        &hosts,
+        "[defaults]\nuser = \"root\"\n\n[[host]]\naddres = \"127.0.0.1\"\n",
+    )
+    .unwrap();
+    let o = ssh_command(&t.path().join("results"), &hosts, 3, &["--nemesis", "kill"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!("{}:5: unknown field `addres`", hosts.display())),
+        "{e}"
+    );
+    assert!(
+        !t.path().join("results").exists(),
+        "a refused run made a folder"
+    );
+    // --hosts belongs to --backend ssh.
+    let o = Command::new(common::quorate())
+        .args(["run", "--hosts"])
+        .arg(&hosts)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        stderr(&o).contains("expected --backend ssh"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn an_unreachable_host_is_exit_3_naming_it_before_anything_starts() {
+    let _g = serial();
+    let mut h = Hosts::new(2);
+    let t = tempfile::tempdir().unwrap();
+    // A third host on the bridge's subnet where no one answers.
+    let ghost = {
+        let o = h.ips[0].octets();
+        Ipv4Addr::new(o[0], o[1], o[2], 99)
+    };
+    let hosts = h.hosts_file(
+        &format!("\n[[host]]\nname = \"ghost\"\naddress = \"{ghost}\"\n"),
+        true,
+    );
+    let results = t.path().join("results");
+    let mut c = ssh_command(&results, &hosts, 3, &["--time-limit", "5"]);
+    c.arg("--node-bin").arg(common::node_bin());
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("host ghost: unreachable"), "{e}");
+    assert!(!results.exists(), "nothing should have started: {e}");
+    assert_eq!(h.leftovers(), Vec::<String>::new());
+    assert_eq!(h.close(), Vec::<String>::new());
+}
+
+#[test]
+fn abd_stays_linearizable_under_partitions_kills_and_pauses() {
+    let _g = serial();
+    let mut h = Hosts::new(3);
+    let t = tempfile::tempdir().unwrap();
+    for seed in ["1", "2"] {
+        let o = ssh_run(
+            &h,
+            t.path(),
+            &args(&[
+                "--preset",
+                "abd",
+                "--nemesis",
+                "partition,kill,pause",
+                "--seed",
+                seed,
+            ]),
+        );
+        let r = results_of(&o);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "seed {seed}: {}",
+            stderr_tail(&o, 20)
+        );
+        assert_eq!(r["checks"]["linearizable"]["valid"], true, "seed {seed}");
+        let dir = run_dir(&o);
+        let kinds: Vec<String> = nemesis_events(&dir).into_iter().map(|(f, _)| f).collect();
+        assert!(
+            kinds.iter().any(|f| f.ends_with("-start")),
+            "seed {seed}: no fault: {kinds:?}"
+        );
+        assert!(
+            r["run"]["ok"].as_u64().unwrap() > 20,
+            "seed {seed}: {}",
+            r["run"]
+        );
+        // Tear-down fetched each member's log and data folder.
+        for n in ["n1", "n2", "n3"] {
+            let log = std::fs::read_to_string(dir.join("nodes").join(format!("{n}.log"))).unwrap();
+            assert!(!log.is_empty(), "{n}.log is empty");
+            assert!(dir.join("data").join(n).is_dir(), "data/{n} not fetched");
+        }
+        assert!(dir.join("ssh").join("known_hosts").is_file());
+    }
+    assert_eq!(h.close(), Vec::<String>::new());
+}
+
+#[test]
+fn weak_is_caught_within_five_seeds() {
+    let _g = serial();
+    let mut h = Hosts::new(3);
+    let t = tempfile::tempdir().unwrap();
+    let mut tried = Vec::new();
+    let mut caught = false;
+    for seed in 1..=5 {
+        let s = seed.to_string();
+        let o = ssh_run(
+            &h,
+            t.path(),
+            &args(&[
+                "--preset",
+                "weak",
+                "--nemesis",
+                "partition,kill",
+                "--seed",
+                &s,
+            ]),
+        );
+        let r = results_of(&o);
+        let lin = &r["checks"]["linearizable"]["valid"];
+        tried.push(format!("seed {seed}: {lin}"));
+        if *lin == false {
+            caught = true;
+            break;
+        }
+    }
+    assert_eq!(h.close(), Vec::<String>::new());
+    assert!(caught, "weak not caught in 5 seeds: {tried:?}");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_fault_schedule_on_netns_and_ssh() {
+    let _g = serial();
+    let mut h = Hosts::new(3);
+    let t = tempfile::tempdir().unwrap();
+    let a = args(&[
+        "--preset",
+        "abd",
+        "--nemesis",
+        "partition,kill,pause",
+        "--seed",
+        "11",
+    ]);
+    let ssh = ssh_run(&h, t.path(), &a);
+    results_of(&ssh);
+    let mut netns_args = vec!["--backend", "netns", "--nodes", "3"];
+    netns_args.extend_from_slice(&a);
+    let netns = common::run(t.path(), &netns_args);
+    results_of(&netns);
+    // Kinds and targets: which fault, which links or nodes (not timings or offsets).
+    let shape = |dir: &Path| -> Vec<(String, Value)> {
+        nemesis_events(dir)
+            .into_iter()
+            .map(|(f, mut v)| {
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("snapshot_age_ms");
+                }
+                (f, v)
+            })
+            .collect()
+    };
+    let (s, n) = (shape(&run_dir(&ssh)), shape(&run_dir(&netns)));
+    assert!(s.len() >= 4, "too few faults to compare: {s:?}");
+    assert_eq!(s, n, "ssh and netns schedules differ for seed 11");
+    assert_eq!(h.close(), Vec::<String>::new());
+}
+
+fn garage_bin() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("QUORATE_GARAGE_BIN") {
+        return Some(PathBuf::from(p));
+    }
+    let on_path = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("garage"))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| {
+        let p = PathBuf::from(std::env::var_os("HOME")?).join(".cargo/bin/garage");
+        p.is_file().then_some(p)
+    })
+}
+
+#[test]
+fn garage_consistent_reads_its_writes_over_ssh() {
+    let _g = serial();
+    let Some(garage) = garage_bin() else {
+        panic!("garage is not installed: scripts/install-deps.sh builds it (or set QUORATE_GARAGE_BIN)");
+    };
+    let mut h = Hosts::new(3);
+    let t = tempfile::tempdir().unwrap();
+    let garage = garage.display().to_string();
+    let o = ssh_run(
+        &h,
+        t.path(),
+        &[
+            "--target",
+            "garage",
+            "--garage-bin",
+            &garage,
+            "--garage-consistency",
+            "consistent",
+            "--nemesis",
+            "partition,kill",
+            "--time-limit",
+            "12",
+            "--nemesis-interval",
+            "3",
+            "--ops-per-key",
+            "60",
+            "--check-time-limit",
+            "20",
+            "--seed",
+            "1",
+        ],
+    );
+    let r = results_of(&o);
+    let stale = &r["checks"]["stale-reads"];
+    assert_eq!(stale["valid"], true, "{stale}");
+    assert!(stale["reads"].as_u64().unwrap() > 20, "{stale}");
+    let lost = &r["checks"]["lost-writes"];
+    assert_eq!(lost["lost"], 0, "{lost}");
+    assert!(lost["acknowledged"].as_u64().unwrap() > 10, "{lost}");
+    let kinds: Vec<String> = nemesis_events(&run_dir(&o))
+        .into_iter()
+        .map(|(f, _)| f)
+        .collect();
+    assert!(
+        kinds
+            .iter()
+            .any(|f| f == "partition-start" || f == "kill-start"),
+        "{kinds:?}"
+    );
+    assert_eq!(h.close(), Vec::<String>::new());
+}
+
+#[test]
+fn ctrl_c_leaves_no_member_rule_or_folder_on_the_hosts() {
+    let _g = serial();
+    let mut h = Hosts::new(3);
+    let t = tempfile::tempdir().unwrap();
+    let hosts = h.hosts_file("", true);
+    let mut c = ssh_command(
+        t.path(),
+        &hosts,
+        3,
+        &[
+            "--preset",
+            "strict",
+            "--nemesis",
+            "partition,pause",
+            "--time-limit",
+            "60",
+            "--nemesis-interval",
+            "1",
+        ],
+    );
+    let mut child = c
+        .arg("--node-bin")
+        .arg(common::node_bin())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until a fault is in force, so there is a rule or a paused member.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let history = t.path().join("latest").join("history.jsonl");
+    loop {
+        let text = std::fs::read_to_string(&history).unwrap_or_default();
+        if text.contains("-start") && text.len() > 2000 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no fault within 90 s");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "still running 30 s after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_ne!(o.status.code(), Some(3), "{}", stderr_tail(&o, 10));
+    assert_eq!(h.leftovers(), Vec::<String>::new());
+    assert_eq!(h.close(), Vec::<String>::new());
+}
