@@ -5,6 +5,7 @@
 #   nft, ip (nftables, iproute2)  the `netns` backend's tests (they also need root)
 #   chromium, node (nodejs)       timeline.html rendered headless and its script run
 #   libfaketime (faketime)        clock skew for --target garage (preloaded into its members)
+#   sshd, ssh, scp (openssh-server, openssh-client)  the `ssh` backend's tests (namespaced hosts)
 #   rustfmt, clippy               `make lint`
 #   garage                        the --target garage tests: `cargo install garage --locked`
 #                                 when neither on PATH nor named by QUORATE_GARAGE_BIN (a long
@@ -30,6 +31,8 @@ libfaketime_found() {
   [ -n "${QUORATE_LIBFAKETIME:-}" ] && [ -f "$QUORATE_LIBFAKETIME" ]
 }
 libfaketime_found || missing+=(faketime)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+{ have ssh && have scp && have ssh-keygen; } || missing+=(openssh-client)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && have apt-get; then
