@@ -29,6 +29,9 @@ enum Command {
     Compare(quorate::cmd::compare::CompareArgs),
     /// Browse the results store: runs and comparisons, newest first (read-only, loopback).
     Serve(quorate::cmd::serve::ServeArgs),
+    /// Internal: the link proxy `--backend ssh` runs on each host for `slow` and `flaky`.
+    #[command(hide = true)]
+    LinkProxy(quorate::backend::ssh::links::ProxyArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Command::Check(args) => quorate::cmd::check::main(args),
         Command::Compare(args) => quorate::cmd::compare::main(args),
         Command::Serve(args) => quorate::cmd::serve::main(args),
+        Command::LinkProxy(args) => quorate::backend::ssh::links::main(args),
     };
     ExitCode::from(code)
 }

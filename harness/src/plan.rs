@@ -173,7 +173,7 @@ impl RunPlan {
         if a.test_count == 0 {
             return Err(PlanError::TestCount);
         }
-        ssh_flags(a, &faults)?;
+        ssh_flags(a)?;
         Ok(RunPlan {
             nodes: node_ids(a.nodes),
             workload,
@@ -208,7 +208,10 @@ impl RunPlan {
             .map_err(ProbeError::Target)?;
         if self.backend == BackendKind::Ssh && self.ssh.is_none() {
             let needs = backend::ssh::Needs {
-                nft: self.faults.contains(&Fault::Partition),
+                nft: self
+                    .faults
+                    .iter()
+                    .any(|f| matches!(f, Fault::Partition | Fault::Slow | Fault::Flaky)),
                 // The node moves its own clock (an admin call); other stores get libfaketime.
                 faketime: self.faults.contains(&Fault::ClockSkew)
                     && self.target.kind() != targets::TargetKind::Node,
@@ -236,39 +239,27 @@ impl RunPlan {
     }
 }
 
-/// `--hosts` goes with `--backend ssh` and only with it; so does `--keep-remote`. The link
-/// proxy is not run on remote hosts yet, so `slow` and `flaky` are refused there.
-fn ssh_flags(a: &RunArgs, faults: &[Fault]) -> Result<(), PlanError> {
-    let ssh = a.backend == BackendKind::Ssh;
-    if ssh && a.hosts.is_none() {
-        return Err(PlanError::Backend(
-            "--backend ssh: expected --hosts FILE, the hosts to run the members on".into(),
-        ));
+/// `--hosts` goes with `--backend ssh` and only with it; so does `--keep-remote`.
+fn ssh_flags(a: &RunArgs) -> Result<(), PlanError> {
+    if a.backend == BackendKind::Ssh {
+        return match a.hosts {
+            Some(_) => Ok(()),
+            None => Err(PlanError::Backend(
+                "--backend ssh: expected --hosts FILE, the hosts to run the members on".into(),
+            )),
+        };
     }
-    if !ssh {
-        if let Some(h) = &a.hosts {
-            return Err(PlanError::Backend(format!(
-                "--hosts {}: expected --backend ssh (it names the hosts that backend uses)",
-                h.display()
-            )));
-        }
-        if a.keep_remote {
-            return Err(PlanError::Backend(
-                "--keep-remote: expected --backend ssh (it keeps the members' folders on their hosts)"
-                    .into(),
-            ));
-        }
-        return Ok(());
-    }
-    if let Some(f) = faults
-        .iter()
-        .find(|f| matches!(f, Fault::Slow | Fault::Flaky))
-    {
+    if let Some(h) = &a.hosts {
         return Err(PlanError::Backend(format!(
-            "--nemesis {} with --backend ssh: not supported yet (the link proxy is not run on              the hosts); use --backend netns or local for it, or drop {}",
-            f.name(),
-            f.name()
+            "--hosts {}: expected --backend ssh (it names the hosts that backend uses)",
+            h.display()
         )));
+    }
+    if a.keep_remote {
+        return Err(PlanError::Backend(
+            "--keep-remote: expected --backend ssh (it keeps the members' folders on their hosts)"
+                .into(),
+        ));
     }
     Ok(())
 }

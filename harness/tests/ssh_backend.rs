@@ -665,3 +665,49 @@ fn ctrl_c_leaves_no_member_rule_or_folder_on_the_hosts() {
     assert_eq!(h.leftovers(), Vec::<String>::new());
     assert_eq!(h.close(), Vec::<String>::new());
 }
+
+#[test]
+fn slow_and_flaky_links_go_through_a_link_proxy_on_each_host() {
+    let _g = serial();
+    let mut h = Hosts::new(3);
+    let t = tempfile::tempdir().unwrap();
+    let o = ssh_run(
+        &h,
+        t.path(),
+        &args(&["--preset", "abd", "--nemesis", "slow,flaky", "--seed", "3"]),
+    );
+    let r = results_of(&o);
+    assert_eq!(
+        r["checks"]["linearizable"]["valid"],
+        true,
+        "{}",
+        stderr_tail(&o, 20)
+    );
+    let dir = run_dir(&o);
+    let events = nemesis_events(&dir);
+    let starts: Vec<&String> = events
+        .iter()
+        .map(|(f, _)| f)
+        .filter(|f| f.as_str() == "slow-start" || f.as_str() == "flaky-start")
+        .collect();
+    assert!(!starts.is_empty(), "no slow or flaky window: {events:?}");
+    assert!(
+        events.iter().all(|(_, v)| v.get("error").is_none()),
+        "a link fault failed: {events:?}"
+    );
+    for n in ["n1", "n2", "n3"] {
+        let log =
+            std::fs::read_to_string(dir.join("nodes").join(format!("{n}.link-proxy.log"))).unwrap();
+        let carried: u64 = log
+            .split("after carrying ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{n}'s link proxy did not say what it carried:\n{log}"));
+        assert!(
+            carried > 0,
+            "{n}'s peer connections did not go through its proxy:\n{log}"
+        );
+    }
+    assert_eq!(h.close(), Vec::<String>::new());
+}

@@ -25,15 +25,14 @@
 //! `--keep-remote`. A host that cannot be reached is named on stderr, with what may be left on
 //! it; the others are cleaned up all the same.
 //!
-//! # Not here yet
-//! `slow` and `flaky` (the link proxy run on each host) are refused with `--backend ssh` at
-//! validation, as is `stale-restore`'s cousin `power-loss` (not in this tree).
+//! `slow` and `flaky` run through quorate's own link proxy on each host ([`links`]).
 //!
 //! Files: this one ([`SshCluster`] and its faults), [`hosts`] (the hosts file), [`control`]
 //! (OpenSSH as the [`crate::backend::remote::Remote`] seam, and connecting every host).
 
 pub mod control;
 pub mod hosts;
+pub mod links;
 
 pub use control::{Needs, SshHosts, SshRemote};
 
@@ -79,6 +78,8 @@ pub struct SshCluster {
     /// (node, local file) → where it was uploaded, for [`Cluster::sync_file`].
     staged: Mutex<BTreeMap<(String, PathBuf), String>>,
     cuts: Mutex<BTreeSet<(String, String)>>,
+    /// Each host's link proxy, when the spec asks for link faults ([`links`]).
+    links: Mutex<BTreeMap<String, links::LinkControl>>,
     snapshots: AtomicU64,
     down: AtomicBool,
 }
@@ -150,6 +151,7 @@ impl SshCluster {
             uploaded: Mutex::new(BTreeSet::new()),
             staged: Mutex::new(BTreeMap::new()),
             cuts: Mutex::new(BTreeSet::new()),
+            links: Mutex::new(BTreeMap::new()),
             snapshots: AtomicU64::new(0),
             down: AtomicBool::new(false),
         };
@@ -234,7 +236,90 @@ impl SshCluster {
                 ),
             )?;
         }
+        if self.spec.link_faults {
+            self.start_link_proxy(id)?;
+        }
         Ok(())
+    }
+
+    /// The redirect of `id`'s connections to its peers, and the link proxy they land on,
+    /// uploaded and started as a managed process, then connected ([`links`]).
+    fn start_link_proxy(&self, id: &str) -> Result<()> {
+        let own = self.member_addr(id, 0);
+        let mut ips = Vec::new();
+        let mut peers = Vec::new();
+        let mut ports = BTreeSet::new();
+        for p in &self.spec.nodes {
+            let a = self.member_addr(p, 0);
+            for k in 0..self.launch.ports().max(1) {
+                ports.insert(a.port() + k as u16);
+            }
+            if p != id {
+                let IpAddr::V4(ip) = a.ip() else {
+                    return Err(BackendError::node(
+                        id,
+                        "slow and flaky over ssh need IPv4 peer addresses",
+                    ));
+                };
+                ips.push(ip.to_string());
+                peers.push(format!("--peer {p}={ip}"));
+            }
+        }
+        let link_port = own.port() + links::LINK_OFFSET;
+        let control = SocketAddr::new(own.ip(), own.port() + links::CONTROL_OFFSET);
+        let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+        let mark = crate::backend::netns::links::MARK;
+        self.exec(
+            id,
+            "nft -f -",
+            Some(
+                format!(
+                    "add chain inet {NFT_TABLE} links {{ type nat hook output priority -100; policy accept; }}
+                     add rule inet {NFT_TABLE} links meta mark != {mark:#x} ip daddr {{ {} }} tcp dport {{ {} }}                      redirect to :{link_port} comment \"quorate link faults\"
+",
+                    ips.join(", "),
+                    ports.join(", ")
+                )
+                .as_bytes(),
+            ),
+        )?;
+        let me = std::env::current_exe()
+            .map_err(|e| BackendError::io("the quorate executable (for the link proxy)", e))?;
+        let d = self.rdir(id).to_string();
+        let remote = format!("{d}/bin/quorate-link-proxy");
+        self.remote(id)?
+            .upload(&me, &remote)
+            .map_err(|e| BackendError::node(id, e.to_string()))?;
+        let q = sh_quote(&d);
+        self.exec(
+            id,
+            &format!(
+                "chmod +x {r}
+nohup setsid {r} link-proxy --port {link_port} --control {control} {peers}                  >>{q}/proxy.log 2>&1 </dev/null &
+echo $! >{q}/proxy.pid
+",
+                r = sh_quote(&remote),
+                peers = peers.join(" ")
+            ),
+            None,
+        )?;
+        let ctl = links::LinkControl::connect(control, Instant::now() + STEP_TIMEOUT)
+            .map_err(|e| BackendError::node(id, e))?;
+        self.links.lock().unwrap().insert(id.to_string(), ctl);
+        Ok(())
+    }
+
+    /// Send a control line to `from`'s link proxy.
+    fn steer(&self, from: &str, to: &str, line: &str) -> Result<()> {
+        self.remote(from)?;
+        self.remote(to)?;
+        let links = self.links.lock().unwrap();
+        let Some(l) = links.get(from) else {
+            return Err(BackendError::Unsupported(format!(
+                "{from} -> {to}: this cluster was started without link faults (ClusterSpec::link_faults)"
+            )));
+        };
+        l.send(line).map_err(|e| BackendError::node(from, e))
     }
 
     fn member_addr(&self, node: &str, k: usize) -> SocketAddr {
@@ -425,7 +510,7 @@ impl SshCluster {
             }
         };
         let kill = format!(
-            "for p in {} $(cat {d}/member.pid 2>/dev/null); do kill -CONT $p 2>/dev/null; \
+            "for p in {} $(cat {d}/member.pid {d}/proxy.pid 2>/dev/null); do kill -CONT $p 2>/dev/null; \
              kill -KILL $p 2>/dev/null; done; rm -f {d}/member.pid; true",
             pid.map(|p| p.to_string()).unwrap_or_default()
         );
@@ -459,6 +544,14 @@ impl SshCluster {
         }
         let log = self.spec.run_dir.join("nodes").join(format!("{id}.log"));
         note(r.download(&format!("{}/member.log", self.rdir(id)), &log));
+        if self.spec.link_faults {
+            let log = self
+                .spec
+                .run_dir
+                .join("nodes")
+                .join(format!("{id}.link-proxy.log"));
+            note(r.download(&format!("{}/proxy.log", self.rdir(id)), &log));
+        }
         let data = self.spec.run_dir.join("data").join(id);
         if !data.exists() {
             note(r.download(&format!("{}/data", self.rdir(id)), &data));
@@ -600,11 +693,11 @@ impl Cluster for SshCluster {
     /// Flush every host's chain, all at once; every host is tried, the first failure (naming
     /// its host) returned.
     fn heal(&self) -> Result<()> {
-        if !self.needs.nft {
-            return Ok(());
-        }
         let mut cuts = self.cuts.lock().unwrap();
         let healed = self.on_every_node(|c, id| {
+            if !c.needs.nft {
+                return Ok(());
+            }
             c.exec(
                 id,
                 &format!("nft flush chain inet {NFT_TABLE} {NFT_CHAIN}"),
@@ -615,7 +708,25 @@ impl Cluster for SshCluster {
         if healed.is_ok() {
             cuts.clear();
         }
-        healed
+        let mut first = healed.err();
+        for (id, l) in self.links.lock().unwrap().iter() {
+            if let Err(e) = l.send("heal") {
+                first.get_or_insert(BackendError::node(id, e));
+            }
+        }
+        match first {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The link's connections are delayed by the link proxy on `from`'s host.
+    fn delay_traffic(&self, from: &str, to: &str, delay: Duration) -> Result<()> {
+        self.steer(from, to, &format!("delay {to} {}", delay.as_millis()))
+    }
+
+    fn reset_connections(&self, from: &str, to: &str) -> Result<()> {
+        self.steer(from, to, &format!("reset {to}"))
     }
 
     /// Rewrite the host's copy of a file the member's command named (libfaketime's offset).
@@ -644,6 +755,8 @@ impl Cluster for SshCluster {
         if self.down.swap(true, Ordering::SeqCst) {
             return;
         }
+        // Hanging up makes each link proxy exit by itself; tear-down kills it by pid too.
+        self.links.lock().unwrap().clear();
         let _ = self.on_every_node(|c, id| {
             if let Err(e) = c.tear_down(id) {
                 let host = c.host_of(id).unwrap_or("?");
