@@ -711,3 +711,126 @@ fn slow_and_flaky_links_go_through_a_link_proxy_on_each_host() {
     }
     assert_eq!(h.close(), Vec::<String>::new());
 }
+
+/// The node's launch with libfaketime preloaded, as Garage's is under `clock-skew`.
+struct FaketimeLaunch {
+    node: quorate::targets::node::NodeLaunch,
+    clock: quorate::targets::faketime::Faketime,
+}
+
+impl quorate::backend::launch::Launch for FaketimeLaunch {
+    fn command(&self, m: &quorate::backend::launch::Member) -> std::io::Result<Command> {
+        let mut c = self.node.command(m)?;
+        self.clock.prepare(m.id, &mut c)?;
+        Ok(c)
+    }
+    fn program(&self) -> PathBuf {
+        quorate::backend::launch::Launch::program(&self.node)
+    }
+}
+
+/// Clock skew for a store that is not the node: the member gets its host's libfaketime and
+/// the host's copy of its offset file, which a new offset rewrites. `--keep-remote` keeps the
+/// members' folders (and nothing running). The namespace `Remote` drives the same hosts.
+#[test]
+fn a_remote_member_reads_its_hosts_offset_file_and_keep_remote_keeps_folders() {
+    use quorate::backend::remote::{NamespaceRemote, Remote};
+    use quorate::backend::ssh::{Needs, SshCluster, SshHosts};
+    use quorate::backend::{node_ids, Cluster, ClusterSpec};
+    use quorate::targets::Clock;
+    let _g = serial();
+    let mut h = Hosts::new(2);
+    let t = tempfile::tempdir().unwrap();
+    let hosts_file = h.hosts_file("", true);
+    let needs = Needs {
+        nft: false,
+        faketime: true,
+    };
+    let hosts = std::sync::Arc::new(SshHosts::connect(&hosts_file, 2, needs, true).unwrap());
+    let lib = hosts.libfaketime[0]
+        .clone()
+        .expect("libfaketime found on the host");
+    let clock = quorate::targets::faketime::Faketime::new(
+        quorate::targets::faketime::find_library().unwrap(),
+        t.path().join("clock"),
+    );
+    let launch = std::sync::Arc::new(FaketimeLaunch {
+        node: quorate::targets::node::NodeLaunch {
+            bin: common::node_bin(),
+            args: ["--preset", "strict", "--n", "2", "--r", "1", "--w", "2"]
+                .map(String::from)
+                .to_vec(),
+        },
+        clock: clock.clone(),
+    });
+    let spec = ClusterSpec {
+        nodes: node_ids(2),
+        run_dir: t.path().to_path_buf(),
+        direct_clients: false,
+        link_faults: false,
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cluster = rt
+        .block_on(SshCluster::start(spec, launch, hosts.clone(), needs))
+        .unwrap();
+    let pid = cluster.pid("n1").unwrap();
+    let rdir = cluster.remote_dir("n1").unwrap().to_string();
+    let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let env = String::from_utf8_lossy(&env).replace('\0', "\n");
+    assert!(
+        env.lines().any(|l| l == format!("LD_PRELOAD={lib}")),
+        "{env}"
+    );
+    let offset_file = format!("{rdir}/files/n1.faketime");
+    assert!(
+        env.lines()
+            .any(|l| l == format!("FAKETIME_TIMESTAMP_FILE={offset_file}")),
+        "{env}"
+    );
+    rt.block_on(clock.set_offset(&cluster, "n1", 3_600_000))
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&offset_file).unwrap().trim(),
+        "+3600.000"
+    );
+    // The same host through the namespace seam: the member's pid file is where ssh left it.
+    let ns = NamespaceRemote {
+        namespace: h.namespaces[0].clone(),
+    };
+    let pid_file = ns
+        .exec(
+            &format!("cat {rdir}/member.pid"),
+            None,
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    assert_eq!(pid_file.trim(), pid.to_string());
+    cluster.shutdown();
+    drop(cluster);
+    drop(hosts);
+    // Gone, or a zombie waiting for this machine's pid 1 to reap it (no longer running).
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = state.rsplit(')').next().unwrap_or("").trim_start();
+    assert!(
+        state.is_empty() || state.starts_with('Z'),
+        "n1 still runs: {state}"
+    );
+    assert!(t.path().join("nodes/n1.log").is_file());
+    // --keep-remote: both folders stay, with their logs; nothing else does.
+    let work = h.path().join("work");
+    let kept: Vec<PathBuf> = std::fs::read_dir(&work)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert!(
+        kept.iter().all(|d| d.join("member.log").is_file()),
+        "{kept:?}"
+    );
+    for d in kept {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+    assert_eq!(h.leftovers(), Vec::<String>::new());
+    assert_eq!(h.close(), Vec::<String>::new());
+}

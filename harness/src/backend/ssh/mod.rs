@@ -444,7 +444,7 @@ echo $! >{q}/proxy.pid
             last.set(Instant::now());
             let pid = self.pids.lock().unwrap().get(id).copied()?;
             match self.exec(id, &format!("kill -0 {pid} 2>/dev/null || echo gone"), None) {
-                Ok(o) if o.trim() == "gone" => Some("it exited".to_string()),
+                Ok(o) if o.trim() == "gone" => Some("gone from its host".to_string()),
                 _ => None,
             }
         };
