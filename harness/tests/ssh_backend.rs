@@ -45,6 +45,7 @@ struct Hosts {
     dir: tempfile::TempDir,
     bridge: String,
     namespaces: Vec<String>,
+    veths: Vec<String>,
     ips: Vec<Ipv4Addr>,
     sshd: Vec<Child>,
     closed: bool,
@@ -58,8 +59,12 @@ impl Hosts {
             "the ssh backend tests need root (namespaces for the hosts, nftables on them)"
         );
         let dir = tempfile::tempdir().unwrap();
+        // A letter per fixture: a namespace can outlive its deletion for a while (an orphaned
+        // socket of a host cut off mid-run still holds it), so names are never reused.
+        static NEXT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+        let letter = (b'a' + NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 26) as char;
         let pid = std::process::id();
-        let tag = format!("{pid}");
+        let tag = format!("{pid}{letter}");
         let bridge = format!("qsb{tag}");
         let addrs = sh(&["ip", "-4", "-o", "addr", "show"]);
         let routes = sh(&["ip", "-4", "route", "show", "table", "all"]);
@@ -74,6 +79,7 @@ impl Hosts {
             dir,
             bridge: bridge.clone(),
             namespaces: Vec::new(),
+            veths: Vec::new(),
             ips: Vec::new(),
             sshd: Vec::new(),
             closed: false,
@@ -123,6 +129,7 @@ impl Hosts {
             sh(&[
                 "ip", "link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &ns,
             ]);
+            hosts.veths.push(veth.clone());
             sh(&["ip", "link", "set", &veth, "master", &bridge, "up"]);
             sh(&[
                 "ip",
@@ -214,10 +221,18 @@ impl Hosts {
     /// `quorate` nftables table, a member folder in the work dir. Waits (bounded) for ssh
     /// sessions that are closing.
     fn leftovers(&self) -> Vec<String> {
+        self.leftovers_except(None)
+    }
+
+    /// [`Hosts::leftovers`] on every host but `skip` (1-based), whose member folder is `n<skip>`'s.
+    fn leftovers_except(&self, skip: Option<usize>) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let mut found = Vec::new();
-            for ns in &self.namespaces {
+            for (i, ns) in self.namespaces.iter().enumerate() {
+                if skip == Some(i + 1) {
+                    continue;
+                }
                 for pid in sh(&["ip", "netns", "pids", ns]).lines() {
                     let comm = std::fs::read_to_string(format!("/proc/{}/comm", pid.trim()))
                         .unwrap_or_default();
@@ -235,6 +250,10 @@ impl Hosts {
                 .unwrap()
                 .flatten()
             {
+                let name = e.file_name().to_string_lossy().to_string();
+                if skip.is_some_and(|k| name.ends_with(&format!("-n{k}"))) {
+                    continue;
+                }
                 found.push(format!("remote folder {}", e.path().display()));
             }
             if found.is_empty() || Instant::now() > deadline {
@@ -242,6 +261,26 @@ impl Hosts {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// Cut host `i` (1-based) off from the control machine: its packets to the bridge's own
+    /// address are dropped, so its ssh connection dies as a lost network would kill it.
+    fn cut_off(&self, i: usize) {
+        let ns = &self.namespaces[i - 1];
+        let o = self.ips[0].octets();
+        let control = Ipv4Addr::new(o[0], o[1], o[2], 1);
+        let script = format!(
+            "add table inet qtest\nadd chain inet qtest out {{ type filter hook output priority 0; policy accept; }}\n\
+             add rule inet qtest out ip daddr {control} drop\n"
+        );
+        let mut c = Command::new("ip")
+            .args(["netns", "exec", ns, "nft", "-f", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(c.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
+        drop(c.stdin.take());
+        assert!(c.wait().unwrap().success());
     }
 
     /// Stop every sshd and remove the namespaces and the bridge; what is still there after.
@@ -259,11 +298,15 @@ impl Hosts {
                     let _ = Command::new("kill").args(["-9", p.trim()]).status();
                 }
             }
+        }
+        // The root ends first: a deleted namespace is torn down later by the kernel (and an
+        // orphaned socket can hold it for a while), its veth with it.
+        for link in self.veths.iter().chain([&self.bridge]) {
+            let _ = Command::new("ip").args(["link", "delete", link]).status();
+        }
+        for ns in &self.namespaces {
             let _ = Command::new("ip").args(["netns", "delete", ns]).status();
         }
-        let _ = Command::new("ip")
-            .args(["link", "delete", &self.bridge])
-            .status();
         let mut left = Vec::new();
         for p in pids {
             if Path::new(&format!("/proc/{p}")).exists() {
@@ -279,8 +322,11 @@ impl Hosts {
                 left.push(format!("namespace {ns}"));
             }
         }
-        if sh(&["ip", "-o", "link", "show"]).contains(&format!("{}:", self.bridge)) {
-            left.push(format!("bridge {}", self.bridge));
+        let links = sh(&["ip", "-o", "link", "show"]);
+        for link in self.veths.iter().chain([&self.bridge]) {
+            if links.contains(&format!(" {link}:")) || links.contains(&format!(" {link}@")) {
+                left.push(format!("link {link}"));
+            }
         }
         left
     }
@@ -424,52 +470,57 @@ fn an_unreachable_host_is_exit_3_naming_it_before_anything_starts() {
     assert_eq!(h.close(), Vec::<String>::new());
 }
 
+/// `abd` holds over ssh under partitions, kills and pauses, tear-down fetches every member's
+/// log and data, and the same seed on `--backend netns` gives the same fault schedule (the
+/// nemesis events' kinds and targets).
 #[test]
-fn abd_stays_linearizable_under_partitions_kills_and_pauses() {
+fn abd_holds_over_ssh_and_the_same_seed_gives_netns_the_same_fault_schedule() {
     let _g = serial();
     let mut h = Hosts::new(3);
     let t = tempfile::tempdir().unwrap();
-    for seed in ["1", "2"] {
-        let o = ssh_run(
-            &h,
-            t.path(),
-            &args(&[
-                "--preset",
-                "abd",
-                "--nemesis",
-                "partition,kill,pause",
-                "--seed",
-                seed,
-            ]),
-        );
-        let r = results_of(&o);
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "seed {seed}: {}",
-            stderr_tail(&o, 20)
-        );
-        assert_eq!(r["checks"]["linearizable"]["valid"], true, "seed {seed}");
-        let dir = run_dir(&o);
-        let kinds: Vec<String> = nemesis_events(&dir).into_iter().map(|(f, _)| f).collect();
-        assert!(
-            kinds.iter().any(|f| f.ends_with("-start")),
-            "seed {seed}: no fault: {kinds:?}"
-        );
-        assert!(
-            r["run"]["ok"].as_u64().unwrap() > 20,
-            "seed {seed}: {}",
-            r["run"]
-        );
-        // Tear-down fetched each member's log and data folder.
-        for n in ["n1", "n2", "n3"] {
-            let log = std::fs::read_to_string(dir.join("nodes").join(format!("{n}.log"))).unwrap();
-            assert!(!log.is_empty(), "{n}.log is empty");
-            assert!(dir.join("data").join(n).is_dir(), "data/{n} not fetched");
-        }
-        assert!(dir.join("ssh").join("known_hosts").is_file());
+    let a = args(&[
+        "--preset",
+        "abd",
+        "--nemesis",
+        "partition,kill,pause",
+        "--seed",
+        "11",
+    ]);
+    let ssh = ssh_run(&h, t.path(), &a);
+    let r = results_of(&ssh);
+    assert_eq!(ssh.status.code(), Some(0), "{}", stderr_tail(&ssh, 20));
+    assert_eq!(r["checks"]["linearizable"]["valid"], true);
+    assert!(r["run"]["ok"].as_u64().unwrap() > 20, "{}", r["run"]);
+    let dir = run_dir(&ssh);
+    for n in ["n1", "n2", "n3"] {
+        let log = std::fs::read_to_string(dir.join("nodes").join(format!("{n}.log"))).unwrap();
+        assert!(!log.is_empty(), "{n}.log is empty");
+        assert!(dir.join("data").join(n).is_dir(), "data/{n} not fetched");
     }
+    assert!(dir.join("ssh").join("known_hosts").is_file());
+    assert!(dir.join("ssh").join("hosts.toml").is_file());
     assert_eq!(h.close(), Vec::<String>::new());
+
+    let mut netns_args = vec!["--backend", "netns", "--nodes", "3"];
+    netns_args.extend_from_slice(&a);
+    let netns = common::run(t.path(), &netns_args);
+    results_of(&netns);
+    // Kinds and targets: which fault, which links or nodes (not timings or offsets).
+    let shape = |dir: &Path| -> Vec<(String, Value)> {
+        nemesis_events(dir)
+            .into_iter()
+            .map(|(f, mut v)| {
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("snapshot_age_ms");
+                }
+                (f, v)
+            })
+            .collect()
+    };
+    let (s, n) = (shape(&dir), shape(&run_dir(&netns)));
+    assert!(s.len() >= 4, "too few faults to compare: {s:?}");
+    assert!(s.iter().any(|(f, _)| f == "partition-start"), "{s:?}");
+    assert_eq!(s, n, "ssh and netns schedules differ for seed 11");
 }
 
 #[test]
@@ -503,43 +554,6 @@ fn weak_is_caught_within_five_seeds() {
     }
     assert_eq!(h.close(), Vec::<String>::new());
     assert!(caught, "weak not caught in 5 seeds: {tried:?}");
-}
-
-#[test]
-fn the_same_seed_gives_the_same_fault_schedule_on_netns_and_ssh() {
-    let _g = serial();
-    let mut h = Hosts::new(3);
-    let t = tempfile::tempdir().unwrap();
-    let a = args(&[
-        "--preset",
-        "abd",
-        "--nemesis",
-        "partition,kill,pause",
-        "--seed",
-        "11",
-    ]);
-    let ssh = ssh_run(&h, t.path(), &a);
-    results_of(&ssh);
-    let mut netns_args = vec!["--backend", "netns", "--nodes", "3"];
-    netns_args.extend_from_slice(&a);
-    let netns = common::run(t.path(), &netns_args);
-    results_of(&netns);
-    // Kinds and targets: which fault, which links or nodes (not timings or offsets).
-    let shape = |dir: &Path| -> Vec<(String, Value)> {
-        nemesis_events(dir)
-            .into_iter()
-            .map(|(f, mut v)| {
-                if let Some(o) = v.as_object_mut() {
-                    o.remove("snapshot_age_ms");
-                }
-                (f, v)
-            })
-            .collect()
-    };
-    let (s, n) = (shape(&run_dir(&ssh)), shape(&run_dir(&netns)));
-    assert!(s.len() >= 4, "too few faults to compare: {s:?}");
-    assert_eq!(s, n, "ssh and netns schedules differ for seed 11");
-    assert_eq!(h.close(), Vec::<String>::new());
 }
 
 fn garage_bin() -> Option<PathBuf> {
@@ -832,5 +846,56 @@ fn a_remote_member_reads_its_hosts_offset_file_and_keep_remote_keeps_folders() {
         std::fs::remove_dir_all(d).unwrap();
     }
     assert_eq!(h.leftovers(), Vec::<String>::new());
+    assert_eq!(h.close(), Vec::<String>::new());
+}
+
+/// A host lost mid-run: the run ends with exit 3 naming it, and the other hosts are healed
+/// and cleaned up all the same (no member, no rule, no folder left on them).
+#[test]
+fn a_host_lost_mid_run_is_named_and_the_others_are_cleaned_up() {
+    let _g = serial();
+    let mut h = Hosts::new(3);
+    let t = tempfile::tempdir().unwrap();
+    let hosts = h.hosts_file("", true);
+    let mut c = ssh_command(
+        t.path(),
+        &hosts,
+        3,
+        &[
+            "--preset",
+            "abd",
+            "--nemesis",
+            "partition,kill",
+            "--time-limit",
+            "8",
+            "--nemesis-interval",
+            "2",
+            "--seed",
+            "5",
+        ],
+    );
+    let child = c
+        .arg("--node-bin")
+        .arg(common::node_bin())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let history = t.path().join("latest").join("history.jsonl");
+    while !std::fs::read_to_string(&history)
+        .unwrap_or_default()
+        .contains("-start")
+    {
+        assert!(Instant::now() < deadline, "no fault within 90 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    h.cut_off(2);
+    let o = child.wait_with_output().unwrap();
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{e}");
+    assert!(e.contains("host h2: unreachable"), "{e}");
+    assert!(e.contains("tear-down of n2 on host h2"), "{e}");
+    assert_eq!(h.leftovers_except(Some(2)), Vec::<String>::new(), "{e}");
     assert_eq!(h.close(), Vec::<String>::new());
 }

@@ -35,9 +35,35 @@ pub struct SshRemote {
     control_dir: PathBuf,
     known_hosts: PathBuf,
     strict: bool,
+    /// Why the host was found unreachable, if it was: later steps fail at once instead of
+    /// each waiting out a connect timeout (a lost host must not hold up Ctrl-C or the others'
+    /// clean-up). [`SshRemote::retry`] gives it one more chance.
+    lost: std::sync::Mutex<Option<String>>,
 }
 
 impl SshRemote {
+    /// Forget that the host was found unreachable (tear-down tries it once more).
+    pub fn retry(&self) {
+        self.lost.lock().unwrap().take();
+    }
+
+    fn check_lost(&self) -> Result<(), RemoteError> {
+        match self.lost.lock().unwrap().as_ref() {
+            Some(why) => Err(RemoteError::Unreachable {
+                host: self.host.name.clone(),
+                why: format!("lost earlier in this run: {why}"),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn note_lost<T>(&self, r: Result<T, RemoteError>) -> Result<T, RemoteError> {
+        if let Err(RemoteError::Unreachable { why, .. }) = &r {
+            self.lost.lock().unwrap().get_or_insert_with(|| why.clone());
+        }
+        r
+    }
+
     fn options(&self) -> Vec<String> {
         let mut o: Vec<String> = [
             "-F",
@@ -137,6 +163,11 @@ impl SshRemote {
     }
 
     fn scp(&self, step: &str, args: &[String], timeout: Duration) -> Result<(), RemoteError> {
+        self.check_lost()?;
+        self.note_lost(self.scp_once(step, args, timeout))
+    }
+
+    fn scp_once(&self, step: &str, args: &[String], timeout: Duration) -> Result<(), RemoteError> {
         let mut c = Command::new("scp");
         c.arg("-q").args(self.options()).args(args);
         let r = run_bounded(c, None, timeout).map_err(|e| self.local_err(step, e))?;
@@ -159,17 +190,8 @@ impl Remote for SshRemote {
         input: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<String, RemoteError> {
-        let mut c = Command::new("ssh");
-        c.args(self.options())
-            .arg(&self.host.address)
-            .arg("--")
-            .arg(format!("sh -c {}", sh_quote(script)));
-        let r = run_bounded(c, input, timeout).map_err(|e| self.local_err(script, e))?;
-        if r.status.is_some_and(|s| s.success()) {
-            Ok(r.stdout)
-        } else {
-            Err(self.fail(script, r, timeout))
-        }
+        self.check_lost()?;
+        self.note_lost(self.exec_once(script, input, timeout))
     }
 
     fn upload(&self, local: &Path, remote: &str) -> Result<(), RemoteError> {
@@ -192,6 +214,27 @@ impl Remote for SshRemote {
             ],
             COPY_TIMEOUT,
         )
+    }
+}
+
+impl SshRemote {
+    fn exec_once(
+        &self,
+        script: &str,
+        input: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<String, RemoteError> {
+        let mut c = Command::new("ssh");
+        c.args(self.options())
+            .arg(&self.host.address)
+            .arg("--")
+            .arg(format!("sh -c {}", sh_quote(script)));
+        let r = run_bounded(c, input, timeout).map_err(|e| self.local_err(script, e))?;
+        if r.status.is_some_and(|s| s.success()) {
+            Ok(r.stdout)
+        } else {
+            Err(self.fail(script, r, timeout))
+        }
     }
 }
 
@@ -284,6 +327,7 @@ impl SshHosts {
                     control_dir: control_dir.clone(),
                     known_hosts: known_hosts.clone(),
                     strict,
+                    lost: std::sync::Mutex::new(None),
                 })
             })
             .collect();

@@ -757,6 +757,10 @@ impl Cluster for SshCluster {
         }
         // Hanging up makes each link proxy exit by itself; tear-down kills it by pid too.
         self.links.lock().unwrap().clear();
+        // A host lost during the run gets one more try: it may be back.
+        for r in &self.hosts.remotes {
+            r.retry();
+        }
         let _ = self.on_every_node(|c, id| {
             if let Err(e) = c.tear_down(id) {
                 let host = c.host_of(id).unwrap_or("?");
