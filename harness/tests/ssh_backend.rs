@@ -760,6 +760,14 @@ fn a_remote_member_reads_its_hosts_offset_file_and_keep_remote_keeps_folders() {
     let mut h = Hosts::new(2);
     let t = tempfile::tempdir().unwrap();
     let hosts_file = h.hosts_file("", true);
+    // Host 1 keeps the node's program itself (bin_dir): it is run from there, not uploaded.
+    let bin_dir = common::node_bin().parent().unwrap().display().to_string();
+    let text = std::fs::read_to_string(&hosts_file).unwrap().replacen(
+        "name = \"h1\"\n",
+        &format!("name = \"h1\"\nbin_dir = \"{bin_dir}\"\n"),
+        1,
+    );
+    std::fs::write(&hosts_file, text).unwrap();
     let needs = Needs {
         nft: false,
         faketime: true,
@@ -793,6 +801,11 @@ fn a_remote_member_reads_its_hosts_offset_file_and_keep_remote_keeps_folders() {
         .unwrap();
     let pid = cluster.pid("n1").unwrap();
     let rdir = cluster.remote_dir("n1").unwrap().to_string();
+    let exe = |pid: u32| std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert_eq!(exe(pid), common::node_bin());
+    let n2 = cluster.pid("n2").unwrap();
+    let uploaded = PathBuf::from(cluster.remote_dir("n2").unwrap()).join("bin/quorate-node");
+    assert_eq!(exe(n2), uploaded);
     let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
     let env = String::from_utf8_lossy(&env).replace('\0', "\n");
     assert!(

@@ -18,6 +18,7 @@
 //! peer_address = "192.168.0.11" # optional: where members and clients reach this host
 //! member_port = 7000    # optional: the member's first port (default 7000)
 //! work_dir = "/tmp/quorate"     # optional: the member's files go under it (default)
+//! bin_dir = "/opt/quorate"      # optional: programs found here on the host are not uploaded
 //! ```
 
 use serde::Deserialize;
@@ -45,6 +46,9 @@ pub struct Host {
     pub peer_address: IpAddr,
     pub member_port: u16,
     pub work_dir: String,
+    /// Where the host keeps programs of its own: a member's program (or the link proxy's
+    /// `quorate`) found there under the same file name is run from there, not uploaded.
+    pub bin_dir: Option<String>,
 }
 
 /// The parsed hosts file.
@@ -77,6 +81,7 @@ struct RawHost {
     peer_address: Option<String>,
     member_port: Option<u16>,
     work_dir: Option<String>,
+    bin_dir: Option<String>,
 }
 
 /// The 1-based line of byte offset `at` in `text`.
@@ -107,7 +112,7 @@ impl HostsFile {
             let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(1);
             format!(
                 "{p}:{line}: {}; expected the keys known_hosts, [defaults] and [[host]] \
-                 tables with address, port, user, identity, peer_address, member_port, work_dir, name",
+                 tables with address, port, user, identity, peer_address, member_port, work_dir, bin_dir, name",
                 e.message().trim_end_matches('\n')
             )
         })?;
@@ -187,6 +192,14 @@ impl HostsFile {
                     "work_dir {work_dir:?}: expected an absolute directory other than / (without quotes)"
                 )));
             }
+            let bin_dir = h.bin_dir.clone().or_else(|| d.bin_dir.clone());
+            if let Some(b) = &bin_dir {
+                if !b.starts_with('/') {
+                    return Err(at(&format!(
+                        "bin_dir {b:?}: expected an absolute directory"
+                    )));
+                }
+            }
             hosts.push(Host {
                 name,
                 address,
@@ -200,6 +213,7 @@ impl HostsFile {
                 peer_address,
                 member_port,
                 work_dir: work_dir.trim_end_matches('/').to_string(),
+                bin_dir: bin_dir.map(|b| b.trim_end_matches('/').to_string()),
             });
         }
         Ok(HostsFile {
@@ -224,7 +238,7 @@ mod tests {
             "known_hosts = \"/k\"\n[defaults]\nuser = \"root\"\nidentity = \"/id\"\n\
              \n[[host]]\naddress = \"10.0.0.2\"\n\n[[host]]\nname = \"b\"\naddress = \"db1\"\n\
              peer_address = \"10.0.0.3\"\nport = 2222\nuser = \"me\"\nmember_port = 8000\n\
-             work_dir = \"/srv/q/\"\n",
+             work_dir = \"/srv/q/\"\nbin_dir = \"/opt/q/\"\n",
         )
         .unwrap();
         assert_eq!(f.known_hosts, Some(PathBuf::from("/k")));
@@ -243,6 +257,10 @@ mod tests {
         );
         assert_eq!(b.peer_address.to_string(), "10.0.0.3");
         assert_eq!((b.member_port, b.work_dir.as_str()), (8000, "/srv/q"));
+        assert_eq!(
+            (a.bin_dir.as_deref(), b.bin_dir.as_deref()),
+            (None, Some("/opt/q"))
+        );
     }
 
     #[test]

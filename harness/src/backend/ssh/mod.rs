@@ -274,9 +274,9 @@ impl SshCluster {
             "nft -f -",
             Some(
                 format!(
-                    "add chain inet {NFT_TABLE} links {{ type nat hook output priority -100; policy accept; }}
-                     add rule inet {NFT_TABLE} links meta mark != {mark:#x} ip daddr {{ {} }} tcp dport {{ {} }}                      redirect to :{link_port} comment \"quorate link faults\"
-",
+                    "add chain inet {NFT_TABLE} links {{ type nat hook output priority -100; policy accept; }}\n\
+                     add rule inet {NFT_TABLE} links meta mark != {mark:#x} ip daddr {{ {} }} \
+                     tcp dport {{ {} }} redirect to :{link_port} comment \"quorate link faults\"\n",
                     ips.join(", "),
                     ports.join(", ")
                 )
@@ -286,18 +286,14 @@ impl SshCluster {
         let me = std::env::current_exe()
             .map_err(|e| BackendError::io("the quorate executable (for the link proxy)", e))?;
         let d = self.rdir(id).to_string();
-        let remote = format!("{d}/bin/quorate-link-proxy");
-        self.remote(id)?
-            .upload(&me, &remote)
-            .map_err(|e| BackendError::node(id, e.to_string()))?;
+        let remote = self.program_on_host(id, &me)?;
         let q = sh_quote(&d);
         self.exec(
             id,
             &format!(
-                "chmod +x {r}
-nohup setsid {r} link-proxy --port {link_port} --control {control} {peers}                  >>{q}/proxy.log 2>&1 </dev/null &
-echo $! >{q}/proxy.pid
-",
+                "chmod +x {r} 2>/dev/null\n\
+                 nohup setsid {r} link-proxy --port {link_port} --control {control} {peers} \
+                 >>{q}/proxy.log 2>&1 </dev/null &\necho $! >{q}/proxy.pid\n",
                 r = sh_quote(&remote),
                 peers = peers.join(" ")
             ),
@@ -325,6 +321,38 @@ echo $! >{q}/proxy.pid
     fn member_addr(&self, node: &str, k: usize) -> SocketAddr {
         let h = &self.hosts.remotes[self.index[node]].host;
         SocketAddr::new(h.peer_address, h.member_port + k as u16)
+    }
+
+    /// Where `local` (a program) is on `node`'s host: in the host's `bin_dir` under the same
+    /// name when it is there, else uploaded into the member's `bin/` (once per member).
+    fn program_on_host(&self, node: &str, local: &Path) -> Result<String> {
+        let name = local
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        let host = &self.remote(node)?.host;
+        if let Some(dir) = &host.bin_dir {
+            let there = format!("{dir}/{name}");
+            if self
+                .exec(node, &format!("test -x {}", sh_quote(&there)), None)
+                .is_ok()
+            {
+                return Ok(there);
+            }
+        }
+        let remote = format!("{}/bin/{name}", self.rdir(node));
+        if self
+            .uploaded
+            .lock()
+            .unwrap()
+            .insert(format!("{node} {name}"))
+        {
+            self.remote(node)?
+                .upload(local, &remote)
+                .map_err(|e| BackendError::node(node, e.to_string()))?;
+        }
+        Ok(remote)
     }
 
     /// Upload `local` for `node` into its `files/` (or `bin/`) and remember where.
@@ -379,14 +407,7 @@ echo $! >{q}/proxy.pid
         })?;
         let prog = PathBuf::from(cmd.get_program());
         let remote_prog = if prog.is_absolute() && prog.is_file() {
-            let name = prog.file_name().unwrap_or_default().to_string_lossy();
-            let remote = format!("{rdir}/bin/{name}");
-            if self.uploaded.lock().unwrap().insert(id.to_string()) {
-                self.remote(id)?
-                    .upload(&prog, &remote)
-                    .map_err(|e| BackendError::node(id, e.to_string()))?;
-            }
-            remote
+            self.program_on_host(id, &prog)?
         } else {
             // A bare name: found on the host's PATH.
             prog.display().to_string()
