@@ -386,6 +386,30 @@ mod tests {
         let mut p = plan(&["--node-bin", "/nonexistent/quorate-node"]).unwrap();
         let e = p.probe().unwrap_err().to_string();
         assert!(e.starts_with("node binary not found"), "{e}");
+        // --hosts and --keep-remote go with --backend ssh, which needs --hosts; the file itself
+        // is the probe's to read.
+        for (argv, says) in [
+            (
+                &["--backend", "ssh"][..],
+                "--backend ssh: expected --hosts FILE",
+            ),
+            (
+                &["--hosts", "h.toml"][..],
+                "--hosts h.toml: expected --backend ssh",
+            ),
+            (
+                &["--keep-remote"][..],
+                "--keep-remote: expected --backend ssh",
+            ),
+        ] {
+            let e = plan(argv).unwrap_err().to_string();
+            assert!(e.starts_with(says), "{argv:?}: {e}");
+        }
+        let p = plan(&["--backend", "ssh", "--hosts", "/nonexistent/h.toml"]).unwrap();
+        assert_eq!(
+            p.hosts.as_deref(),
+            Some(std::path::Path::new("/nonexistent/h.toml"))
+        );
         let e = plan(&["--target", "garage", "--ops", "read,write,cas"]).unwrap_err();
         assert!(
             matches!(&e, PlanError::Target(m) if m.starts_with("--ops cas")),

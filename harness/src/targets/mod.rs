@@ -424,6 +424,14 @@ mod tests {
             &rw,
         )
         .unwrap();
+        // ssh gives every member an address of its own, as netns does.
+        check(
+            TargetKind::Garage,
+            BackendKind::Ssh,
+            &[Fault::Partition, Fault::Slow, Fault::Flaky],
+            &rw,
+        )
+        .unwrap();
         check(
             TargetKind::Garage,
             BackendKind::Local,
