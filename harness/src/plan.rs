@@ -208,10 +208,14 @@ impl RunPlan {
             .map_err(ProbeError::Target)?;
         if self.backend == BackendKind::Ssh && self.ssh.is_none() {
             let needs = backend::ssh::Needs {
-                nft: self
-                    .faults
-                    .iter()
-                    .any(|f| matches!(f, Fault::Partition | Fault::Slow | Fault::Flaky)),
+                // Every fault that cuts links (stale-restore cuts the restored node off first)
+                // or redirects them through the link proxy.
+                nft: self.faults.iter().any(|f| {
+                    matches!(
+                        f,
+                        Fault::Partition | Fault::StaleRestore | Fault::Slow | Fault::Flaky
+                    )
+                }),
                 // The node moves its own clock (an admin call); other stores get libfaketime.
                 faketime: self.faults.contains(&Fault::ClockSkew)
                     && self.target.kind() != targets::TargetKind::Node,

@@ -669,7 +669,7 @@ fn ctrl_c_leaves_no_member_rule_or_folder_on_the_hosts() {
             "--preset",
             "strict",
             "--nemesis",
-            "partition,pause",
+            "partition,pause,stale-restore",
             "--time-limit",
             "60",
             "--nemesis-interval",

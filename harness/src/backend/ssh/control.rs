@@ -241,7 +241,7 @@ impl SshRemote {
 /// What a fault or target needs from every host, checked before anything starts.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Needs {
-    /// `partition`: `nft` that can change the ruleset.
+    /// `partition`, `stale-restore`, `slow`, `flaky`: `nft` that can change the ruleset.
     pub nft: bool,
     /// `clock-skew` of a store that is not the node: libfaketime on the host.
     pub faketime: bool,
@@ -399,8 +399,8 @@ fn check_host(r: &SshRemote, needs: Needs) -> Result<Option<String>, String> {
         r.exec("nft list tables >/dev/null", None, STEP_TIMEOUT)
             .map_err(|e| {
                 at(
-                    "--nemesis partition needs `nft` (package nftables) runnable by this user \
-                     (root or CAP_NET_ADMIN)",
+                    "--nemesis partition, stale-restore, slow and flaky need `nft` (package \
+                     nftables) runnable by this user (root or CAP_NET_ADMIN)",
                     e,
                 )
             })?;
