@@ -8,6 +8,7 @@
 #   etcd (etcd-server)            the --target etcd tests (or QUORATE_ETCD_BIN)
 #   fusermount3 (fuse3)           --nemesis power-loss: members' data dirs on lazyfs, a FUSE
 #                                 file system (mounted through fusermount3; /dev/fuse, root)
+#   sshd, ssh, scp (openssh-server, openssh-client)  the `ssh` backend's tests (namespaced hosts)
 #   rustfmt, clippy               `make lint`
 #   python3, etcd-server,         the --target-file tests: the example adapters (Python's
 #   redis-server, redis-tools     standard library) and the stores they speak to
@@ -45,6 +46,8 @@ have python3 || missing+=(python3)
 have redis-server || missing+=(redis-server)
 have redis-cli || missing+=(redis-tools)
 have fusermount3 || missing+=(fuse3)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+{ have ssh && have scp && have ssh-keygen; } || missing+=(openssh-client)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && have apt-get; then

@@ -32,6 +32,9 @@ enum Command {
     /// The power-loss fault's file system server (started by `quorate run`, not by people).
     #[command(hide = true)]
     Lazyfs(quorate::lazyfs::LazyfsArgs),
+    /// Internal: the link proxy `--backend ssh` runs on each host for `slow` and `flaky`.
+    #[command(hide = true)]
+    LinkProxy(quorate::backend::ssh::links::ProxyArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
         Command::Compare(args) => quorate::cmd::compare::main(args),
         Command::Serve(args) => quorate::cmd::serve::main(args),
         Command::Lazyfs(args) => quorate::lazyfs::main(args),
+        Command::LinkProxy(args) => quorate::backend::ssh::links::main(args),
     };
     ExitCode::from(code)
 }

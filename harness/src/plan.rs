@@ -43,6 +43,9 @@ pub enum PlanError {
     /// `--name`.
     #[error("{0}")]
     Name(String),
+    /// `--hosts`, `--keep-remote` and what `--backend ssh` cannot do yet.
+    #[error("{0}")]
+    Backend(String),
     /// `--workload`, `--ops`, `--ops-per-key`.
     #[error("{0}")]
     Workload(String),
@@ -61,6 +64,9 @@ pub enum ProbeError {
     /// The target's programs: missing, not running, or refusing the configuration.
     #[error("{0}")]
     Target(String),
+    /// `--backend ssh`: the hosts file, a host that cannot be reached or lacks a tool.
+    #[error("{0}")]
+    Hosts(String),
 }
 
 /// Everything a run needs, validated.
@@ -94,6 +100,11 @@ pub struct RunPlan {
     pub backend: BackendKind,
     /// The system under test (`--target`); prepared by [`RunPlan::probe`].
     pub target: Box<dyn Spec>,
+    /// `--hosts` and `--keep-remote` (`--backend ssh`).
+    pub hosts: Option<std::path::PathBuf>,
+    pub keep_remote: bool,
+    /// Every host connected and checked, by [`RunPlan::probe`] (`--backend ssh`).
+    pub ssh: Option<(std::sync::Arc<backend::ssh::SshHosts>, backend::ssh::Needs)>,
 }
 
 fn positive(flag: &'static str, value: f64) -> Result<Duration, PlanError> {
@@ -180,6 +191,7 @@ impl RunPlan {
         if a.test_count == 0 {
             return Err(PlanError::TestCount);
         }
+        ssh_flags(a)?;
         Ok(RunPlan {
             nodes: node_ids(a.nodes),
             workload,
@@ -199,6 +211,9 @@ impl RunPlan {
             seed,
             backend: a.backend,
             target,
+            hosts: a.hosts.clone(),
+            keep_remote: a.keep_remote,
+            ssh: None,
         })
     }
 
@@ -211,7 +226,33 @@ impl RunPlan {
         if self.faults.contains(&Fault::PowerLoss) {
             crate::lazyfs::mount::preflight().map_err(ProbeError::Target)?;
         }
-        self.target.prepare(&self.nodes).map_err(ProbeError::Target)
+        self.target
+            .prepare(&self.nodes)
+            .map_err(ProbeError::Target)?;
+        if self.backend == BackendKind::Ssh && self.ssh.is_none() {
+            let needs = backend::ssh::Needs {
+                // Every fault that cuts links (stale-restore cuts the restored node off first)
+                // or redirects them through the link proxy.
+                nft: self.faults.iter().any(|f| {
+                    matches!(
+                        f,
+                        Fault::Partition | Fault::StaleRestore | Fault::Slow | Fault::Flaky
+                    )
+                }),
+                // The node moves its own clock (an admin call); other stores get libfaketime.
+                faketime: self.faults.contains(&Fault::ClockSkew)
+                    && self.target.kind() != targets::TargetKind::Node,
+            };
+            let path = self
+                .hosts
+                .as_deref()
+                .expect("validated: --backend ssh has --hosts");
+            let hosts =
+                backend::ssh::SshHosts::connect(path, self.nodes.len(), needs, self.keep_remote)
+                    .map_err(ProbeError::Hosts)?;
+            self.ssh = Some((std::sync::Arc::new(hosts), needs));
+        }
+        Ok(())
     }
 
     /// The quiet period after healing.
@@ -223,6 +264,31 @@ impl RunPlan {
     pub fn link_faults_needed(&self) -> bool {
         self.faults.iter().any(|f| f.needs_link_faults())
     }
+}
+
+/// `--hosts` goes with `--backend ssh` and only with it; so does `--keep-remote`.
+fn ssh_flags(a: &RunArgs) -> Result<(), PlanError> {
+    if a.backend == BackendKind::Ssh {
+        return match a.hosts {
+            Some(_) => Ok(()),
+            None => Err(PlanError::Backend(
+                "--backend ssh: expected --hosts FILE, the hosts to run the members on".into(),
+            )),
+        };
+    }
+    if let Some(h) = &a.hosts {
+        return Err(PlanError::Backend(format!(
+            "--hosts {}: expected --backend ssh (it names the hosts that backend uses)",
+            h.display()
+        )));
+    }
+    if a.keep_remote {
+        return Err(PlanError::Backend(
+            "--keep-remote: expected --backend ssh (it keeps the members' folders on their hosts)"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 /// `--clock-mode` (sorted) and `--clock-skew-ms` (MIN, MAX).
@@ -347,6 +413,30 @@ mod tests {
         let mut p = plan(&["--node-bin", "/nonexistent/quorate-node"]).unwrap();
         let e = p.probe().unwrap_err().to_string();
         assert!(e.starts_with("node binary not found"), "{e}");
+        // --hosts and --keep-remote go with --backend ssh, which needs --hosts; the file itself
+        // is the probe's to read.
+        for (argv, says) in [
+            (
+                &["--backend", "ssh"][..],
+                "--backend ssh: expected --hosts FILE",
+            ),
+            (
+                &["--hosts", "h.toml"][..],
+                "--hosts h.toml: expected --backend ssh",
+            ),
+            (
+                &["--keep-remote"][..],
+                "--keep-remote: expected --backend ssh",
+            ),
+        ] {
+            let e = plan(argv).unwrap_err().to_string();
+            assert!(e.starts_with(says), "{argv:?}: {e}");
+        }
+        let p = plan(&["--backend", "ssh", "--hosts", "/nonexistent/h.toml"]).unwrap();
+        assert_eq!(
+            p.hosts.as_deref(),
+            Some(std::path::Path::new("/nonexistent/h.toml"))
+        );
         let e = plan(&["--target", "garage", "--ops", "read,write,cas"]).unwrap_err();
         assert!(
             matches!(&e, PlanError::Target(m) if m.starts_with("--ops cas")),

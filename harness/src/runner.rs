@@ -13,6 +13,7 @@
 
 use crate::backend::local::LocalCluster;
 use crate::backend::netns::NetnsCluster;
+use crate::backend::ssh::SshCluster;
 use crate::backend::{BackendKind, Cluster, ClusterSpec};
 use crate::client::{self, Endpoint, SlotConfig};
 use crate::nemesis::{clock_skew, Ctx, Nemesis};
@@ -86,6 +87,13 @@ async fn phases(cfg: &RunPlan, run_dir: &Path) -> anyhow::Result<RunOutcome> {
     let cluster: Arc<dyn Cluster> = match cfg.backend {
         BackendKind::Local => Arc::new(LocalCluster::start(spec, launch).await?),
         BackendKind::Netns => Arc::new(NetnsCluster::start(spec, launch).await?),
+        BackendKind::Ssh => {
+            let (hosts, needs) = cfg
+                .ssh
+                .clone()
+                .context("--backend ssh: the hosts were not connected (RunPlan::probe)")?;
+            Arc::new(SshCluster::start(spec, launch, hosts, needs).await?)
+        }
     };
     let result = match configure(target.as_ref(), cluster.as_ref(), stop_rx.clone()).await {
         Ok(api) => {

@@ -4,6 +4,8 @@
 //!   TCP fault proxy ([`crate::proxy`]); no privileges.
 //! - [`netns`]: one network namespace per node, partitions as firewall drops; needs root.
 //! - `lazy`: the members' lazyfs mounts when a run has `power-loss` (both backends).
+//! - [`ssh`]: one member per host, driven over the system's OpenSSH client through the
+//!   [`remote`] seam (execute, upload, download); partitions as nftables rules on the hosts.
 //! - [`launch`]: what a target tells a backend about starting one member (program, ports,
 //!   what `/health` answers when it is up); each target brings its own (`crate::targets`).
 //!
@@ -16,6 +18,8 @@ pub(crate) mod lazy;
 pub mod local;
 pub mod netns;
 mod procs;
+pub mod remote;
+pub mod ssh;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,6 +32,8 @@ pub enum BackendKind {
     #[default]
     Local,
     Netns,
+    /// One member per host of `--hosts`, over ssh.
+    Ssh,
 }
 
 impl BackendKind {
@@ -36,7 +42,14 @@ impl BackendKind {
         match self {
             BackendKind::Local => "local",
             BackendKind::Netns => "netns",
+            BackendKind::Ssh => "ssh",
         }
+    }
+
+    /// Whether a run on this backend can do what a target allows only on `only`: `ssh`
+    /// gives each member a network identity of its own, as `netns` does.
+    pub fn satisfies(self, only: BackendKind) -> bool {
+        self == only || (self == BackendKind::Ssh && only == BackendKind::Netns)
     }
 }
 
@@ -156,6 +169,13 @@ pub trait Cluster: Send + Sync {
     /// Make everything the members wrote so far durable on their lazyfs mounts (a checkpoint
     /// after the target's set-up, as Jepsen does with lazyfs); nothing to do without mounts.
     fn checkpoint(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// A file the member's command named was rewritten here (libfaketime's offset file):
+    /// backends whose members see another file system copy it across. Others need nothing.
+    fn sync_file(&self, node: &str, local: &std::path::Path) -> Result<()> {
+        let _ = (node, local);
         Ok(())
     }
 

@@ -21,6 +21,12 @@ pub struct RunArgs {
     /// How nodes are run and faults injected.
     #[arg(long, value_enum, default_value = "local")]
     pub backend: BackendKind,
+    /// `--backend ssh`: the hosts file (one member per host; see INTERFACES.md).
+    #[arg(long)]
+    pub hosts: Option<PathBuf>,
+    /// `--backend ssh`: leave each member's folder on its host after the run.
+    #[arg(long)]
+    pub keep_remote: bool,
     /// Cluster size.
     #[arg(long, default_value_t = 5)]
     pub nodes: usize,

@@ -112,11 +112,16 @@ impl Faketime {
 impl Clock for Faketime {
     fn set_offset<'a>(
         &'a self,
-        _cluster: &'a dyn Cluster,
+        cluster: &'a dyn Cluster,
         node: &'a str,
         ms: i64,
     ) -> BoxFuture<'a, Result<(), String>> {
-        let done = self.set(node, ms);
+        // A remote member reads its host's copy of the file (`--backend ssh`).
+        let done = self.set(node, ms).and_then(|_| {
+            cluster
+                .sync_file(node, &self.file(node))
+                .map_err(|e| format!("clock offset {ms} ms on {node}: {e}"))
+        });
         Box::pin(async move { done })
     }
 }

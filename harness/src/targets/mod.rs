@@ -392,7 +392,7 @@ pub fn check(
     for f in faults {
         match (caps.faults)(*f) {
             Support::Yes => {}
-            Support::Only(only, _) if only == backend => {}
+            Support::Only(only, _) if backend.satisfies(only) => {}
             Support::Only(only, why) => {
                 return Err(format!(
                     "--nemesis {f} with --target {name} needs --backend {b}: {why}; run as \
@@ -519,6 +519,14 @@ mod tests {
         check(
             TargetKind::Garage,
             BackendKind::Netns,
+            &[Fault::Partition, Fault::Slow, Fault::Flaky],
+            &rw,
+        )
+        .unwrap();
+        // ssh gives every member an address of its own, as netns does.
+        check(
+            TargetKind::Garage,
+            BackendKind::Ssh,
             &[Fault::Partition, Fault::Slow, Fault::Flaky],
             &rw,
         )

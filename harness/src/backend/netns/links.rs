@@ -86,6 +86,7 @@ impl Links {
                 Ok(l)
             })?;
             let listener = TcpListener::from_std(std_listener)?;
+            let dial: Dial = Arc::new(move || marked_socket(&ns));
             // Where each original destination address leads: the peer's id and its link state.
             let peers: BTreeMap<Ipv4Addr, watch::Receiver<LinkState>> = members
                 .iter()
@@ -97,7 +98,7 @@ impl Links {
                     )
                 })
                 .collect();
-            tasks.spawn(accept_loop(listener, ns, peers));
+            tasks.spawn(accept_loop(listener, dial, peers));
         }
         Ok(Links { states, tasks })
     }
@@ -151,6 +152,22 @@ fn in_namespace<T: Send + 'static>(
     .map_err(|_| io::Error::other("netns link thread panicked"))?
 }
 
+/// How a link proxy opens its upstream sockets: unconnected and marked with [`MARK`] (in the
+/// member's namespace on `netns`; on the host itself for `--backend ssh`'s `link-proxy`).
+pub(crate) type Dial = Arc<dyn Fn() -> io::Result<TcpSocket> + Send + Sync>;
+
+/// A TCP socket of this process's own network namespace, marked so the redirect skips it.
+pub(crate) fn marked_here() -> io::Result<TcpSocket> {
+    let fd = socket::socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )?;
+    socket::setsockopt(&fd, sockopt::Mark, &MARK)?;
+    Ok(TcpSocket::from_std_stream(std::net::TcpStream::from(fd)))
+}
+
 /// A TCP socket of `ns`, not yet connected, marked so the redirect skips it.
 fn marked_socket(ns: &Arc<File>) -> io::Result<TcpSocket> {
     let fd: OwnedFd = in_namespace(ns, || {
@@ -166,9 +183,11 @@ fn marked_socket(ns: &Arc<File>) -> io::Result<TcpSocket> {
     Ok(TcpSocket::from_std_stream(std::net::TcpStream::from(fd)))
 }
 
-async fn accept_loop(
+/// Accept redirected connections and serve each through the link of its original
+/// destination (`peers`, by address).
+pub(crate) async fn accept_loop(
     listener: TcpListener,
-    ns: Arc<File>,
+    dial: Dial,
     peers: BTreeMap<Ipv4Addr, watch::Receiver<LinkState>>,
 ) {
     let mut conns = JoinSet::new();
@@ -180,14 +199,15 @@ async fn accept_loop(
                 // A connection to the member itself or to an address that is no member's
                 // passes undelayed.
                 let state = peers.get(dst.ip()).cloned();
-                conns.spawn(serve(down, SocketAddr::V4(dst), ns.clone(), state));
+                conns.spawn(serve(down, SocketAddr::V4(dst), dial.clone(), state));
             }
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
     }
 }
 
-fn original_dst(s: &TcpStream) -> io::Result<SocketAddrV4> {
+/// Where a redirected connection was going.
+pub(crate) fn original_dst(s: &TcpStream) -> io::Result<SocketAddrV4> {
     // SAFETY: `s` owns the fd and outlives this call.
     let fd = unsafe { BorrowedFd::borrow_raw(s.as_raw_fd()) };
     let a = socket::getsockopt(&fd, sockopt::OriginalDst)?;
@@ -195,10 +215,11 @@ fn original_dst(s: &TcpStream) -> io::Result<SocketAddrV4> {
     Ok(SocketAddrV4::new(ip, u16::from_be(a.sin_port)))
 }
 
-async fn serve(
+/// Serve one redirected connection to `dst` through its link `state` (none: undelayed).
+pub(crate) async fn serve(
     mut down: TcpStream,
     dst: SocketAddr,
-    ns: Arc<File>,
+    dial: Dial,
     state: Option<watch::Receiver<LinkState>>,
 ) {
     // No link (a connection to the member itself): a state no one changes. Its sender lives
@@ -206,8 +227,7 @@ async fn serve(
     let (_idle, idle_state) = watch::channel(LinkState::default());
     let state = state.unwrap_or(idle_state);
     let gen0 = state.borrow().reset_gen;
-    let ns2 = ns.clone();
-    let up = match tokio::task::spawn_blocking(move || marked_socket(&ns2)).await {
+    let up = match tokio::task::spawn_blocking(move || dial()).await {
         Ok(Ok(sock)) => sock.connect(dst).await,
         Ok(Err(e)) => Err(e),
         Err(e) => Err(io::Error::other(e)),

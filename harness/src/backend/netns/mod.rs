@@ -47,7 +47,7 @@
 //! snapshots: [`super::procs`].
 
 mod host;
-mod links;
+pub(crate) mod links;
 
 pub use host::{preflight, sweep_stale, NetnsError};
 
