@@ -827,6 +827,7 @@ fn a_remote_member_reads_its_hosts_offset_file_and_keep_remote_keeps_folders() {
         run_dir: t.path().to_path_buf(),
         direct_clients: false,
         link_faults: false,
+        power_loss: false,
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     let cluster = rt
