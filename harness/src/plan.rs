@@ -77,6 +77,10 @@ pub struct RunPlan {
     pub clock_modes: Vec<ClockMode>,
     /// `--clock-skew-ms`; `None`: each mode's own magnitudes.
     pub clock_skew_ms: Option<(u64, u64)>,
+    /// `--partition-kinds` (default: [`nemesis::partition::KINDS`]).
+    pub partition_kinds: Vec<&'static str>,
+    /// `--reconfigure-keep` (default 3).
+    pub reconfigure_keep: usize,
     pub time_limit: Duration,
     /// Checking budget per key.
     pub check_time_limit: Duration,
@@ -142,10 +146,23 @@ impl RunPlan {
         let workload = Workload::new(a.workload, &a.ops, a.ops_per_key, a.concurrency, seed)
             .map_err(PlanError::Workload)?;
         targets::check(a.target, a.backend, &faults, &workload.ops()).map_err(PlanError::Target)?;
+        let partition_kinds = nemesis::partition::check_kinds(
+            a.partition_kinds.as_deref(),
+            faults.contains(&Fault::Partition),
+            a.nodes,
+        )
+        .map_err(PlanError::Nemesis)?;
+        let reconfigure_keep = nemesis::reconfigure::check(
+            faults.contains(&Fault::Reconfigure),
+            a.nodes,
+            a.reconfigure_keep,
+        )
+        .map_err(PlanError::Nemesis)?;
         let common = Common {
             nodes: a.nodes,
             faults: &faults,
             seed,
+            reconfigure_keep,
         };
         let target = a
             .target
@@ -169,6 +186,8 @@ impl RunPlan {
             link_faults,
             clock_modes,
             clock_skew_ms,
+            partition_kinds,
+            reconfigure_keep,
             time_limit,
             check_time_limit,
             interval,
@@ -324,6 +343,37 @@ mod tests {
         let mut p = plan(&["--node-bin", "/nonexistent/quorate-node"]).unwrap();
         let e = p.probe().unwrap_err().to_string();
         assert!(e.starts_with("node binary not found"), "{e}");
+        // reconfigure: refused on the node (its ring is fixed), below 5 members, and a keep
+        // that keeps nobody or everybody.
+        let e = plan(&["--nemesis", "reconfigure"]).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "--nemesis reconfigure is not supported with --target node: the \
+                           node's ring is fixed"
+            ),
+            "{e}"
+        );
+        let g = ["--target", "garage", "--backend", "netns", "--nemesis"];
+        let e = plan(&[&g[..], &["reconfigure", "--nodes", "4"]].concat())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("--nemesis reconfigure with --nodes 4"), "{e}");
+        let e = plan(&[&g[..], &["reconfigure", "--reconfigure-keep", "5"]].concat())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("--reconfigure-keep 5 with --nodes 5"), "{e}");
+        let p = plan(
+            &[
+                &g[..],
+                &["reconfigure,partition", "--partition-kinds", "one,majority"],
+            ]
+            .concat(),
+        )
+        .unwrap();
+        assert_eq!(
+            (p.reconfigure_keep, p.partition_kinds),
+            (3, vec!["one", "majority"])
+        );
         let e = plan(&["--target", "garage", "--ops", "read,write,cas"]).unwrap_err();
         assert!(
             matches!(&e, PlanError::Target(m) if m.starts_with("--ops cas")),

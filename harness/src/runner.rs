@@ -191,6 +191,9 @@ async fn drive(
                 cfg.clock_modes.clone(),
                 cfg.clock_skew_ms,
             )),
+            partition_kinds: cfg.partition_kinds.clone(),
+            membership: sut.membership(),
+            reconfigure_keep: cfg.reconfigure_keep,
         },
     };
     let deadline = phase_start + cfg.time_limit;

@@ -1,6 +1,7 @@
 //! The nemesis: a seeded schedule of faults, started and stopped while clients run.
 //!
-//! - [`partition`]: one / halves / majorities-ring / bridge / one-way / home-nodes cuts.
+//! - [`partition`]: one / halves / majorities-ring / bridge / one-way / home-nodes cuts, and
+//!   Jepsen's minority-third / majority when `--partition-kinds` lists them.
 //! - [`kill`]: SIGKILL a minority, restart it later (same data directory).
 //! - [`pause`]: SIGSTOP a minority, SIGCONT it later.
 //! - [`stale_restore`]: a home node of the busy key comes back from a copy taken before the
@@ -9,6 +10,9 @@
 //!   [`strobe`], resets).
 //! - [`slow`]: delay and jitter on the links into one home node of the busy key.
 //! - [`flaky`]: random connection resets on the links of a minority of the nodes.
+//! - [`reconfigure`]: membership changes (Garage's `reconfigure-subset`): a random subset kept
+//!   as storage members, the others made gateways, as a new layout version; all storage again
+//!   at its stop.
 //!
 //! The schedule is one fault at a time: every `interval` a fault starts, holds for 70% of the
 //! interval, then stops, leaving the cluster whole for the rest. Which fault, and its targets,
@@ -38,6 +42,9 @@ pub mod flaky;
 pub mod kill;
 pub mod partition;
 pub mod pause;
+pub mod reconfigure;
+#[cfg(test)]
+mod reconfigure_tests;
 pub mod slow;
 pub mod stale_restore;
 pub mod strobe;
@@ -47,7 +54,7 @@ mod tests;
 use crate::backend::Cluster;
 use crate::client::KeyPin;
 use crate::recorder::Recorder;
-use crate::targets::{Clock, Placement};
+use crate::targets::{Clock, Membership, Placement};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -70,6 +77,7 @@ pub enum Fault {
     ClockSkew,
     Slow,
     Flaky,
+    Reconfigure,
 }
 
 impl FromStr for Fault {
@@ -83,6 +91,7 @@ impl FromStr for Fault {
             "clock-skew" => Ok(Fault::ClockSkew),
             "slow" => Ok(Fault::Slow),
             "flaky" => Ok(Fault::Flaky),
+            "reconfigure" => Ok(Fault::Reconfigure),
             other => Err(other.to_string()),
         }
     }
@@ -90,7 +99,7 @@ impl FromStr for Fault {
 
 impl Fault {
     /// Every fault, in `--nemesis`'s order.
-    pub const ALL: [Fault; 7] = [
+    pub const ALL: [Fault; 8] = [
         Fault::Partition,
         Fault::Kill,
         Fault::Pause,
@@ -98,6 +107,7 @@ impl Fault {
         Fault::ClockSkew,
         Fault::Slow,
         Fault::Flaky,
+        Fault::Reconfigure,
     ];
 
     pub fn name(self) -> &'static str {
@@ -109,6 +119,7 @@ impl Fault {
             Fault::ClockSkew => "clock-skew",
             Fault::Slow => "slow",
             Fault::Flaky => "flaky",
+            Fault::Reconfigure => "reconfigure",
         }
     }
 
@@ -151,7 +162,7 @@ pub fn parse_list(s: &str) -> Result<Vec<Fault>, String> {
     let mut out = Vec::new();
     for part in s.split(',') {
         let f: Fault = part.parse().map_err(|bad: String| {
-            format!("--nemesis: unknown fault {bad:?}; expected a comma list of partition, kill, pause, stale-restore, clock-skew, slow, flaky, or none")
+            format!("--nemesis: unknown fault {bad:?}; expected a comma list of partition, kill, pause, stale-restore, clock-skew, slow, flaky, reconfigure, or none")
         })?;
         if !out.contains(&f) {
             out.push(f);
@@ -180,6 +191,12 @@ pub struct Ctx {
     pub clock: Arc<dyn Clock>,
     /// `--clock-mode`, `--clock-skew-ms`, and the offsets set now.
     pub clocks: Arc<clock_skew::Clocks>,
+    /// `--partition-kinds`: the kinds a partition draws from (default [`partition::KINDS`]).
+    pub partition_kinds: Vec<&'static str>,
+    /// How `reconfigure` changes membership (`None`: the target's membership is fixed).
+    pub membership: Option<Arc<dyn Membership>>,
+    /// `--reconfigure-keep`: the storage members each `reconfigure` window keeps.
+    pub reconfigure_keep: usize,
 }
 
 impl Ctx {
@@ -213,6 +230,7 @@ pub enum Active {
     ClockSkew(clock_skew::State),
     Slow(slow::State),
     Flaky(flaky::State),
+    Reconfigure,
 }
 
 pub struct Nemesis {
@@ -248,7 +266,12 @@ impl Nemesis {
             tracing::error!("nemesis: final heal failed: {e}");
             anyhow::anyhow!("healing the cluster at the end of the fault schedule: {e}")
         });
-        keep_both(res.map(|()| started), healed)
+        let res = keep_both(res.map(|()| started), healed);
+        // Membership changed: every member holds data again, and the store has moved it.
+        if self.faults.contains(&Fault::Reconfigure) {
+            return keep_both(res, reconfigure::settle(&self.ctx).await);
+        }
+        res
     }
 
     async fn schedule(
@@ -278,6 +301,7 @@ impl Nemesis {
                 Fault::ClockSkew => clock_skew::start(&self.ctx, &mut rng).await,
                 Fault::Slow => slow::start(&self.ctx, &mut rng).await,
                 Fault::Flaky => flaky::start(&self.ctx, &mut rng).await,
+                Fault::Reconfigure => reconfigure::start(&self.ctx, &mut rng).await,
             }
             .map_err(|e| e.context(format!("{} could not be applied", fault.name())))?;
             *started += 1;
@@ -285,11 +309,12 @@ impl Nemesis {
             // each alone is survived by a store that orders writes by a quorum read's
             // timestamp (Garage), together they let a write stamped seconds ahead sit on one
             // replica, visible there and nowhere else, and then win over every later write.
-            let skewed = if matches!(fault, Fault::Partition | Fault::Slow)
+            let mut companions = Vec::new();
+            if matches!(fault, Fault::Partition | Fault::Slow)
                 && self.faults.contains(&Fault::ClockSkew)
             {
                 match clock_skew::start(&self.ctx, &mut rng).await {
-                    Ok(a) => Some(a),
+                    Ok(a) => companions.push((Fault::ClockSkew, a)),
                     Err(e) => {
                         let undone = self.stop_one(active).await;
                         let e = e.context(format!(
@@ -299,9 +324,22 @@ impl Nemesis {
                         return Err(rolled_back(e, fault.name(), undone));
                     }
                 }
-            } else {
-                None
-            };
+            }
+            // Membership changed while the network is split, as Garage's `pr` scenario
+            // composes its partitions and its `reconfigure-subset` nemesis.
+            if fault == Fault::Partition && self.faults.contains(&Fault::Reconfigure) {
+                match reconfigure::start(&self.ctx, &mut rng).await {
+                    Ok(a) => companions.push((Fault::Reconfigure, a)),
+                    Err(e) => {
+                        let mut undone = self.stop_one(active).await;
+                        for (_, c) in companions {
+                            undone = keep_both(undone, self.stop_one(c).await);
+                        }
+                        let e = e.context("reconfigure (during partition) could not be applied");
+                        return Err(rolled_back(e, fault.name(), undone));
+                    }
+                }
+            }
             // Faults end by `deadline + hold` at the latest, even when started just before it.
             let end = deadline + hold;
             let mut stopped = false;
@@ -329,10 +367,11 @@ impl Nemesis {
                 let _ = sleep_or_stop(hold - hold / 2, end, &mut stop).await;
             }
             let healed = self.stop_one(active).await;
-            if let Some(skew) = skewed {
-                self.stop_one(skew).await.map_err(|e| {
+            for (companion, c) in companions {
+                self.stop_one(c).await.map_err(|e| {
                     e.context(format!(
-                        "clock-skew (during {}) could not be undone",
+                        "{} (during {}) could not be undone",
+                        companion.name(),
                         fault.name()
                     ))
                 })?;
@@ -354,6 +393,7 @@ impl Nemesis {
             Active::ClockSkew(st) => clock_skew::stop(&self.ctx, st).await,
             Active::Slow(st) => slow::stop(&self.ctx, st).await,
             Active::Flaky(st) => flaky::stop(&self.ctx, st).await,
+            Active::Reconfigure => reconfigure::stop(&self.ctx).await,
         }
     }
 }
