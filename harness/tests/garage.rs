@@ -594,7 +594,7 @@ fn reconfigure_changes_garage_layouts_under_partitions_and_the_run_reaches_a_ver
             "--check-time-limit",
             "20",
             "--seed",
-            "2",
+            "3",
         ],
     );
     // A verdict (valid or not), not an error.
@@ -640,15 +640,19 @@ fn reconfigure_changes_garage_layouts_under_partitions_and_the_run_reaches_a_ver
     assert_eq!(f, "reconfigure-settle", "{events:?}");
     assert_eq!(v["layout"]["storage"].as_array().unwrap().len(), 5, "{v}");
     assert!(v["layout"]["version"].as_u64().unwrap() >= last, "{v}");
-    // Only Garage's partition kinds were drawn.
-    for e in common::history(&dir) {
-        if e["f"] == "partition-start" {
-            let kind = e["value"]["kind"].as_str().unwrap();
-            assert!(
-                ["one", "minority-third", "majority", "majorities-ring"].contains(&kind),
-                "{e}"
-            );
-        }
+    // Seed 3 opens with a partition (one of Garage's kinds) and changes the layout inside it.
+    let nemesis: Vec<Value> = common::history(&dir)
+        .into_iter()
+        .filter(|e| e["process"] == "nemesis")
+        .collect();
+    assert_eq!(nemesis[0]["f"], "partition-start", "{nemesis:?}");
+    assert_eq!(nemesis[1]["f"], "reconfigure-start", "{nemesis:?}");
+    for e in nemesis.iter().filter(|e| e["f"] == "partition-start") {
+        let kind = e["value"]["kind"].as_str().unwrap();
+        assert!(
+            ["one", "minority-third", "majority", "majorities-ring"].contains(&kind),
+            "{e}"
+        );
     }
 }
 
