@@ -414,7 +414,8 @@ impl Target for GarageTarget {
 
     fn membership(&self) -> Option<Arc<dyn Membership>> {
         Some(Arc::new(layout::GarageMembership {
-            admin: Admin::new(&self.launch.cfg.admin_token),
+            admin: Admin::with_timeout(&self.launch.cfg.admin_token, layout::CALL_LIMIT),
+            apply: Admin::with_timeout(&self.launch.cfg.admin_token, layout::APPLY_LIMIT),
             peers: self.launch.peers.clone(),
             addrs: self.launch.addrs.clone(),
         }))
