@@ -87,6 +87,10 @@ pub struct RunPlan {
     pub power_loss_scope: nemesis::power_loss::Scope,
     /// `--power-loss-from-start`: no checkpoint of the lazyfs mounts after set-up.
     pub power_loss_from_start: bool,
+    /// `--partition-kinds` (default: [`nemesis::partition::KINDS`]).
+    pub partition_kinds: Vec<&'static str>,
+    /// `--reconfigure-keep` (default 3).
+    pub reconfigure_keep: usize,
     pub time_limit: Duration,
     /// Checking budget per key.
     pub check_time_limit: Duration,
@@ -169,6 +173,18 @@ impl RunPlan {
             .map_err(PlanError::Workload)?;
         let ops = workload.ops();
         targets::check(kind, a.backend, &faults, &ops).map_err(PlanError::Target)?;
+        let partition_kinds = nemesis::partition::check_kinds(
+            a.partition_kinds.as_deref(),
+            faults.contains(&Fault::Partition),
+            a.nodes,
+        )
+        .map_err(PlanError::Nemesis)?;
+        let reconfigure_keep = nemesis::reconfigure::check(
+            faults.contains(&Fault::Reconfigure),
+            a.nodes,
+            a.reconfigure_keep,
+        )
+        .map_err(PlanError::Nemesis)?;
         let common = Common {
             nodes: a.nodes,
             faults: &faults,
@@ -176,6 +192,7 @@ impl RunPlan {
             backend: a.backend,
             ops: &ops,
             concurrency: a.concurrency,
+            reconfigure_keep,
         };
         let target = kind
             .spec(&a.target_args, common)
@@ -201,6 +218,8 @@ impl RunPlan {
             clock_skew_ms,
             power_loss_scope: a.power_loss_scope.unwrap_or_default(),
             power_loss_from_start: a.power_loss_from_start,
+            partition_kinds,
+            reconfigure_keep,
             time_limit,
             check_time_limit,
             interval,
@@ -436,6 +455,37 @@ mod tests {
         assert_eq!(
             p.hosts.as_deref(),
             Some(std::path::Path::new("/nonexistent/h.toml"))
+        );
+        // reconfigure: refused on the node (its ring is fixed), below 5 members, and a keep
+        // that keeps nobody or everybody.
+        let e = plan(&["--nemesis", "reconfigure"]).unwrap_err().to_string();
+        assert!(
+            e.starts_with(
+                "--nemesis reconfigure is not supported with --target node: the \
+                           node's ring is fixed"
+            ),
+            "{e}"
+        );
+        let g = ["--target", "garage", "--backend", "netns", "--nemesis"];
+        let e = plan(&[&g[..], &["reconfigure", "--nodes", "4"]].concat())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("--nemesis reconfigure with --nodes 4"), "{e}");
+        let e = plan(&[&g[..], &["reconfigure", "--reconfigure-keep", "5"]].concat())
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("--reconfigure-keep 5 with --nodes 5"), "{e}");
+        let p = plan(
+            &[
+                &g[..],
+                &["reconfigure,partition", "--partition-kinds", "one,majority"],
+            ]
+            .concat(),
+        )
+        .unwrap();
+        assert_eq!(
+            (p.reconfigure_keep, p.partition_kinds),
+            (3, vec!["one", "majority"])
         );
         let e = plan(&["--target", "garage", "--ops", "read,write,cas"]).unwrap_err();
         assert!(

@@ -233,6 +233,9 @@ async fn drive(
             leader: sut.leader(),
             power_loss: cfg.power_loss_scope,
             lost_members: lost_members.clone(),
+            partition_kinds: cfg.partition_kinds.clone(),
+            membership: sut.membership(),
+            reconfigure_keep: cfg.reconfigure_keep,
         },
     };
     let deadline = phase_start + cfg.time_limit;

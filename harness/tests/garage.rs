@@ -545,3 +545,161 @@ fn degraded_mode_reads_stale_values_under_partitions() {
     }
     panic!("no stale read in 5 seeds: {tried:?}");
 }
+
+/// The layout events of a run's history: (f, value), each checked to carry no error.
+fn layout_events(dir: &Path) -> Vec<(String, Value)> {
+    common::history(dir)
+        .into_iter()
+        .filter(|e| {
+            e["f"]
+                .as_str()
+                .is_some_and(|f| f.starts_with("reconfigure-"))
+        })
+        .map(|e| {
+            assert!(e.get("error").is_none(), "{e}");
+            (e["f"].as_str().unwrap().to_string(), e["value"].clone())
+        })
+        .collect()
+}
+
+/// Issue 21's `reconfigure` on real Garage 2.x members, in Garage's own Jepsen set-up: 5
+/// members, replication factor 2, its partition kinds, membership changed while the network
+/// is split (its `pr` scenario). Every window applies a real new layout (Garage's version
+/// goes up, 3 members keep data and 2 become gateways, then all 5 hold data again), the end of
+/// the schedule leaves every member storage, and the run reaches a verdict over what clients
+/// saw.
+#[test]
+fn reconfigure_changes_garage_layouts_under_partitions_and_the_run_reaches_a_verdict() {
+    let _g = serial();
+    let t = tempfile::tempdir().unwrap();
+    let o = run(
+        t.path(),
+        &[
+            "--backend",
+            "netns",
+            "--nodes",
+            "5",
+            "--garage-replication",
+            "2",
+            "--nemesis",
+            "partition,reconfigure",
+            "--partition-kinds",
+            "one,minority-third,majority,majorities-ring",
+            "--time-limit",
+            "12",
+            "--nemesis-interval",
+            "3",
+            "--ops-per-key",
+            "60",
+            "--check-time-limit",
+            "20",
+            "--seed",
+            "3",
+        ],
+    );
+    // A verdict (valid or not), not an error.
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
+        "{}",
+        stderr_tail(&o, 12)
+    );
+    let r = results_of(&o);
+    assert!(r["checks"]["stale-reads"]["valid"].is_boolean(), "{r}");
+    assert!(r["run"]["ok"].as_u64().unwrap() > 20, "{}", r["run"]);
+    let dir = run_dir(&o);
+    let events = layout_events(&dir);
+    let starts: Vec<&Value> = events
+        .iter()
+        .filter(|(f, _)| f == "reconfigure-start")
+        .map(|(_, v)| v)
+        .collect();
+    assert!(!starts.is_empty(), "no layout change: {events:?}");
+    let mut last = 0;
+    for (f, v) in &events[..events.len() - 1] {
+        let (before, after) = (&v["before"], &v["after"]);
+        let (b, a) = (
+            before["version"].as_u64().unwrap(),
+            after["version"].as_u64().unwrap(),
+        );
+        // Garage's own version numbers: each change a new one, never going back.
+        assert!(a > b && b >= last, "{f}: {v}");
+        last = a;
+        assert_ne!(before["storage"], after["storage"], "{f}: {v}");
+        let (s, g) = (
+            after["storage"].as_array().unwrap().len(),
+            after["gateways"].as_array().unwrap().len(),
+        );
+        let want = if f == "reconfigure-start" {
+            (3, 2)
+        } else {
+            (5, 0)
+        };
+        assert_eq!((s, g), want, "{f}: {v}");
+    }
+    let (f, v) = events.last().unwrap();
+    assert_eq!(f, "reconfigure-settle", "{events:?}");
+    assert_eq!(v["layout"]["storage"].as_array().unwrap().len(), 5, "{v}");
+    assert!(v["layout"]["version"].as_u64().unwrap() >= last, "{v}");
+    // Seed 3 opens with a partition (one of Garage's kinds) and changes the layout inside it.
+    let nemesis: Vec<Value> = common::history(&dir)
+        .into_iter()
+        .filter(|e| e["process"] == "nemesis")
+        .collect();
+    assert_eq!(nemesis[0]["f"], "partition-start", "{nemesis:?}");
+    assert_eq!(nemesis[1]["f"], "reconfigure-start", "{nemesis:?}");
+    for e in nemesis.iter().filter(|e| e["f"] == "partition-start") {
+        let kind = e["value"]["kind"].as_str().unwrap();
+        assert!(
+            ["one", "minority-third", "majority", "majorities-ring"].contains(&kind),
+            "{e}"
+        );
+    }
+}
+
+/// Membership changes are refused where they cannot happen, before anything starts: the
+/// node's ring is fixed, and fewer than 5 members leave no room for them.
+#[test]
+fn reconfigure_is_refused_on_the_node_and_below_five_members() {
+    let t = tempfile::tempdir().unwrap();
+    let o = common::run(t.path(), &["--nemesis", "reconfigure"]);
+    let err = common::stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(
+            "--nemesis reconfigure is not supported with --target node: the node's ring is fixed"
+        ),
+        "{err}"
+    );
+    let o = command(t.path(), &["--nemesis", "reconfigure", "--nodes", "4"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("--nemesis reconfigure with --nodes 4: membership changes need 5 members"),
+        "{err}"
+    );
+    let o = command(
+        t.path(),
+        &[
+            "--nemesis",
+            "kill",
+            "--garage-replication",
+            "4",
+            "--nodes",
+            "3",
+        ],
+    )
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("--garage-replication 4 with --nodes 3"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read_dir(t.path()).unwrap().next().is_none(),
+        "a refused run leaves no results"
+    );
+}

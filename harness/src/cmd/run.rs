@@ -55,7 +55,8 @@ pub struct RunArgs {
     /// Checking budget per key, in seconds.
     #[arg(long, default_value_t = 60.0)]
     pub check_time_limit: f64,
-    /// Faults: partition,kill,pause,stale-restore,clock-skew,slow,flaky,power-loss, or none.
+    /// Faults: partition,kill,pause,stale-restore,clock-skew,slow,flaky,power-loss,reconfigure,
+    /// or none.
     #[arg(long, default_value = "partition,kill")]
     pub nemesis: String,
     /// `slow`: delay per forwarded chunk on the slowed links, in ms.
@@ -86,6 +87,14 @@ pub struct RunArgs {
     /// wrote while the cluster was set up (a power cut soon after a first boot).
     #[arg(long)]
     pub power_loss_from_start: bool,
+    /// `partition`: the kinds drawn, a comma list of one, halves, majorities-ring, bridge,
+    /// one-way, home-nodes (the default: all six) and Jepsen's minority-third and majority.
+    #[arg(long)]
+    pub partition_kinds: Option<String>,
+    /// `reconfigure`: how many members each window keeps as storage members, the others made
+    /// gateways (default 3, as Garage's `reconfigure-subset 3`).
+    #[arg(long)]
+    pub reconfigure_keep: Option<usize>,
     /// Seconds between fault starts (each lasts about as long).
     #[arg(long, default_value_t = 5.0)]
     pub nemesis_interval: f64,

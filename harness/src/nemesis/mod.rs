@@ -1,6 +1,7 @@
 //! The nemesis: a seeded schedule of faults, started and stopped while clients run.
 //!
-//! - [`partition`]: one / halves / majorities-ring / bridge / one-way / home-nodes cuts.
+//! - [`partition`]: one / halves / majorities-ring / bridge / one-way / home-nodes cuts, and
+//!   Jepsen's minority-third / majority when `--partition-kinds` lists them.
 //! - [`kill`]: SIGKILL a minority, restart it later (same data directory).
 //! - [`pause`]: SIGSTOP a minority, SIGCONT it later.
 //! - [`stale_restore`]: a home node of the busy key comes back from a copy taken before the
@@ -11,6 +12,9 @@
 //! - [`flaky`]: random connection resets on the links of a minority of the nodes.
 //! - [`power_loss`]: members SIGKILLed and their data directories' unsynced writes dropped
 //!   (lazyfs mounts), one member or a majority of a key's replicas at once.
+//! - [`reconfigure`]: membership changes (Garage's `reconfigure-subset`): a random subset kept
+//!   as storage members, the others made gateways, as a new layout version; all storage again
+//!   at its stop.
 //!
 //! The schedule is one fault at a time: every `interval` a fault starts, holds for 70% of the
 //! interval, then stops, leaving the cluster whole for the rest. Which fault, and its targets,
@@ -41,6 +45,9 @@ pub mod kill;
 pub mod partition;
 pub mod pause;
 pub mod power_loss;
+pub mod reconfigure;
+#[cfg(test)]
+mod reconfigure_tests;
 pub mod slow;
 pub mod stale_restore;
 pub mod strobe;
@@ -50,7 +57,7 @@ mod tests;
 use crate::backend::Cluster;
 use crate::client::KeyPin;
 use crate::recorder::Recorder;
-use crate::targets::{Clock, Leader, Placement};
+use crate::targets::{Clock, Leader, Membership, Placement};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -74,6 +81,7 @@ pub enum Fault {
     Slow,
     Flaky,
     PowerLoss,
+    Reconfigure,
 }
 
 impl FromStr for Fault {
@@ -88,6 +96,7 @@ impl FromStr for Fault {
             "slow" => Ok(Fault::Slow),
             "flaky" => Ok(Fault::Flaky),
             "power-loss" => Ok(Fault::PowerLoss),
+            "reconfigure" => Ok(Fault::Reconfigure),
             other => Err(other.to_string()),
         }
     }
@@ -95,7 +104,7 @@ impl FromStr for Fault {
 
 impl Fault {
     /// Every fault, in `--nemesis`'s order.
-    pub const ALL: [Fault; 8] = [
+    pub const ALL: [Fault; 9] = [
         Fault::Partition,
         Fault::Kill,
         Fault::Pause,
@@ -104,6 +113,7 @@ impl Fault {
         Fault::Slow,
         Fault::Flaky,
         Fault::PowerLoss,
+        Fault::Reconfigure,
     ];
 
     pub fn name(self) -> &'static str {
@@ -116,6 +126,7 @@ impl Fault {
             Fault::Slow => "slow",
             Fault::Flaky => "flaky",
             Fault::PowerLoss => "power-loss",
+            Fault::Reconfigure => "reconfigure",
         }
     }
 
@@ -158,7 +169,7 @@ pub fn parse_list(s: &str) -> Result<Vec<Fault>, String> {
     let mut out = Vec::new();
     for part in s.split(',') {
         let f: Fault = part.parse().map_err(|bad: String| {
-            format!("--nemesis: unknown fault {bad:?}; expected a comma list of partition, kill, pause, stale-restore, clock-skew, slow, flaky, power-loss, or none")
+            format!("--nemesis: unknown fault {bad:?}; expected a comma list of partition, kill, pause, stale-restore, clock-skew, slow, flaky, power-loss, reconfigure, or none")
         })?;
         if !out.contains(&f) {
             out.push(f);
@@ -195,6 +206,12 @@ pub struct Ctx {
     /// Members that would not start again after a power cut (a finding, not an error): the
     /// schedule starts no fault after one, so no fault aims at a member that is gone.
     pub lost_members: Arc<std::sync::Mutex<std::collections::BTreeMap<String, String>>>,
+    /// `--partition-kinds`: the kinds a partition draws from (default [`partition::KINDS`]).
+    pub partition_kinds: Vec<&'static str>,
+    /// How `reconfigure` changes membership (`None`: the target's membership is fixed).
+    pub membership: Option<Arc<dyn Membership>>,
+    /// `--reconfigure-keep`: the storage members each `reconfigure` window keeps.
+    pub reconfigure_keep: usize,
 }
 
 impl Ctx {
@@ -229,6 +246,7 @@ pub enum Active {
     Slow(slow::State),
     Flaky(flaky::State),
     PowerLoss(Vec<String>),
+    Reconfigure,
 }
 
 pub struct Nemesis {
@@ -256,6 +274,7 @@ impl Nemesis {
             return Ok(0);
         }
         let mut started = 0;
+        let interrupted = stop.clone();
         let res = self.schedule(deadline, stop, &mut started).await;
         // A bump holds after its window: whatever bumps are left go back to true time.
         let res = keep_both(res, clock_skew::reset_all(&self.ctx).await);
@@ -264,7 +283,13 @@ impl Nemesis {
             tracing::error!("nemesis: final heal failed: {e}");
             anyhow::anyhow!("healing the cluster at the end of the fault schedule: {e}")
         });
-        keep_both(res.map(|()| started), healed)
+        let res = keep_both(res.map(|()| started), healed);
+        // Membership changed: every member holds data again, and the store has moved it
+        // (not waited for when the run is being stopped: the cluster goes down anyway).
+        if self.faults.contains(&Fault::Reconfigure) && !*interrupted.borrow() {
+            return keep_both(res, reconfigure::settle(&self.ctx, interrupted).await);
+        }
+        res
     }
 
     async fn schedule(
@@ -295,6 +320,7 @@ impl Nemesis {
                 Fault::Slow => slow::start(&self.ctx, &mut rng).await,
                 Fault::Flaky => flaky::start(&self.ctx, &mut rng).await,
                 Fault::PowerLoss => power_loss::start(&self.ctx, &mut rng).await,
+                Fault::Reconfigure => reconfigure::start(&self.ctx, &mut rng).await,
             }
             .map_err(|e| e.context(format!("{} could not be applied", fault.name())))?;
             *started += 1;
@@ -302,11 +328,12 @@ impl Nemesis {
             // each alone is survived by a store that orders writes by a quorum read's
             // timestamp (Garage), together they let a write stamped seconds ahead sit on one
             // replica, visible there and nowhere else, and then win over every later write.
-            let skewed = if matches!(fault, Fault::Partition | Fault::Slow)
+            let mut companions = Vec::new();
+            if matches!(fault, Fault::Partition | Fault::Slow)
                 && self.faults.contains(&Fault::ClockSkew)
             {
                 match clock_skew::start(&self.ctx, &mut rng).await {
-                    Ok(a) => Some(a),
+                    Ok(a) => companions.push((Fault::ClockSkew, a)),
                     Err(e) => {
                         let undone = self.stop_one(active).await;
                         let e = e.context(format!(
@@ -316,9 +343,22 @@ impl Nemesis {
                         return Err(rolled_back(e, fault.name(), undone));
                     }
                 }
-            } else {
-                None
-            };
+            }
+            // Membership changed while the network is split, as Garage's `pr` scenario
+            // composes its partitions and its `reconfigure-subset` nemesis.
+            if fault == Fault::Partition && self.faults.contains(&Fault::Reconfigure) {
+                match reconfigure::start(&self.ctx, &mut rng).await {
+                    Ok(a) => companions.push((Fault::Reconfigure, a)),
+                    Err(e) => {
+                        let mut undone = self.stop_one(active).await;
+                        for (_, c) in companions {
+                            undone = keep_both(undone, self.stop_one(c).await);
+                        }
+                        let e = e.context("reconfigure (during partition) could not be applied");
+                        return Err(rolled_back(e, fault.name(), undone));
+                    }
+                }
+            }
             // Faults end by `deadline + hold` at the latest, even when started just before it.
             let end = deadline + hold;
             let mut stopped = false;
@@ -346,10 +386,11 @@ impl Nemesis {
                 let _ = sleep_or_stop(hold - hold / 2, end, &mut stop).await;
             }
             let healed = self.stop_one(active).await;
-            if let Some(skew) = skewed {
-                self.stop_one(skew).await.map_err(|e| {
+            for (companion, c) in companions {
+                self.stop_one(c).await.map_err(|e| {
                     e.context(format!(
-                        "clock-skew (during {}) could not be undone",
+                        "{} (during {}) could not be undone",
+                        companion.name(),
                         fault.name()
                     ))
                 })?;
@@ -376,6 +417,7 @@ impl Nemesis {
             Active::Slow(st) => slow::stop(&self.ctx, st).await,
             Active::Flaky(st) => flaky::stop(&self.ctx, st).await,
             Active::PowerLoss(nodes) => power_loss::stop(&self.ctx, nodes).await,
+            Active::Reconfigure => reconfigure::stop(&self.ctx).await,
         }
     }
 }

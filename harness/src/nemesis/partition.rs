@@ -11,7 +11,8 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::json;
 use std::collections::BTreeSet;
 
-/// The partition kinds HISTORY.md names.
+/// The partition kinds a partition draws from unless `--partition-kinds` says otherwise (in
+/// this order: a seed's schedule depends on it).
 pub const KINDS: [&str; 6] = [
     "one",
     "halves",
@@ -20,6 +21,60 @@ pub const KINDS: [&str; 6] = [
     "one-way",
     "home-nodes",
 ];
+
+/// Jepsen's kinds that [`KINDS`] lacks, drawn only when `--partition-kinds` lists them (so the
+/// default schedules stay as they were): `minority-third` (Jepsen's: the largest group smaller
+/// than a third of the nodes cut off from the rest) and `majority` (Jepsen's name for a random
+/// bisection, cut as [`halves`] is).
+pub const EXTRA_KINDS: [&str; 2] = ["minority-third", "majority"];
+
+/// Parse `--partition-kinds`: a comma list of [`KINDS`] and [`EXTRA_KINDS`], no kind twice,
+/// kept in the order given (the order a seed draws from).
+pub fn parse_kinds(s: &str) -> Result<Vec<&'static str>, String> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for part in s.split(',') {
+        let part = part.trim();
+        let Some(&k) = KINDS.iter().chain(EXTRA_KINDS.iter()).find(|k| **k == part) else {
+            return Err(format!(
+                "--partition-kinds: unknown kind {part:?}; expected a comma list of {}, {}",
+                KINDS.join(", "),
+                EXTRA_KINDS.join(", ")
+            ));
+        };
+        if !out.contains(&k) {
+            out.push(k);
+        }
+    }
+    Ok(out)
+}
+
+/// Refuse, before anything starts, `--partition-kinds` without `partition` in `--nemesis`, or
+/// a list none of whose kinds cuts a link among `nodes` members (placement unknown here, so
+/// `home-nodes` counts as cutting: the run finds out). `None`: the default [`KINDS`].
+pub fn check_kinds(
+    given: Option<&str>,
+    partition: bool,
+    nodes: usize,
+) -> Result<Vec<&'static str>, String> {
+    let Some(s) = given else {
+        return Ok(KINDS.to_vec());
+    };
+    if !partition {
+        return Err(format!(
+            "--partition-kinds {s}: expected --nemesis to list partition (it sets which kinds a \
+             partition draws from)"
+        ));
+    }
+    let kinds = parse_kinds(s)?;
+    if kinds_among(&kinds, nodes, nodes.saturating_sub(1)).is_empty() {
+        return Err(format!(
+            "--partition-kinds {s} with --nodes {nodes}: no kind listed cuts a link among \
+             {nodes} members (minority-third needs 4 or more, majorities-ring 4, bridge 3); \
+             expected more kinds or more nodes"
+        ));
+    }
+    Ok(kinds)
+}
 
 type Links = Vec<(String, String)>;
 
@@ -46,6 +101,15 @@ pub fn one(nodes: &[String], rng: &mut ChaCha8Rng) -> Links {
 pub fn isolate(nodes: &[String], x: &str) -> Links {
     let rest: Vec<String> = nodes.iter().filter(|n| *n != x).cloned().collect();
     between(&[x.to_string()], &rest)
+}
+
+/// Jepsen's `minority-third`: the largest group smaller than a third of the nodes
+/// (`(n - 1) / 3`), drawn at random, cut off from the rest; nothing on 3 nodes or fewer.
+pub fn minority_third(nodes: &[String], rng: &mut ChaCha8Rng) -> Links {
+    let mut v = nodes.to_vec();
+    v.shuffle(rng);
+    let (a, b) = v.split_at((nodes.len().saturating_sub(1)) / 3);
+    between(a, b)
 }
 
 /// Random halves (the smaller half first).
@@ -186,11 +250,17 @@ pub async fn apply_noted(
 /// (with 3, each node's nearest neighbours are all of them), and home-nodes needs homes that
 /// are not the whole cluster (`homes`: how many the busy key has; 0 when placement is unknown).
 pub fn kinds_for(nodes: usize, homes: usize) -> Vec<&'static str> {
-    KINDS
+    kinds_among(&KINDS, nodes, homes)
+}
+
+/// The kinds of `kinds` (in their order) that cut something in this cluster (see
+/// [`kinds_for`]; `minority-third` needs 4 nodes or more).
+pub fn kinds_among(kinds: &[&'static str], nodes: usize, homes: usize) -> Vec<&'static str> {
+    kinds
         .iter()
         .copied()
         .filter(|k| match *k {
-            "majorities-ring" => nodes >= 4,
+            "majorities-ring" | "minority-third" => nodes >= 4,
             "home-nodes" => homes > 0 && homes < nodes,
             "bridge" => nodes >= 3,
             _ => nodes >= 2,
@@ -229,7 +299,7 @@ pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
     let nodes = ctx.cluster.nodes().to_vec();
     let busy = ctx.busy_key();
     let home = ctx.home_nodes(&busy);
-    let Some(&kind) = kinds_for(nodes.len(), home.len()).choose(rng) else {
+    let Some(&kind) = kinds_among(&ctx.partition_kinds, nodes.len(), home.len()).choose(rng) else {
         let e = format!("no partition kind cuts a link among {} nodes", nodes.len());
         ctx.rec
             .nemesis_error("partition-start", json!({"drop": []}), &e);
@@ -250,6 +320,8 @@ pub async fn start(ctx: &Ctx, rng: &mut ChaCha8Rng) -> anyhow::Result<Active> {
         "majorities-ring" => majorities_ring(&nodes, rng),
         "bridge" => bridge(&nodes, rng),
         "one-way" => one_way(&nodes, rng),
+        "minority-third" => minority_third(&nodes, rng),
+        "majority" => halves(&nodes, rng),
         _ => {
             notes.push(("key", json!(busy)));
             home_nodes(&nodes, &home)
@@ -341,6 +413,44 @@ mod tests {
         }
         check_links(&[Fault::Kill, Fault::Pause, Fault::ClockSkew], 1).unwrap();
         check_links(&[Fault::Partition, Fault::Slow, Fault::Flaky], 2).unwrap();
+    }
+
+    #[test]
+    fn jepsens_minority_third_and_majority_cut_what_jepsen_cuts() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for (n, cut_off) in [(4, 1), (5, 1), (6, 1), (7, 2), (9, 2), (10, 3)] {
+            let cut = minority_third(&ids(n), &mut rng);
+            // Both ways between the small group and the rest.
+            assert_eq!(cut.len(), 2 * cut_off * (n - cut_off), "{n} nodes");
+        }
+        assert!(minority_third(&ids(3), &mut rng).is_empty());
+        assert_eq!(
+            kinds_among(&["minority-third", "one"], 3, 0),
+            ["one"],
+            "3 nodes never draw minority-third"
+        );
+        // `majority` is a bisection: halves' cut, under Jepsen's name.
+        let a = halves(&ids(5), &mut ChaCha8Rng::seed_from_u64(9));
+        assert_eq!(a.len(), 2 * 2 * 3);
+        // The default list is the six kinds as before, in their order, so seeds keep their
+        // schedules; the extra kinds come only when asked for.
+        assert_eq!(check_kinds(None, true, 5).unwrap(), KINDS);
+        assert_eq!(
+            check_kinds(Some("one,minority-third,majority,majorities-ring"), true, 5).unwrap(),
+            ["one", "minority-third", "majority", "majorities-ring"]
+        );
+        let e = check_kinds(Some("one,wedge"), true, 5).unwrap_err();
+        assert!(
+            e.starts_with("--partition-kinds: unknown kind \"wedge\""),
+            "{e}"
+        );
+        let e = check_kinds(Some("one"), false, 5).unwrap_err();
+        assert!(e.contains("expected --nemesis to list partition"), "{e}");
+        let e = check_kinds(Some("minority-third"), true, 3).unwrap_err();
+        assert!(
+            e.starts_with("--partition-kinds minority-third with --nodes 3"),
+            "{e}"
+        );
     }
 
     #[test]

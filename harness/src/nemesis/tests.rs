@@ -27,6 +27,9 @@ pub(super) fn ctx(fake: &Arc<FakeCluster>, dir: &Path) -> Ctx {
         leader: None,
         power_loss: Default::default(),
         lost_members: Default::default(),
+        partition_kinds: partition::KINDS.to_vec(),
+        membership: Some(fake.clone()),
+        reconfigure_keep: reconfigure::DEFAULT_KEEP,
     }
 }
 
@@ -90,14 +93,24 @@ async fn failed_schedule(
 const ALL: [Fault; 8] = Fault::ALL;
 
 /// Check that faults take turns: each one starts with the cluster whole and stops before the
-/// next starts, except clock skew composed into a partition or slow links (it starts inside
-/// them and stops right after), and stale-restore's own cuts. Returns the faults started.
-fn assert_alternate(events: &[(String, Value, Option<String>)]) -> Vec<String> {
+/// next starts, except clock skew composed into a partition or slow links and reconfigure
+/// composed into a partition (they start inside them and stop right after), and
+/// stale-restore's own cuts. Returns the faults started (`reconfigure-settle`, at the end, is
+/// neither).
+pub(super) fn assert_alternate(events: &[(String, Value, Option<String>)]) -> Vec<String> {
     let mut main: Option<String> = None;
     let mut skew_inside = false;
+    let mut reconf_inside = false;
     let mut started = Vec::new();
     for (f, v, error) in events {
         assert!(error.is_none(), "{f} {v} failed: {error:?}");
+        if f == "reconfigure-settle" {
+            assert!(
+                main.is_none() && !skew_inside && !reconf_inside,
+                "{events:?}"
+            );
+            continue;
+        }
         let (kind, start) = match (f.strip_suffix("-start"), f.strip_suffix("-stop")) {
             (Some(k), _) => (k, true),
             (_, Some(k)) => (k, false),
@@ -111,6 +124,11 @@ fn assert_alternate(events: &[(String, Value, Option<String>)]) -> Vec<String> {
                 skew_inside = true;
             }
             ("clock-skew", false, None) if skew_inside => skew_inside = false,
+            ("reconfigure", true, Some("partition")) => {
+                assert!(!reconf_inside, "reconfigure started twice: {events:?}");
+                reconf_inside = true;
+            }
+            ("reconfigure", false, None) if reconf_inside => reconf_inside = false,
             (k, true, None) => {
                 main = Some(k.to_string());
                 started.push(k.to_string());
@@ -120,8 +138,8 @@ fn assert_alternate(events: &[(String, Value, Option<String>)]) -> Vec<String> {
         }
     }
     assert_eq!(
-        (main, skew_inside),
-        (None, false),
+        (main, skew_inside, reconf_inside),
+        (None, false, false),
         "a fault never stopped: {events:?}"
     );
     started
@@ -146,7 +164,13 @@ async fn same_seed_same_schedule_faults_take_turns_and_all_are_healed() {
             );
         }
         assert_eq!(fake.faulted(), Vec::<String>::new(), "left faulted");
-        assert_eq!(fake.calls().last().map(String::as_str), Some("heal"));
+        // The final heal, then (reconfigure listed) every member storage and the wait.
+        let calls = fake.calls();
+        let tail: Vec<&str> = calls[calls.len() - 3..]
+            .iter()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(tail, ["heal", "assign n1,n2,n3,n4,n5", "settle"]);
         runs.push((events, fake.calls()));
     }
     assert!(runs[0] == runs[1], "seed 7 twice: different schedules");

@@ -246,6 +246,42 @@ impl Placement for UnknownPlacement {
     }
 }
 
+/// A store's membership as the `reconfigure` fault sees it: a layout version and which
+/// members hold data (storage) and which only route requests (gateways).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Layout {
+    /// The store's own layout version (Garage's `version`), raised by every applied change.
+    pub version: u64,
+    /// Members that hold data, sorted.
+    pub storage: Vec<String>,
+    /// Members with a role but no data (Garage: capacity `null`), sorted.
+    pub gateways: Vec<String>,
+}
+
+/// Changes which members hold data (the `reconfigure` fault), for a target whose membership
+/// can change while it runs. Every call is bounded in time; an error names the member, the
+/// call and what the store answered.
+pub trait Membership: Send + Sync {
+    /// The layout in force now.
+    fn layout<'a>(&'a self, cluster: &'a dyn Cluster) -> BoxFuture<'a, Result<Layout, String>>;
+    /// Make exactly `storage` the storage members and every other member a gateway, applied
+    /// as one new layout version (nothing applied when that is already the layout); the
+    /// layout in force afterwards.
+    fn assign<'a>(
+        &'a self,
+        cluster: &'a dyn Cluster,
+        storage: &'a [String],
+    ) -> BoxFuture<'a, Result<Layout, String>>;
+    /// Wait, at most `limit`, until the store has moved its data to the layout in force (no
+    /// older version still draining). `Ok(None)` once it has, `Ok(Some(why))` when the time
+    /// ran out first (a finding about the store, not a failure of the harness).
+    fn settle<'a>(
+        &'a self,
+        cluster: &'a dyn Cluster,
+        limit: Duration,
+    ) -> BoxFuture<'a, Result<Option<String>, String>>;
+}
+
 /// What a store exposes beyond its client API, for the run's observations.
 pub trait Observer: Send + Sync {
     /// Compare every key's replicas (after the quiet period, before the final reads), record
@@ -281,6 +317,11 @@ pub trait Target: Send + Sync {
     /// Who leads, for a store with a leader (etcd), so faults can aim at it; `None` (the
     /// default): no leader, and the nemesis draws its targets exactly as it always has.
     fn leader(&self) -> Option<Arc<dyn Leader>> {
+        None
+    }
+    /// How `reconfigure` changes membership; `None` for a store whose membership is fixed
+    /// (its [`Capabilities`] then refuse `reconfigure` up front).
+    fn membership(&self) -> Option<Arc<dyn Membership>> {
         None
     }
 }
@@ -429,6 +470,8 @@ pub struct Common<'a> {
     /// The workload's register ops.
     pub ops: &'a [OpKind],
     pub concurrency: u64,
+    /// `--reconfigure-keep`: the storage members a `reconfigure` window keeps.
+    pub reconfigure_keep: usize,
 }
 
 /// A target's validated flags: everything needed to build it, kept in the run's plan. Made
@@ -462,12 +505,7 @@ impl TargetKind {
     pub fn spec(self, args: &TargetArgs, common: Common) -> Result<Box<dyn Spec>, String> {
         Ok(match self {
             TargetKind::Node => Box::new(node::NodeSpec::new(&args.node, common)?),
-            TargetKind::Garage => Box::new(garage::GarageSpec::new(
-                &args.garage,
-                common.nodes,
-                common.faults.contains(&Fault::ClockSkew),
-                common.seed,
-            )?),
+            TargetKind::Garage => Box::new(garage::GarageSpec::new(&args.garage, common)?),
             TargetKind::Etcd => Box::new(etcd::EtcdSpec::new(&args.etcd, common.nodes)?),
             TargetKind::File => Box::new(file::FileSpec::new(&args.file, common)?),
         })
@@ -632,7 +670,21 @@ mod tests {
             check(g, BackendKind::Netns, &[Fault::StaleRestore], &rw).unwrap_err(),
             "--nemesis stale-restore is not supported with --target garage: it aims at the \
              node's ring and copies the node's data directory; expected a list of \
-             partition, kill, pause, clock-skew, slow, flaky, power-loss"
+             partition, kill, pause, clock-skew, slow, flaky, power-loss, reconfigure"
+        );
+        // The node refuses membership changes from its own declaration.
+        assert_eq!(
+            check(
+                TargetKind::Node,
+                BackendKind::Local,
+                &[Fault::Reconfigure],
+                &rw
+            )
+            .unwrap_err(),
+            "--nemesis reconfigure is not supported with --target node: the node's ring is \
+             fixed: its members and their places on it are set when the cluster starts \
+             (--nodes, --vnodes), and no call changes them while it runs; expected a list of \
+             partition, kill, pause, stale-restore, clock-skew, slow, flaky, power-loss"
         );
         assert_eq!(
             convergence_unmeasured(g).unwrap(),

@@ -1,5 +1,6 @@
 //! [`FakeCluster`]: a cluster that exists only in memory. It implements the backend's
-//! [`Cluster`] and the targets' [`Clock`], writes down every call in the order it came, keeps
+//! [`Cluster`] and the targets' [`Clock`] and [`Membership`] (a layout version and its gateways),
+//! writes down every call in the order it came, keeps
 //! the state the calls leave (who is killed, paused, cut off, delayed, skewed), and fails the
 //! calls a test names — so the nemesis and the runner can be unit-tested under tokio's paused
 //! clock, with no process, no socket and no waiting.
@@ -10,7 +11,7 @@
 //! passing against a fake that accepts anything.
 
 use crate::backend::{BackendError, Cluster, Result, Snapshot};
-use crate::targets::{BoxFuture, Clock};
+use crate::targets::{BoxFuture, Clock, Layout, Membership};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -45,6 +46,10 @@ struct State {
     offsets: BTreeMap<String, i64>,
     resets: u64,
     shut_down: bool,
+    /// Layout changes applied on top of version 1 (every member storage).
+    layout_changes: u64,
+    /// Members the layout in force makes gateways.
+    gateways: BTreeSet<String>,
 }
 
 pub struct FakeCluster {
@@ -117,6 +122,11 @@ impl FakeCluster {
             s.offsets
                 .iter()
                 .map(|(n, ms)| format!("{n} clock {ms} ms off")),
+        );
+        out.extend(
+            s.gateways
+                .iter()
+                .map(|n| format!("{n} a gateway in layout v{}", s.layout_changes + 1)),
         );
         out
     }
@@ -310,6 +320,84 @@ impl Clock for FakeCluster {
                 Ok(())
             })
             .map_err(|e| e.to_string())
+        })
+    }
+}
+
+impl FakeCluster {
+    fn fake_layout(&self, s: &State) -> Layout {
+        Layout {
+            version: s.layout_changes + 1,
+            storage: self
+                .nodes
+                .iter()
+                .filter(|n| !s.gateways.contains(*n))
+                .cloned()
+                .collect(),
+            gateways: s.gateways.iter().cloned().collect(),
+        }
+    }
+
+    /// The layout now (version 1 with every member storage until an `assign` changes it).
+    pub fn current_layout(&self) -> Layout {
+        self.fake_layout(&self.state())
+    }
+}
+
+/// The fake is its own membership: `"layout"`, `"assign n1,n3,n4"` (the storage members) and
+/// `"settle"` calls, each failing when a rule says so; an assign that changes nothing applies
+/// no new version, as Garage's does.
+impl Membership for FakeCluster {
+    fn layout<'a>(
+        &'a self,
+        _cluster: &'a dyn Cluster,
+    ) -> BoxFuture<'a, std::result::Result<Layout, String>> {
+        Box::pin(async move {
+            self.act("n1", "layout".into(), |_| Ok(()))
+                .map_err(|e| e.to_string())?;
+            Ok(self.current_layout())
+        })
+    }
+
+    fn assign<'a>(
+        &'a self,
+        _cluster: &'a dyn Cluster,
+        storage: &'a [String],
+    ) -> BoxFuture<'a, std::result::Result<Layout, String>> {
+        Box::pin(async move {
+            let unknown: Vec<&String> = storage.iter().filter(|n| self.known(n).is_err()).collect();
+            let nodes = self.nodes.clone();
+            self.act("n1", format!("assign {}", storage.join(",")), |s| {
+                require(
+                    unknown.is_empty(),
+                    "assign names a member not in the cluster",
+                )?;
+                require(!storage.is_empty(), "assign keeps no storage member")?;
+                let gateways: BTreeSet<String> = nodes
+                    .iter()
+                    .filter(|n| !storage.contains(n))
+                    .cloned()
+                    .collect();
+                if gateways != s.gateways {
+                    s.gateways = gateways;
+                    s.layout_changes += 1;
+                }
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?;
+            Ok(self.current_layout())
+        })
+    }
+
+    fn settle<'a>(
+        &'a self,
+        _cluster: &'a dyn Cluster,
+        _limit: Duration,
+    ) -> BoxFuture<'a, std::result::Result<Option<String>, String>> {
+        Box::pin(async move {
+            self.act("n1", "settle".into(), |_| Ok(()))
+                .map_err(|e| e.to_string())?;
+            Ok(None)
         })
     }
 }

@@ -7,7 +7,7 @@ use super::{FakeCluster, FakeStore};
 use crate::backend::launch::{Launch, Member as Launched};
 use crate::backend::Cluster;
 use crate::targets::node::ring::Ring;
-use crate::targets::{Api, BoxFuture, Clock, Placement, Target};
+use crate::targets::{Api, BoxFuture, Clock, Membership, Placement, Target};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -64,5 +64,9 @@ impl Target for FakeTarget {
 
     fn placement(&self, nodes: &[String]) -> Arc<dyn Placement> {
         Arc::new(Ring::new(nodes, 64, 3))
+    }
+
+    fn membership(&self) -> Option<Arc<dyn Membership>> {
+        Some(self.cluster.clone())
     }
 }

@@ -82,6 +82,10 @@ fn faults(f: Fault) -> Support {
         ),
         // etcd fsyncs its WAL before it acknowledges: a member cut off by power-loss comes
         // back on what it synced (lazyfs, on every backend that mounts it).
+        Fault::Reconfigure => Support::No(
+            "etcd changes membership through its member API (add, remove, promote), which \
+             quorate does not drive yet; the reconfigure fault speaks Garage's layouts",
+        ),
         Fault::Kill | Fault::Pause | Fault::PowerLoss => Support::Yes,
     }
 }

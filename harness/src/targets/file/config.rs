@@ -438,6 +438,14 @@ impl FileConfig {
                      libc_clock = true for a libc program, or drop clock-skew",
                 ));
             }
+            if f == Fault::Reconfigure {
+                return Err(ctx.err(
+                    ctx.line(s),
+                    "faults: reconfigure: a target file has no way yet to say how its store \
+                     changes membership (the fault speaks Garage's layouts, through --target \
+                     garage); expected it left out",
+                ));
+            }
             fault_line.insert(f, ctx.line(s));
             file_faults.push(f);
         }

@@ -54,9 +54,14 @@ pub struct Admin {
 
 impl Admin {
     pub fn new(token: &str) -> Admin {
+        Admin::with_timeout(token, Duration::from_secs(5))
+    }
+
+    /// A client whose every call gives up after `timeout`.
+    pub fn with_timeout(token: &str, timeout: Duration) -> Admin {
         Admin {
             http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
+                .timeout(timeout)
                 .build()
                 .expect("reqwest client builds"),
             token: token.to_string(),

@@ -3,7 +3,8 @@
 //! run, libfaketime found when clock skew is asked for).
 
 use super::REPLICATION;
-use crate::targets::faketime;
+use crate::nemesis::Fault;
+use crate::targets::{faketime, Common};
 use clap::{Args, ValueEnum};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -53,6 +54,10 @@ pub struct GarageArgs {
     /// What it changes shows under `--nemesis power-loss`.
     #[arg(long)]
     pub garage_fsync: bool,
+    /// Garage's `replication_factor` (--target garage): copies of each object, each on its
+    /// own member (default 3; Garage's own Jepsen campaign used 2). 1 to --nodes.
+    #[arg(long)]
+    pub garage_replication: Option<usize>,
 }
 
 /// A validated garage configuration.
@@ -71,6 +76,8 @@ pub struct GarageConfig {
     pub rpc_timeout_ms: Option<u64>,
     /// `metadata_fsync` and `data_fsync` on (`--garage-fsync`).
     pub fsync: bool,
+    /// `replication_factor`.
+    pub replication: usize,
 }
 
 /// Find `garage`: `--garage-bin`/`QUORATE_GARAGE_BIN`, else `PATH`.
@@ -129,6 +136,9 @@ impl GarageArgs {
         if self.garage_fsync {
             v.push("--garage-fsync");
         }
+        if self.garage_replication.is_some() {
+            v.push("--garage-replication");
+        }
         v
     }
 }
@@ -140,6 +150,7 @@ pub struct GarageSpec {
     bin_flag: Option<PathBuf>,
     rpc_timeout_ms: Option<u64>,
     fsync: bool,
+    replication: usize,
     clock_skew: bool,
     seed: u64,
     /// Set by [`GarageSpec::prepare`].
@@ -147,17 +158,33 @@ pub struct GarageSpec {
 }
 
 impl GarageSpec {
-    /// Check the garage flags: `nodes` must hold `REPLICATION` copies.
-    pub fn new(
-        args: &GarageArgs,
-        nodes: usize,
-        clock_skew: bool,
-        seed: u64,
-    ) -> Result<GarageSpec, String> {
-        if !(REPLICATION..=9).contains(&nodes) {
+    /// Check the garage flags: `nodes` must hold `--garage-replication` copies, and a
+    /// `reconfigure` window must keep as many storage members.
+    pub fn new(args: &GarageArgs, common: Common) -> Result<GarageSpec, String> {
+        let nodes = common.nodes;
+        let replication = match args.garage_replication {
+            None => REPLICATION,
+            Some(r) if r == 0 || r > nodes.min(9) => {
+                return Err(format!(
+                    "--garage-replication {r} with --nodes {nodes}: expected 1 to {} (Garage's \
+                     replication_factor: copies of each object, each on its own member)",
+                    nodes.clamp(1, 9)
+                ))
+            }
+            Some(r) => r,
+        };
+        if !(replication..=9).contains(&nodes) {
             return Err(format!(
-                "--nodes {nodes} with --target garage: expected 3 to 9 (replication_factor is \
-                 {REPLICATION}, so fewer members cannot hold every copy)"
+                "--nodes {nodes} with --target garage: expected {replication} to 9 \
+                 (replication_factor is {replication}, so fewer members cannot hold every copy)"
+            ));
+        }
+        let keep = common.reconfigure_keep;
+        if common.faults.contains(&Fault::Reconfigure) && keep < replication {
+            return Err(format!(
+                "--reconfigure-keep {keep} with --garage-replication {replication}: Garage lays \
+                 each object on {replication} storage members, so a layout keeping {keep} cannot \
+                 be applied; expected --reconfigure-keep {replication} or more"
             ));
         }
         if args.garage_rpc_timeout_ms == Some(0) {
@@ -170,8 +197,9 @@ impl GarageSpec {
             bin_flag: args.garage_bin.clone(),
             rpc_timeout_ms: args.garage_rpc_timeout_ms,
             fsync: args.garage_fsync,
-            clock_skew,
-            seed,
+            replication,
+            clock_skew: common.faults.contains(&Fault::ClockSkew),
+            seed: common.seed,
             ready: None,
         })
     }
@@ -199,6 +227,7 @@ impl GarageSpec {
             libfaketime,
             rpc_timeout_ms: self.rpc_timeout_ms,
             fsync: self.fsync,
+            replication: self.replication,
         };
         self.ready = Some(cfg.clone());
         Ok(cfg)
@@ -209,36 +238,61 @@ impl GarageSpec {
 mod tests {
     use super::*;
 
+    fn args(bin: Option<&str>, replication: Option<usize>) -> GarageArgs {
+        GarageArgs {
+            garage_consistency: Consistency::Consistent,
+            garage_bin: bin.map(Into::into),
+            garage_rpc_timeout_ms: None,
+            garage_replication: replication,
+        }
+    }
+
+    fn common(nodes: usize, faults: &[Fault], keep: usize) -> Common<'_> {
+        Common {
+            nodes,
+            faults,
+            seed: 1,
+            reconfigure_keep: keep,
+        }
+    }
+
     #[test]
     fn a_missing_binary_says_how_to_install_it() {
         let e = find_bin(Some(Path::new("/nonexistent/garage"))).unwrap_err();
         assert!(e.contains("cargo install garage --locked"), "{e}");
-        let e = GarageSpec::new(
-            &GarageArgs {
-                garage_consistency: Consistency::Consistent,
-                garage_bin: Some("/nonexistent/garage".into()),
-                garage_rpc_timeout_ms: None,
-                garage_fsync: false,
-            },
-            3,
-            false,
-            1,
-        )
-        .and_then(|mut s| s.prepare())
-        .unwrap_err();
+        let e = GarageSpec::new(&args(Some("/nonexistent/garage"), None), common(3, &[], 3))
+            .and_then(|mut s| s.prepare())
+            .unwrap_err();
         assert!(e.contains("--garage-bin"), "{e}");
-        let e = GarageSpec::new(
-            &GarageArgs {
-                garage_consistency: Consistency::Consistent,
-                garage_bin: None,
-                garage_rpc_timeout_ms: None,
-                garage_fsync: false,
-            },
-            2,
-            false,
-            1,
-        )
-        .unwrap_err();
+        let e = GarageSpec::new(&args(None, None), common(2, &[], 3)).unwrap_err();
         assert!(e.starts_with("--nodes 2"), "{e}");
+    }
+
+    #[test]
+    fn replication_is_checked_against_the_members_and_reconfigure_keep() {
+        let spec = |r, nodes, faults: &[Fault], keep| {
+            GarageSpec::new(&args(None, r), common(nodes, faults, keep)).map(|s| s.replication)
+        };
+        assert_eq!(spec(None, 3, &[], 3), Ok(3));
+        assert_eq!(spec(Some(2), 5, &[], 3), Ok(2));
+        // Two members are enough for two copies.
+        assert_eq!(spec(Some(2), 2, &[], 3), Ok(2));
+        for (r, nodes) in [(0, 5), (6, 5), (4, 3)] {
+            let e = spec(Some(r), nodes, &[], 3).unwrap_err();
+            assert!(
+                e.starts_with(&format!(
+                    "--garage-replication {r} with --nodes {nodes}: expected 1 to"
+                )),
+                "{e}"
+            );
+        }
+        let e = spec(Some(3), 5, &[Fault::Reconfigure], 2).unwrap_err();
+        assert!(
+            e.starts_with("--reconfigure-keep 2 with --garage-replication 3"),
+            "{e}"
+        );
+        assert_eq!(spec(Some(2), 5, &[Fault::Reconfigure], 2), Ok(2));
+        // The flag is one of those refused for another target.
+        assert_eq!(args(None, Some(2)).given(), ["--garage-replication"]);
     }
 }

@@ -5,7 +5,8 @@
 //! Each member is a `garage -c <run>/garage/<id>.toml server` process listening on three
 //! ports — S3 (where clients go), RPC (its peers), admin (health, set-up) — with its metadata
 //! and data under the run's `data/<id>/`, one shared `rpc_secret` and admin token (drawn from
-//! the seed), `replication_factor = 3` and `consistency_mode` from `--garage-consistency`.
+//! the seed), `replication_factor` from `--garage-replication` (3 unless given) and
+//! `consistency_mode` from `--garage-consistency`.
 //! Members find each other after they start (set-up in [`admin`]): a Garage node
 //! id is a public key created at first start, so it cannot be in a config written before.
 //!
@@ -13,14 +14,16 @@
 //! `netns` backend (members dial the RPC address each peer advertises, so a proxy listener
 //! per directed link cannot tell senders apart — its [`CAPS`] say so, and `local` refuses it);
 //! clock skew through libfaketime ([`crate::targets::faketime`]), preloaded only when
-//! `clock-skew` is in `--nemesis`. Garage keeps its own layout, so no fault aims at a key's
-//! home members, and it exposes neither per-replica digests nor repair counters.
+//! `clock-skew` is in `--nemesis`; membership changes (`reconfigure`) through its layout
+//! ([`layout`]). Garage keeps its own layout, so no fault aims at a key's home members, and it
+//! exposes neither per-replica digests nor repair counters.
 //!
 //! Files: [`config`] (flags, validation, the binary), [`admin`] (set-up over the admin API),
-//! [`s3`] (the client API).
+//! [`layout`] (membership changes), [`s3`] (the client API).
 
 pub mod admin;
 pub mod config;
+pub mod layout;
 pub mod s3;
 
 pub use config::{Consistency, GarageArgs, GarageConfig, GarageSpec};
@@ -31,7 +34,7 @@ use crate::client::Endpoint;
 use crate::nemesis::Fault;
 use crate::targets::faketime::{self, Faketime};
 use crate::targets::{
-    Api, BoxFuture, Capabilities, Clock, Placement, Spec, Support, Target, TargetKind,
+    Api, BoxFuture, Capabilities, Clock, Membership, Placement, Spec, Support, Target, TargetKind,
     UnknownPlacement,
 };
 use admin::{Admin, AdminMember};
@@ -70,7 +73,9 @@ fn faults(f: Fault) -> Support {
         Fault::StaleRestore => {
             Support::No("it aims at the node's ring and copies the node's data directory")
         }
-        Fault::Kill | Fault::Pause | Fault::ClockSkew | Fault::PowerLoss => Support::Yes,
+        Fault::Kill | Fault::Pause | Fault::ClockSkew | Fault::PowerLoss | Fault::Reconfigure => {
+            Support::Yes
+        }
     }
 }
 
@@ -112,11 +117,11 @@ impl Spec for GarageSpec {
 pub const BUCKET: &str = "quorate";
 /// The S3 region the members accept.
 pub const REGION: &str = "garage";
-/// Copies of each object.
+/// Copies of each object unless `--garage-replication` says otherwise.
 pub const REPLICATION: usize = 3;
 /// Port order within a member ([`Launch::ports`]).
 const S3_PORT: usize = 0;
-const RPC_PORT: usize = 1;
+pub(crate) const RPC_PORT: usize = 1;
 const ADMIN_PORT: usize = 2;
 
 /// A member's `garage.toml` (pure: unit-tested below). `peers` (`<id>@<rpc address>` of the
@@ -134,7 +139,7 @@ pub fn render_toml(
          metadata_dir = {meta}\n\
          data_dir = {data}\n\
          db_engine = \"lmdb\"\n\
-         replication_factor = {REPLICATION}\n\
+         replication_factor = {replication}\n\
          consistency_mode = \"{mode}\"\n\
          rpc_bind_addr = \"{rpc}\"\n\
          rpc_public_addr = \"{rpc}\"\n\
@@ -153,6 +158,7 @@ pub fn render_toml(
         meta = q(&data_dir.join("meta")),
         data = q(&data_dir.join("data")),
         mode = cfg.consistency.name(),
+        replication = cfg.replication,
         rpc = addrs[RPC_PORT],
         secret = cfg.rpc_secret,
         s3 = addrs[S3_PORT],
@@ -413,6 +419,15 @@ impl Target for GarageTarget {
     fn placement(&self, _nodes: &[String]) -> Arc<dyn Placement> {
         Arc::new(UnknownPlacement)
     }
+
+    fn membership(&self) -> Option<Arc<dyn Membership>> {
+        Some(Arc::new(layout::GarageMembership {
+            admin: Admin::with_timeout(&self.launch.cfg.admin_token, layout::CALL_LIMIT),
+            apply: Admin::with_timeout(&self.launch.cfg.admin_token, layout::APPLY_LIMIT),
+            peers: self.launch.peers.clone(),
+            addrs: self.launch.addrs.clone(),
+        }))
+    }
 }
 
 /// The clock of members started without libfaketime (it is preloaded only when `clock-skew`
@@ -461,6 +476,7 @@ mod tests {
             libfaketime: None,
             rpc_timeout_ms: Some(1500),
             fsync: true,
+            replication: 2,
         }
     }
 
@@ -479,7 +495,7 @@ mod tests {
         for line in [
             "metadata_dir = \"/r/data/n1/meta\"",
             "data_dir = \"/r/data/n1/data\"",
-            "replication_factor = 3",
+            "replication_factor = 2",
             "consistency_mode = \"dangerous\"",
             "rpc_bind_addr = \"169.254.3.11:7001\"",
             "rpc_public_addr = \"169.254.3.11:7001\"",

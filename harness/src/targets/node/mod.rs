@@ -21,6 +21,7 @@ use super::{
 };
 use crate::backend::launch::{Launch, Member};
 use crate::backend::Cluster;
+use crate::nemesis::Fault;
 use crate::recorder::Recorder;
 use quorate_workloads::OpKind;
 use serde_json::{json, Value};
@@ -36,11 +37,21 @@ pub static CAPS: Capabilities = Capabilities {
     name: "node",
     ops: &[OpKind::Read, OpKind::Write, OpKind::Cas],
     ops_why: "speaks every op",
-    faults: |_| Support::Yes,
+    faults,
     observer: Some(|| Arc::new(NodeObserver)),
     equivalents: "the node's deadlines are --request-timeout-ms and --replica-timeout-ms",
     flags_are: "a quorate-node flag, but --target is not node",
 };
+
+fn faults(f: Fault) -> Support {
+    match f {
+        Fault::Reconfigure => Support::No(
+            "the node's ring is fixed: its members and their places on it are set when the \
+             cluster starts (--nodes, --vnodes), and no call changes them while it runs",
+        ),
+        _ => Support::Yes,
+    }
+}
 
 /// What `--check-config` resolved that the harness needs: the ring's shape (to aim faults at
 /// a key's home nodes) and the anti-entropy period (the default quiet period outlasts it).
@@ -346,12 +357,12 @@ impl Observer for NodeObserver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nemesis::Fault;
 
     #[test]
-    fn the_node_declares_every_fault_and_op() {
+    fn the_node_declares_every_fault_but_reconfigure_and_every_op() {
         for f in Fault::ALL {
-            assert_eq!((CAPS.faults)(f), Support::Yes, "{f:?}");
+            let yes = (CAPS.faults)(f) == Support::Yes;
+            assert_eq!(yes, f != Fault::Reconfigure, "{f:?}");
         }
         assert_eq!(CAPS.ops.len(), 3);
         assert!(CAPS.observer.is_some());
