@@ -90,7 +90,7 @@ async fn failed_schedule(
     (format!("{e:#}"), nemesis_events(dir.path()), fake)
 }
 
-const ALL: [Fault; 8] = Fault::ALL;
+const ALL: [Fault; 9] = Fault::ALL;
 
 /// Check that faults take turns: each one starts with the cluster whole and stops before the
 /// next starts, except clock skew composed into a partition or slow links and reconfigure

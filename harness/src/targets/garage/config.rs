@@ -243,6 +243,7 @@ mod tests {
             garage_consistency: Consistency::Consistent,
             garage_bin: bin.map(Into::into),
             garage_rpc_timeout_ms: None,
+            garage_fsync: false,
             garage_replication: replication,
         }
     }
@@ -252,6 +253,9 @@ mod tests {
             nodes,
             faults,
             seed: 1,
+            backend: crate::backend::BackendKind::Netns,
+            ops: &[],
+            concurrency: 1,
             reconfigure_keep: keep,
         }
     }
