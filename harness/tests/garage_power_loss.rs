@@ -183,7 +183,7 @@ fn a_member_cut_soon_after_its_first_start_never_starts_again_and_that_is_a_find
             stderr_tail(&o, 12)
         )
     });
-    assert!(why.contains("before answering GET /health"), "{why}");
+    assert!(why.contains("before it would answer GET /health"), "{why}");
     let log =
         std::fs::read_to_string(run_dir(&o).join("nodes").join(format!("{cut}.log"))).unwrap();
     assert!(
