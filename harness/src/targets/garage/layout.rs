@@ -1,17 +1,21 @@
-//! Garage's membership as the `reconfigure` fault changes it, through the admin API v2 (the
-//! calls Garage's own `garage layout show/assign/apply` make): `GetClusterLayout`, one
-//! `UpdateClusterLayout` that stages a role for every member — zone `dc1`, 1 GB for a storage
-//! member, capacity `null` for a gateway (Garage's `layout assign -g`) — and
-//! `ApplyClusterLayout` with the next version. Garage then keeps the older versions in force
-//! ("draining") while it copies data to the new one; [`GarageMembership::settle`] waits for
-//! `GetClusterLayoutHistory` to show no version draining and `GetClusterHealth` every
-//! partition whole.
+//! Garage's membership as the `reconfigure` fault changes it, through the admin API (the
+//! calls Garage's own `garage layout show/assign/apply` make; v2 or v1 by version, see
+//! [`super::admin`]): `GetClusterLayout`, one `UpdateClusterLayout` that stages a role for
+//! every member — zone `dc1`, 1 GB for a storage member, capacity `null` for a gateway
+//! (Garage's `layout assign -g`) — and `ApplyClusterLayout` with the next version. Garage 1.x
+//! and 2.x then keep the older versions in force ("draining") while they copy data to the new
+//! one; [`GarageMembership::settle`] waits for no version draining (2.x:
+//! `GetClusterLayoutHistory`; 1.x: no member `draining` in `/v1/status`) and every
+//! partition whole (`GetClusterHealth`) on every member. Garage 0.9 has one layout version in
+//! force at a time (it switches at once: the cause of its published layout bugs), so only
+//! health is waited for.
 //!
 //! Calls go to the first member (in member order) that answers `GetClusterLayout`, so a
 //! member being down does not stop the fault; an error names the member, the call and
 //! Garage's answer.
 
-use super::admin::{fully_healthy, Admin, AdminMember};
+use super::admin::{fully_healthy, Admin, AdminMember, Call};
+use super::config::Generation;
 use super::RPC_PORT;
 use crate::backend::Cluster;
 use crate::targets::{BoxFuture, Layout, Membership};
@@ -94,6 +98,23 @@ pub fn draining(v: &Value) -> Result<Option<String>, String> {
     Ok((!old.is_empty()).then(|| format!("layout versions {old:?} still draining")))
 }
 
+/// Why a Garage 1.x `/v1/status` answer is not settled (members still `draining`, i.e. in an
+/// older layout version still in force), or `None` when it is.
+pub fn draining_v1(v: &Value, names: &BTreeMap<String, String>) -> Result<Option<String>, String> {
+    let nodes = v
+        .get("nodes")
+        .and_then(Value::as_array)
+        .ok_or_else(|| format!("no `nodes` list in {v}"))?;
+    let mut old: Vec<String> = nodes
+        .iter()
+        .filter(|n| n.get("draining").and_then(Value::as_bool) == Some(true))
+        .filter_map(|n| n.get("id").and_then(Value::as_str))
+        .map(|id| names.get(id).cloned().unwrap_or_else(|| id.to_string()))
+        .collect();
+    old.sort();
+    Ok((!old.is_empty()).then(|| format!("members {old:?} still draining an older layout")))
+}
+
 impl GarageMembership {
     fn member(&self, cluster: &dyn Cluster, node: &str) -> AdminMember {
         let rpc = self
@@ -132,7 +153,7 @@ impl GarageMembership {
         let mut errors = Vec::new();
         for n in cluster.nodes() {
             let m = self.member(cluster, n);
-            match self.admin.call(&m, "GetClusterLayout", None).await {
+            match self.admin.call(&m, Call::GetLayout, None).await {
                 Ok(v) => return Ok((m, v)),
                 Err(e) => errors.push(format!("{e:#}")),
             }
@@ -181,7 +202,11 @@ impl Membership for GarageMembership {
             }
             let staged = self
                 .admin
-                .call(&m, "UpdateClusterLayout", Some(json!({ "roles": roles })))
+                .call(
+                    &m,
+                    Call::UpdateLayout,
+                    Some(self.admin.layout_update(roles)),
+                )
                 .await
                 .map_err(|e| format!("{e:#}"))?;
             let next = staged
@@ -193,7 +218,7 @@ impl Membership for GarageMembership {
                 + 1;
             let applied = self
                 .admin
-                .call(&m, "ApplyClusterLayout", Some(json!({ "version": next })))
+                .call(&m, Call::ApplyLayout, Some(json!({ "version": next })))
                 .await
                 .map_err(|e| format!("{e:#}"))?;
             let layout = applied.get("layout").ok_or_else(|| {
@@ -210,18 +235,27 @@ impl Membership for GarageMembership {
     ) -> BoxFuture<'a, Result<Option<String>, String>> {
         Box::pin(async move {
             let deadline = Instant::now() + limit;
+            let (by_id, _) = self.ids()?;
             let mut last;
             loop {
                 let (m, _) = self.driver(cluster).await?;
-                last = match self.admin.call(&m, "GetClusterLayoutHistory", None).await {
-                    Ok(v) => draining(&v)?,
-                    Err(e) => Some(format!("{e:#}")),
+                last = match self.admin.generation() {
+                    Generation::V2 => match self.admin.call(&m, Call::LayoutHistory, None).await {
+                        Ok(v) => draining(&v)?,
+                        Err(e) => Some(format!("{e:#}")),
+                    },
+                    Generation::V1 => match self.admin.call(&m, Call::Status, None).await {
+                        Ok(v) => draining_v1(&v, &by_id)?,
+                        Err(e) => Some(format!("{e:#}")),
+                    },
+                    // One layout version in force at a time: nothing drains.
+                    Generation::V0_9 => None,
                 };
                 if last.is_none() {
                     // Every member must see every partition whole, not only the driver.
                     for n in cluster.nodes() {
                         let m = self.member(cluster, n);
-                        let h = match self.admin.call(&m, "GetClusterHealth", None).await {
+                        let h = match self.admin.call(&m, Call::Health, None).await {
                             Ok(v) => fully_healthy(&v).err(),
                             Err(e) => Some(format!("{e:#}")),
                         };
@@ -277,5 +311,16 @@ mod tests {
             {"version": 5, "status": "Current"}, {"version": 4, "status": "Historical"}]});
         assert_eq!(draining(&h).unwrap(), None);
         assert_eq!(id_of("abc@127.0.0.1:3901"), "abc");
+        // Garage 1.x: the members of an older version still in force say `draining`.
+        let s = json!({"node": "aa", "layoutVersion": 3, "nodes": [
+            {"id": "aa", "isUp": true, "draining": false},
+            {"id": "bb", "isUp": true, "draining": true}]});
+        assert_eq!(
+            draining_v1(&s, &names).unwrap().unwrap(),
+            "members [\"n2\"] still draining an older layout"
+        );
+        let s = json!({"nodes": [{"id": "aa", "isUp": true, "draining": false}]});
+        assert_eq!(draining_v1(&s, &names).unwrap(), None);
+        assert!(draining_v1(&json!({}), &names).is_err());
     }
 }
