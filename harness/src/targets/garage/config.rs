@@ -83,7 +83,7 @@ pub fn parse_version(line: &str) -> Result<(String, Generation), String> {
         _ => {
             return Err(format!(
                 "garage {number}: not supported by --target garage (it speaks {SUPPORTED}; \
-                 older versions read another configuration and serve another admin API)"
+                 each generation has its own configuration and admin API, and others are unknown to it)"
             ))
         }
     };
