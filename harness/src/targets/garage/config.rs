@@ -43,7 +43,7 @@ pub enum Generation {
     /// in force at a time.
     V0_9,
     /// 1.x: `replication_factor` + `consistency_mode`, admin API v1 (`/v1/status` lists
-    /// `nodes`, each with `draining` while an older layout version is in force).
+    /// `nodes`; no layout history).
     V1,
     /// 2.x: `replication_factor` + `consistency_mode`, admin API v2 (`/v2/<Call>`).
     V2,

@@ -5,10 +5,10 @@
 //! (Garage's `layout assign -g`) — and `ApplyClusterLayout` with the next version. Garage 1.x
 //! and 2.x then keep the older versions in force ("draining") while they copy data to the new
 //! one; [`GarageMembership::settle`] waits for no version draining (2.x:
-//! `GetClusterLayoutHistory`; 1.x: no member `draining` in `/v1/status`) and every
-//! partition whole (`GetClusterHealth`) on every member. Garage 0.9 has one layout version in
-//! force at a time (it switches at once: the cause of its published layout bugs), so only
-//! health is waited for.
+//! `GetClusterLayoutHistory`) and every partition whole (`GetClusterHealth`) on every member.
+//! Garage 0.9 has one layout version in force at a time (it switches at once: the cause of its
+//! published layout bugs), and 1.x's v1 API shows no layout history, so on both only health
+//! is waited for.
 //!
 //! Calls go to the first member (in member order) that answers `GetClusterLayout`, so a
 //! member being down does not stop the fault; an error names the member, the call and
@@ -96,23 +96,6 @@ pub fn draining(v: &Value) -> Result<Option<String>, String> {
         .filter_map(|x| x.get("version").and_then(Value::as_u64))
         .collect();
     Ok((!old.is_empty()).then(|| format!("layout versions {old:?} still draining")))
-}
-
-/// Why a Garage 1.x `/v1/status` answer is not settled (members still `draining`, i.e. in an
-/// older layout version still in force), or `None` when it is.
-pub fn draining_v1(v: &Value, names: &BTreeMap<String, String>) -> Result<Option<String>, String> {
-    let nodes = v
-        .get("nodes")
-        .and_then(Value::as_array)
-        .ok_or_else(|| format!("no `nodes` list in {v}"))?;
-    let mut old: Vec<String> = nodes
-        .iter()
-        .filter(|n| n.get("draining").and_then(Value::as_bool) == Some(true))
-        .filter_map(|n| n.get("id").and_then(Value::as_str))
-        .map(|id| names.get(id).cloned().unwrap_or_else(|| id.to_string()))
-        .collect();
-    old.sort();
-    Ok((!old.is_empty()).then(|| format!("members {old:?} still draining an older layout")))
 }
 
 impl GarageMembership {
@@ -235,7 +218,6 @@ impl Membership for GarageMembership {
     ) -> BoxFuture<'a, Result<Option<String>, String>> {
         Box::pin(async move {
             let deadline = Instant::now() + limit;
-            let (by_id, _) = self.ids()?;
             let mut last;
             loop {
                 let (m, _) = self.driver(cluster).await?;
@@ -244,12 +226,11 @@ impl Membership for GarageMembership {
                         Ok(v) => draining(&v)?,
                         Err(e) => Some(format!("{e:#}")),
                     },
-                    Generation::V1 => match self.admin.call(&m, Call::Status, None).await {
-                        Ok(v) => draining_v1(&v, &by_id)?,
-                        Err(e) => Some(format!("{e:#}")),
-                    },
-                    // One layout version in force at a time: nothing drains.
-                    Generation::V0_9 => None,
+                    // 0.9: one layout version in force at a time, nothing drains. 1.x keeps
+                    // older versions in force too, but its v1 API shows no layout history
+                    // (`/v1/status`'s `draining` marks only members left with no role, never
+                    // a gateway), so on both only health is waited for.
+                    Generation::V1 | Generation::V0_9 => None,
                 };
                 if last.is_none() {
                     // Every member must see every partition whole, not only the driver.
@@ -311,16 +292,5 @@ mod tests {
             {"version": 5, "status": "Current"}, {"version": 4, "status": "Historical"}]});
         assert_eq!(draining(&h).unwrap(), None);
         assert_eq!(id_of("abc@127.0.0.1:3901"), "abc");
-        // Garage 1.x: the members of an older version still in force say `draining`.
-        let s = json!({"node": "aa", "layoutVersion": 3, "nodes": [
-            {"id": "aa", "isUp": true, "draining": false},
-            {"id": "bb", "isUp": true, "draining": true}]});
-        assert_eq!(
-            draining_v1(&s, &names).unwrap().unwrap(),
-            "members [\"n2\"] still draining an older layout"
-        );
-        let s = json!({"nodes": [{"id": "aa", "isUp": true, "draining": false}]});
-        assert_eq!(draining_v1(&s, &names).unwrap(), None);
-        assert!(draining_v1(&json!({}), &names).is_err());
     }
 }
