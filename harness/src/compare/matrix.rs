@@ -416,6 +416,35 @@ time_limit = 3
         assert!(e.contains("table name"), "{e}");
     }
 
+    /// `--garage-replication` is a configuration axis like any run flag, and a replication
+    /// the members cannot hold is refused naming the table.
+    #[test]
+    fn garage_replication_is_an_axis() {
+        let m = parse(
+            "target = \"garage\"\nnodes = 5\nnemesis = \"kill,reconfigure\"\n\
+             [rf2]\ngarage-replication = 2\n[rf3]\ngarage-replication = 3\n",
+            Some(1),
+            None,
+            &[],
+        )
+        .unwrap();
+        for (c, r) in m.configs.iter().zip([2, 3]) {
+            let args = parse_run_args(&c.argv).unwrap();
+            assert_eq!(args.target_args.garage.garage_replication, Some(r), "{c:?}");
+        }
+        let e = parse(
+            "target = \"garage\"\nnodes = 3\nnemesis = \"kill\"\n[rf4]\ngarage-replication = 4\n",
+            Some(1),
+            None,
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("[rf4]") && e.contains("--garage-replication 4"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn presets_times_fault_sets() {
         let m = from_presets("abd,weak", "partition,kill;none", Some(4.0), &[], 2).unwrap();

@@ -258,6 +258,7 @@ impl Nemesis {
             return Ok(0);
         }
         let mut started = 0;
+        let interrupted = stop.clone();
         let res = self.schedule(deadline, stop, &mut started).await;
         // A bump holds after its window: whatever bumps are left go back to true time.
         let res = keep_both(res, clock_skew::reset_all(&self.ctx).await);
@@ -267,9 +268,10 @@ impl Nemesis {
             anyhow::anyhow!("healing the cluster at the end of the fault schedule: {e}")
         });
         let res = keep_both(res.map(|()| started), healed);
-        // Membership changed: every member holds data again, and the store has moved it.
-        if self.faults.contains(&Fault::Reconfigure) {
-            return keep_both(res, reconfigure::settle(&self.ctx).await);
+        // Membership changed: every member holds data again, and the store has moved it
+        // (not waited for when the run is being stopped: the cluster goes down anyway).
+        if self.faults.contains(&Fault::Reconfigure) && !*interrupted.borrow() {
+            return keep_both(res, reconfigure::settle(&self.ctx, interrupted).await);
         }
         res
     }

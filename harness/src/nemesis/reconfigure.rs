@@ -21,6 +21,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// The storage members a window keeps unless `--reconfigure-keep` says otherwise (Garage's
@@ -78,6 +79,7 @@ async fn change(ctx: &Ctx, f: &str, storage: Vec<String>) -> anyhow::Result<()> 
         anyhow::bail!("{f}: {e}");
     };
     let cluster = ctx.cluster.clone();
+    let t0 = Instant::now();
     let before = match m.layout(cluster.as_ref()).await {
         Ok(l) => l,
         Err(e) => {
@@ -87,7 +89,10 @@ async fn change(ctx: &Ctx, f: &str, storage: Vec<String>) -> anyhow::Result<()> 
         }
     };
     value["before"] = layout_json(&before);
-    match m.assign(cluster.as_ref(), &storage).await {
+    let assigned = m.assign(cluster.as_ref(), &storage).await;
+    // The event is recorded when the change returns; this says when it began.
+    value["took_ms"] = json!(t0.elapsed().as_millis() as u64);
+    match assigned {
         Ok(after) => {
             value["after"] = layout_json(&after);
             tracing::info!(
@@ -135,7 +140,7 @@ pub async fn stop(ctx: &Ctx) -> anyhow::Result<()> {
 /// that layout. Records `reconfigure-settle` with the layout, whether it settled and how long
 /// that took. A store that has not settled in time is reported (warning and event), not an
 /// error: the final reads then judge what it serves.
-pub async fn settle(ctx: &Ctx) -> anyhow::Result<()> {
+pub async fn settle(ctx: &Ctx, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     const F: &str = "reconfigure-settle";
     let Some(m) = ctx.membership.clone() else {
         let e = "the target gives no way to change its membership".to_string();
@@ -153,7 +158,16 @@ pub async fn settle(ctx: &Ctx) -> anyhow::Result<()> {
         }
     };
     let t0 = Instant::now();
-    let waited = m.settle(cluster.as_ref(), SETTLE_LIMIT).await;
+    // A stop request (Ctrl-C) ends the wait at once.
+    let waited = tokio::select! {
+        w = m.settle(cluster.as_ref(), SETTLE_LIMIT) => w,
+        _ = async {
+            // A sender gone can never ask to stop: then only the wait ends it.
+            if stop.wait_for(|s| *s).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        } => Ok(Some("the run was stopped while waiting".to_string())),
+    };
     let ms = t0.elapsed().as_millis() as u64;
     let mut value = json!({"layout": layout_json(&layout), "waited_ms": ms});
     match waited {

@@ -79,9 +79,14 @@ pub struct Admin {
 
 impl Admin {
     pub fn new(token: &str, generation: Generation) -> Admin {
+        Admin::with_timeout(token, generation, Duration::from_secs(5))
+    }
+
+    /// A client whose every call gives up after `timeout`.
+    pub fn with_timeout(token: &str, generation: Generation, timeout: Duration) -> Admin {
         Admin {
             http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
+                .timeout(timeout)
                 .build()
                 .expect("reqwest client builds"),
             token: token.to_string(),

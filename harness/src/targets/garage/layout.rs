@@ -13,6 +13,14 @@
 //! Calls go to the first member (in member order) that answers `GetClusterLayout`, so a
 //! member being down does not stop the fault; an error names the member, the call and
 //! Garage's answer.
+//!
+//! `ApplyClusterLayout` answers only once the member has merged the new version, which waits
+//! for the writes in flight under the old one: seconds on a loaded machine, and as long as
+//! Garage's RPC timeout when writes are stuck behind a partition (and the reads and the staging
+//! of a layout wait behind it, so they get [`CALL_LIMIT`]). So the apply call may take
+//! [`APPLY_LIMIT`]; when it fails or times out, the layout is read again until that limit: a
+//! version that did go in with the roles asked for is the change made, anything else the
+//! error.
 
 use super::admin::{fully_healthy, Admin, AdminMember, Call};
 use super::config::Generation;
@@ -30,11 +38,19 @@ use tokio::time::Instant;
 pub const CAPACITY: u64 = 1_000_000_000;
 /// Between polls while settling.
 const POLL: Duration = Duration::from_millis(500);
+/// How long one layout change may take in all (the apply, then reading whether it went in).
+pub const APPLY_LIMIT: Duration = Duration::from_secs(60);
+/// How long a read or the staging of a layout may take: they answered within 5 s when Garage
+/// was idle, and waited longer behind an apply merging under a partition.
+pub const CALL_LIMIT: Duration = Duration::from_secs(30);
 
 /// `--target garage`'s [`Membership`]: the admin token, and what set-up learnt (each
 /// member's `<node id>@<rpc address>` and addresses).
 pub struct GarageMembership {
+    /// Reads and staging ([`CALL_LIMIT`]: they wait behind an apply in progress too).
     pub admin: Admin,
+    /// `ApplyClusterLayout`, which may wait ([`APPLY_LIMIT`]).
+    pub apply: Admin,
     /// member → `<node id>@<rpc address>`, filled in by set-up.
     pub peers: Arc<Mutex<BTreeMap<String, String>>>,
     /// member → its addresses (S3, RPC, admin), filled in by the launch.
@@ -199,15 +215,45 @@ impl Membership for GarageMembership {
                     format!("{}: UpdateClusterLayout: no `version` in {staged}", m.node)
                 })?
                 + 1;
-            let applied = self
-                .admin
-                .call(&m, Call::ApplyLayout, Some(json!({ "version": next })))
-                .await
-                .map_err(|e| format!("{e:#}"))?;
-            let layout = applied.get("layout").ok_or_else(|| {
-                format!("{}: ApplyClusterLayout: no `layout` in {applied}", m.node)
-            })?;
-            parse_layout(layout, &by_id)
+            let deadline = Instant::now() + APPLY_LIMIT;
+            let applied = tokio::time::timeout(
+                APPLY_LIMIT,
+                self.apply
+                    .call(&m, Call::ApplyLayout, Some(json!({ "version": next }))),
+            )
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("ApplyClusterLayout: no answer")));
+            let failed = match applied {
+                Ok(v) => {
+                    let layout = v.get("layout").ok_or_else(|| {
+                        format!("{}: ApplyClusterLayout: no `layout` in {v}", m.node)
+                    })?;
+                    return parse_layout(layout, &by_id);
+                }
+                Err(e) => format!("{e:#}"),
+            };
+            // Did it go in all the same (an answer lost, or given after the timeout)?
+            loop {
+                if let Ok(v) = self.admin.call(&m, Call::GetLayout, None).await {
+                    let l = parse_layout(&v, &by_id)?;
+                    if l.version >= next && l.storage == want && l.gateways == gateways {
+                        tracing::warn!(
+                            "garage: ApplyClusterLayout v{next} on {} answered {failed}, but \
+                             the layout is in force",
+                            m.node
+                        );
+                        return Ok(l);
+                    }
+                }
+                if Instant::now() >= deadline {
+                    return Err(format!(
+                        "{failed}; the layout read until {} s later is not version {next} with \
+                         storage {want:?}",
+                        APPLY_LIMIT.as_secs()
+                    ));
+                }
+                tokio::time::sleep(POLL).await;
+            }
         })
     }
 

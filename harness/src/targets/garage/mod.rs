@@ -420,7 +420,16 @@ impl Target for GarageTarget {
 
     fn membership(&self) -> Option<Arc<dyn Membership>> {
         Some(Arc::new(layout::GarageMembership {
-            admin: Admin::new(&self.launch.cfg.admin_token, self.launch.cfg.generation),
+            admin: Admin::with_timeout(
+                &self.launch.cfg.admin_token,
+                self.launch.cfg.generation,
+                layout::CALL_LIMIT,
+            ),
+            apply: Admin::with_timeout(
+                &self.launch.cfg.admin_token,
+                self.launch.cfg.generation,
+                layout::APPLY_LIMIT,
+            ),
             peers: self.launch.peers.clone(),
             addrs: self.launch.addrs.clone(),
         }))
