@@ -1,21 +1,26 @@
 //! Turning freshly started `garage server` processes into one cluster with a bucket, through
-//! Garage's admin API v2 (HTTP, bearer token): the same steps as Garage's own Jepsen set-up
+//! Garage's admin API (HTTP, bearer token): the same steps as Garage's own Jepsen set-up
 //! (`garage node connect`, `layout assign`, `layout apply`, `key`, `bucket create`,
 //! `bucket allow`), without a CLI process per step.
 //!
-//! 1. each member's node id (`GetNodeInfo?node=self`);
-//! 2. the first member connects to every other by `<id>@<rpc address>` (`ConnectClusterNodes`);
-//!    Garage gossips the peer list, and the step waits until every member sees every other up
-//!    (`GetClusterStatus`);
-//! 3. one role per member (zone `dc1`, 1 GB) and the layout applied as version 1
-//!    (`UpdateClusterLayout`, `ApplyClusterLayout`), then a wait until every member reports
-//!    the cluster `healthy` with every partition fully replicated (`GetClusterHealth`);
-//! 4. a key (`CreateKey`), a bucket with a global alias (`CreateBucket`), read/write/owner
-//!    rights for the key on it (`AllowBucketKey`).
+//! The API differs by version ([`Generation`]): 2.x serves v2 (`/v2/<Call>`), 0.9.x and 1.x
+//! serve v1 (`/v1/status`, `/v1/layout`, …, read from Garage's `router_v1.rs` at v0.9.0,
+//! v0.9.4 and v1.0.1), whose layout update is a bare list of roles and whose status lists
+//! `knownNodes` (0.9) or `nodes` (1.x). [`Call`] names each step once and
+//! [`Admin::route`] maps it onto the version's method and path.
+//!
+//! 1. each member's node id (v2 `GetNodeInfo?node=self`, v1 `status`'s `node`);
+//! 2. the first member connects to every other by `<id>@<rpc address>`;
+//!    Garage gossips the peer list, and the step waits until every member sees every other up;
+//! 3. one role per member (zone `dc1`, 1 GB) and the layout applied as the next version,
+//!    then a wait until every member reports the cluster `healthy` with every partition
+//!    fully replicated;
+//! 4. a key, a bucket with a global alias, read/write/owner rights for the key on it.
 //!
 //! Every wait is bounded by one deadline; an error names the member, the call and what Garage
 //! answered.
 
+use super::config::Generation;
 use anyhow::{anyhow, bail, Context};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -46,41 +51,123 @@ pub struct Created {
     pub bucket_id: String,
 }
 
+/// One admin API step, whatever the version calls it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    /// The answering member's own node id.
+    NodeInfo,
+    /// The members it knows and whether each is up.
+    Status,
+    Health,
+    Connect,
+    GetLayout,
+    UpdateLayout,
+    ApplyLayout,
+    /// 2.x only: the layout versions still in force.
+    LayoutHistory,
+    CreateKey,
+    CreateBucket,
+    AllowBucketKey,
+}
+
 /// A client of the admin API with the master token.
 pub struct Admin {
     http: reqwest::Client,
     token: String,
+    generation: Generation,
 }
 
 impl Admin {
-    pub fn new(token: &str) -> Admin {
-        Admin::with_timeout(token, Duration::from_secs(5))
+    pub fn new(token: &str, generation: Generation) -> Admin {
+        Admin::with_timeout(token, generation, Duration::from_secs(5))
     }
 
     /// A client whose every call gives up after `timeout`.
-    pub fn with_timeout(token: &str, timeout: Duration) -> Admin {
+    pub fn with_timeout(token: &str, generation: Generation, timeout: Duration) -> Admin {
         Admin {
             http: reqwest::Client::builder()
                 .timeout(timeout)
                 .build()
                 .expect("reqwest client builds"),
             token: token.to_string(),
+            generation,
         }
     }
 
-    /// `GET`/`POST http://<admin>/v2/<call>`; the JSON answer, or an error naming the call.
+    pub fn generation(&self) -> Generation {
+        self.generation
+    }
+
+    /// The path (after the admin address) and whether it is a `POST`, for this version; `None`
+    /// where the version has no such call.
+    pub fn route(generation: Generation, call: Call) -> Option<(&'static str, bool)> {
+        use Call::*;
+        Some(match generation {
+            Generation::V2 => match call {
+                NodeInfo => ("/v2/GetNodeInfo?node=self", false),
+                Status => ("/v2/GetClusterStatus", false),
+                Health => ("/v2/GetClusterHealth", false),
+                Connect => ("/v2/ConnectClusterNodes", true),
+                GetLayout => ("/v2/GetClusterLayout", false),
+                UpdateLayout => ("/v2/UpdateClusterLayout", true),
+                ApplyLayout => ("/v2/ApplyClusterLayout", true),
+                LayoutHistory => ("/v2/GetClusterLayoutHistory", false),
+                CreateKey => ("/v2/CreateKey", true),
+                CreateBucket => ("/v2/CreateBucket", true),
+                AllowBucketKey => ("/v2/AllowBucketKey", true),
+            },
+            Generation::V0_9 | Generation::V1 => match call {
+                NodeInfo | Status => ("/v1/status", false),
+                Health => ("/v1/health", false),
+                Connect => ("/v1/connect", true),
+                GetLayout => ("/v1/layout", false),
+                UpdateLayout => ("/v1/layout", true),
+                ApplyLayout => ("/v1/layout/apply", true),
+                LayoutHistory => return None,
+                CreateKey => ("/v1/key", true),
+                CreateBucket => ("/v1/bucket", true),
+                AllowBucketKey => ("/v1/bucket/allow", true),
+            },
+        })
+    }
+
+    /// `UpdateLayout`'s body: v2 wraps the roles, v1 takes the bare list.
+    pub fn layout_update(&self, roles: Vec<Value>) -> Value {
+        match self.generation {
+            Generation::V2 => json!({ "roles": roles }),
+            Generation::V0_9 | Generation::V1 => Value::Array(roles),
+        }
+    }
+
+    /// The member's own node id from a `NodeInfo` answer.
+    pub fn own_id(&self, v: &Value) -> Result<String, String> {
+        match self.generation {
+            Generation::V2 => own_node_id(v),
+            Generation::V0_9 | Generation::V1 => v
+                .get("node")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| format!("no `node` in {v}")),
+        }
+    }
+
+    /// The call on `m`, `GET` or `POST` as the version has it; the JSON answer, or an error
+    /// naming the call.
     pub async fn call(
         &self,
         m: &AdminMember,
-        call: &str,
+        call: Call,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
-        let url = format!("http://{}/v2/{call}", m.admin);
-        let req = match &body {
-            Some(b) => self.http.post(&url).json(b),
-            None => self.http.get(&url),
+        let (path, post) = Admin::route(self.generation, call)
+            .ok_or_else(|| anyhow!("{call:?}: not in the admin API of this Garage version"))?;
+        let url = format!("http://{}{path}", m.admin);
+        let req = if post {
+            self.http.post(&url).json(&body.unwrap_or(Value::Null))
+        } else {
+            self.http.get(&url)
         };
-        let what = || format!("{} ({}): {call}", m.node, m.admin);
+        let what = || format!("{} ({}): {path}", m.node, m.admin);
         let resp = req
             .bearer_auth(&self.token)
             .send()
@@ -98,7 +185,7 @@ impl Admin {
     async fn until<T>(
         &self,
         m: &AdminMember,
-        call: &str,
+        call: Call,
         deadline: Instant,
         what: &str,
         check: impl Fn(&Value) -> Result<T, String>,
@@ -137,9 +224,12 @@ pub fn own_node_id(v: &Value) -> Result<String, String> {
     }
 }
 
-/// How many of `ids` a `GetClusterStatus` answer shows up.
+/// How many of `ids` a status answer shows up (`nodes` in 1.x and 2.x, `knownNodes` in 0.9).
 pub fn up_among(v: &Value, ids: &[String]) -> usize {
-    let nodes = v.get("nodes").and_then(Value::as_array);
+    let nodes = v
+        .get("nodes")
+        .or_else(|| v.get("knownNodes"))
+        .and_then(Value::as_array);
     ids.iter()
         .filter(|id| {
             nodes.is_some_and(|ns| {
@@ -173,13 +263,9 @@ pub async fn setup(admin: &Admin, members: &[AdminMember]) -> anyhow::Result<Cre
     let mut ids = Vec::new();
     for m in members {
         let id = admin
-            .until(
-                m,
-                "GetNodeInfo?node=self",
-                deadline,
-                "report its node id",
-                own_node_id,
-            )
+            .until(m, Call::NodeInfo, deadline, "report its node id", |v| {
+                admin.own_id(v)
+            })
             .await?;
         ids.push(id);
     }
@@ -192,9 +278,7 @@ pub async fn setup(admin: &Admin, members: &[AdminMember]) -> anyhow::Result<Cre
         .collect();
     let peers = all[1..].to_vec();
     loop {
-        let v = admin
-            .call(first, "ConnectClusterNodes", Some(json!(peers)))
-            .await?;
+        let v = admin.call(first, Call::Connect, Some(json!(peers))).await?;
         let failed: Vec<String> = v
             .as_array()
             .map(|a| {
@@ -213,17 +297,19 @@ pub async fn setup(admin: &Admin, members: &[AdminMember]) -> anyhow::Result<Cre
         }
         tokio::time::sleep(POLL).await;
     }
-    for m in members {
-        let n = ids.len();
+    for (m, own) in members.iter().zip(&ids) {
+        // The others: 0.9 may leave a member out of its own peer list.
+        let others: Vec<String> = ids.iter().filter(|i| *i != own).cloned().collect();
+        let n = others.len();
         admin
             .until(
                 m,
-                "GetClusterStatus",
+                Call::Status,
                 deadline,
-                "see every member up",
-                |v| match up_among(v, &ids) {
+                "see every other member up",
+                |v| match up_among(v, &others) {
                     k if k == n => Ok(()),
-                    k => Err(format!("{k} of {n} members up")),
+                    k => Err(format!("{k} of the {n} others up")),
                 },
             )
             .await?;
@@ -236,36 +322,26 @@ pub async fn setup(admin: &Admin, members: &[AdminMember]) -> anyhow::Result<Cre
         .map(|(m, id)| json!({"id": id, "zone": "dc1", "capacity": 1_000_000_000u64, "tags": [m.node]}))
         .collect();
     let layout = admin
-        .call(
-            first,
-            "UpdateClusterLayout",
-            Some(json!({ "roles": roles })),
-        )
+        .call(first, Call::UpdateLayout, Some(admin.layout_update(roles)))
         .await?;
     let version = layout.get("version").and_then(Value::as_u64).unwrap_or(0) + 1;
     admin
         .call(
             first,
-            "ApplyClusterLayout",
+            Call::ApplyLayout,
             Some(json!({ "version": version })),
         )
         .await
         .context("applying the layout")?;
     for m in members {
         admin
-            .until(
-                m,
-                "GetClusterHealth",
-                deadline,
-                "become healthy",
-                fully_healthy,
-            )
+            .until(m, Call::Health, deadline, "become healthy", fully_healthy)
             .await?;
     }
 
     // 4. Key, bucket, rights.
     let key = admin
-        .call(first, "CreateKey", Some(json!({"name": "quorate"})))
+        .call(first, Call::CreateKey, Some(json!({"name": "quorate"})))
         .await?;
     let field = |v: &Value, f: &str| {
         v.get(f)
@@ -278,7 +354,7 @@ pub async fn setup(admin: &Admin, members: &[AdminMember]) -> anyhow::Result<Cre
     let bucket = admin
         .call(
             first,
-            "CreateBucket",
+            Call::CreateBucket,
             Some(json!({"globalAlias": super::BUCKET})),
         )
         .await?;
@@ -286,7 +362,7 @@ pub async fn setup(admin: &Admin, members: &[AdminMember]) -> anyhow::Result<Cre
     admin
         .call(
             first,
-            "AllowBucketKey",
+            Call::AllowBucketKey,
             Some(json!({
                 "bucketId": bucket_id,
                 "accessKeyId": access_key_id,
@@ -319,5 +395,53 @@ mod tests {
         assert!(fully_healthy(&h).is_ok());
         let h = json!({"status": "degraded", "partitions": 256, "partitionsAllOk": 100});
         assert!(fully_healthy(&h).is_err());
+        // 0.9's status lists `knownNodes`.
+        let old = json!({"node": "a", "knownNodes": [{"id": "b", "isUp": true}], "layout": {}});
+        assert_eq!(up_among(&old, &ids), 1);
+        let admin = Admin::new("t", Generation::V0_9);
+        assert_eq!(admin.own_id(&old).unwrap(), "a");
+        assert!(admin.own_id(&json!({})).is_err());
+    }
+
+    #[test]
+    fn each_version_gets_its_own_routes_and_bodies() {
+        use Generation::*;
+        assert_eq!(
+            Admin::route(V2, Call::UpdateLayout),
+            Some(("/v2/UpdateClusterLayout", true))
+        );
+        assert_eq!(
+            Admin::route(V2, Call::NodeInfo),
+            Some(("/v2/GetNodeInfo?node=self", false))
+        );
+        for g in [V0_9, V1] {
+            assert_eq!(Admin::route(g, Call::NodeInfo), Some(("/v1/status", false)));
+            assert_eq!(
+                Admin::route(g, Call::UpdateLayout),
+                Some(("/v1/layout", true))
+            );
+            assert_eq!(
+                Admin::route(g, Call::GetLayout),
+                Some(("/v1/layout", false))
+            );
+            assert_eq!(
+                Admin::route(g, Call::ApplyLayout),
+                Some(("/v1/layout/apply", true))
+            );
+            assert_eq!(
+                Admin::route(g, Call::AllowBucketKey),
+                Some(("/v1/bucket/allow", true))
+            );
+            assert_eq!(Admin::route(g, Call::LayoutHistory), None);
+        }
+        let role = json!({"id": "a", "zone": "dc1", "capacity": null, "tags": []});
+        assert_eq!(
+            Admin::new("t", V2).layout_update(vec![role.clone()]),
+            json!({"roles": [role]})
+        );
+        assert_eq!(
+            Admin::new("t", V1).layout_update(vec![role.clone()]),
+            json!([role])
+        );
     }
 }

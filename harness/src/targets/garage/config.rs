@@ -34,6 +34,86 @@ impl Consistency {
     }
 }
 
+/// The Garage generations the target speaks, found from `garage --version`: each reads its
+/// own configuration and serves its own admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Generation {
+    /// 0.9.x: `replication_mode` ("1", "2", "2-dangerous", "3", "3-degraded",
+    /// "3-dangerous"), admin API v1 (`/v1/status` lists `knownNodes`), one layout version
+    /// in force at a time.
+    V0_9,
+    /// 1.x: `replication_factor` + `consistency_mode`, admin API v1 (`/v1/status` lists
+    /// `nodes`; no layout history).
+    V1,
+    /// 2.x: `replication_factor` + `consistency_mode`, admin API v2 (`/v2/<Call>`).
+    V2,
+}
+
+/// The versions named in every refusal.
+pub const SUPPORTED: &str = "0.9.x, 1.x and 2.x (tested: 0.9.4, 2.5.0)";
+
+/// The version number in `garage --version`'s first line (`garage cargo:0.9.4 [...]`,
+/// `garage v1.0.1 [...]`) and the generation that speaks it; other versions are refused by
+/// name.
+pub fn parse_version(line: &str) -> Result<(String, Generation), String> {
+    let word = line
+        .split_whitespace()
+        .skip_while(|w| *w != "garage")
+        .nth(1)
+        .ok_or_else(|| format!("garage --version printed {line:?}: expected `garage <version>`"))?;
+    let number = word
+        .strip_prefix("cargo:")
+        .or_else(|| word.strip_prefix('v'))
+        .unwrap_or(word);
+    let mut parts = number
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u64>());
+    let (major, minor) = match (parts.next(), parts.next()) {
+        (Some(Ok(a)), Some(Ok(b))) => (a, b),
+        _ => {
+            return Err(format!(
+                "garage --version printed {line:?}: no version number in {word:?}"
+            ))
+        }
+    };
+    let generation = match (major, minor) {
+        (0, 9) => Generation::V0_9,
+        (1, _) => Generation::V1,
+        (2, _) => Generation::V2,
+        _ => {
+            return Err(format!(
+                "garage {number}: not supported by --target garage (it speaks {SUPPORTED}; \
+                 each generation has its own configuration and admin API, and others are unknown to it)"
+            ))
+        }
+    };
+    Ok((number.to_string(), generation))
+}
+
+/// Garage 0.9's `replication_mode` for `--garage-replication` and `--garage-consistency`,
+/// or why 0.9 cannot express them.
+pub fn replication_mode(
+    version: &str,
+    replication: usize,
+    consistency: Consistency,
+) -> Result<&'static str, String> {
+    use Consistency::*;
+    match (replication, consistency) {
+        (1, Consistent) => Ok("1"),
+        (2, Consistent) => Ok("2"),
+        (2, Dangerous) => Ok("2-dangerous"),
+        (3, Consistent) => Ok("3"),
+        (3, Degraded) => Ok("3-degraded"),
+        (3, Dangerous) => Ok("3-dangerous"),
+        (r, c) => Err(format!(
+            "--garage-replication {r} with --garage-consistency {}: garage {version} cannot \
+             express it (its replication_mode is one of 1, 2, 2-dangerous, 3, 3-degraded, \
+             3-dangerous)",
+            c.name()
+        )),
+    }
+}
+
 /// `quorate run`'s flags for `--target garage`.
 #[derive(Args, Debug, Clone, Serialize)]
 pub struct GarageArgs {
@@ -64,7 +144,12 @@ pub struct GarageArgs {
 #[derive(Debug, Clone)]
 pub struct GarageConfig {
     pub bin: PathBuf,
+    /// `garage --version`'s first line.
     pub version: String,
+    /// Which configuration and admin API the binary speaks.
+    pub generation: Generation,
+    /// 0.9's `replication_mode` (in place of `replication_factor` and `consistency_mode`).
+    pub replication_mode: Option<&'static str>,
     pub consistency: Consistency,
     /// 32 bytes, hex: the cluster's shared RPC secret.
     pub rpc_secret: String,
@@ -209,6 +294,16 @@ impl GarageSpec {
     pub fn prepare(&mut self) -> Result<GarageConfig, String> {
         let bin = find_bin(self.bin_flag.as_deref())?;
         let version = version_of(&bin)?;
+        let (number, generation) =
+            parse_version(&version).map_err(|e| format!("{}: {e}", bin.display()))?;
+        let replication_mode = match generation {
+            Generation::V0_9 => Some(replication_mode(
+                &number,
+                self.replication,
+                self.consistency,
+            )?),
+            Generation::V1 | Generation::V2 => None,
+        };
         let libfaketime = if self.clock_skew {
             Some(faketime::find_library()?)
         } else {
@@ -221,6 +316,8 @@ impl GarageSpec {
         let cfg = GarageConfig {
             bin,
             version,
+            generation,
+            replication_mode,
             consistency: self.consistency,
             rpc_secret: hex(32),
             admin_token: hex(16),
@@ -270,6 +367,64 @@ mod tests {
         assert!(e.contains("--garage-bin"), "{e}");
         let e = GarageSpec::new(&args(None, None), common(2, &[], 3)).unwrap_err();
         assert!(e.starts_with("--nodes 2"), "{e}");
+    }
+
+    #[test]
+    fn versions_are_parsed_and_old_ones_refused_by_name() {
+        let ok = |l: &str| parse_version(l).unwrap();
+        assert_eq!(
+            ok("garage cargo:2.5.0 [features: bundled-libs, k2v, lmdb]"),
+            ("2.5.0".to_string(), Generation::V2)
+        );
+        assert_eq!(
+            ok("garage cargo:0.9.4 [features: k2v, lmdb]"),
+            ("0.9.4".to_string(), Generation::V0_9)
+        );
+        assert_eq!(ok("garage v0.9.0"), ("0.9.0".to_string(), Generation::V0_9));
+        assert_eq!(
+            ok("garage v1.0.1-rc1"),
+            ("1.0.1-rc1".to_string(), Generation::V1)
+        );
+        for old in ["garage v0.8.4", "garage cargo:0.7.3", "garage v3.0.0"] {
+            let e = parse_version(old).unwrap_err();
+            assert!(e.contains("not supported by --target garage"), "{e}");
+            assert!(e.contains("0.9.x, 1.x and 2.x"), "{e}");
+        }
+        for junk in ["", "garage", "something else", "garage dev"] {
+            let e = parse_version(junk).unwrap_err();
+            assert!(e.starts_with("garage --version printed"), "{e}");
+        }
+    }
+
+    #[test]
+    fn garage_0_9_gets_a_replication_mode_or_a_refusal() {
+        use Consistency::*;
+        for (r, c, want) in [
+            (1, Consistent, "1"),
+            (2, Consistent, "2"),
+            (2, Dangerous, "2-dangerous"),
+            (3, Consistent, "3"),
+            (3, Degraded, "3-degraded"),
+            (3, Dangerous, "3-dangerous"),
+        ] {
+            assert_eq!(replication_mode("0.9.4", r, c), Ok(want));
+        }
+        for (r, c) in [
+            (2, Degraded),
+            (1, Dangerous),
+            (4, Consistent),
+            (5, Degraded),
+        ] {
+            let e = replication_mode("0.9.4", r, c).unwrap_err();
+            assert!(
+                e.starts_with(&format!(
+                    "--garage-replication {r} with --garage-consistency {}: garage 0.9.4 \
+                     cannot express it",
+                    c.name()
+                )),
+                "{e}"
+            );
+        }
     }
 
     #[test]

@@ -1,11 +1,14 @@
-//! Garage's membership as the `reconfigure` fault changes it, through the admin API v2 (the
-//! calls Garage's own `garage layout show/assign/apply` make): `GetClusterLayout`, one
-//! `UpdateClusterLayout` that stages a role for every member — zone `dc1`, 1 GB for a storage
-//! member, capacity `null` for a gateway (Garage's `layout assign -g`) — and
-//! `ApplyClusterLayout` with the next version. Garage then keeps the older versions in force
-//! ("draining") while it copies data to the new one; [`GarageMembership::settle`] waits for
-//! `GetClusterLayoutHistory` to show no version draining and `GetClusterHealth` every
-//! partition whole.
+//! Garage's membership as the `reconfigure` fault changes it, through the admin API (the
+//! calls Garage's own `garage layout show/assign/apply` make; v2 or v1 by version, see
+//! [`super::admin`]): `GetClusterLayout`, one `UpdateClusterLayout` that stages a role for
+//! every member — zone `dc1`, 1 GB for a storage member, capacity `null` for a gateway
+//! (Garage's `layout assign -g`) — and `ApplyClusterLayout` with the next version. Garage 1.x
+//! and 2.x then keep the older versions in force ("draining") while they copy data to the new
+//! one; [`GarageMembership::settle`] waits for no version draining (2.x:
+//! `GetClusterLayoutHistory`) and every partition whole (`GetClusterHealth`) on every member.
+//! Garage 0.9 has one layout version in force at a time (it switches at once: the cause of its
+//! published layout bugs), and 1.x's v1 API shows no layout history, so on both only health
+//! is waited for.
 //!
 //! Calls go to the first member (in member order) that answers `GetClusterLayout`, so a
 //! member being down does not stop the fault; an error names the member, the call and
@@ -19,7 +22,8 @@
 //! version that did go in with the roles asked for is the change made, anything else the
 //! error.
 
-use super::admin::{fully_healthy, Admin, AdminMember};
+use super::admin::{fully_healthy, Admin, AdminMember, Call};
+use super::config::Generation;
 use super::RPC_PORT;
 use crate::backend::Cluster;
 use crate::targets::{BoxFuture, Layout, Membership};
@@ -148,7 +152,7 @@ impl GarageMembership {
         let mut errors = Vec::new();
         for n in cluster.nodes() {
             let m = self.member(cluster, n);
-            match self.admin.call(&m, "GetClusterLayout", None).await {
+            match self.admin.call(&m, Call::GetLayout, None).await {
                 Ok(v) => return Ok((m, v)),
                 Err(e) => errors.push(format!("{e:#}")),
             }
@@ -197,7 +201,11 @@ impl Membership for GarageMembership {
             }
             let staged = self
                 .admin
-                .call(&m, "UpdateClusterLayout", Some(json!({ "roles": roles })))
+                .call(
+                    &m,
+                    Call::UpdateLayout,
+                    Some(self.admin.layout_update(roles)),
+                )
                 .await
                 .map_err(|e| format!("{e:#}"))?;
             let next = staged
@@ -211,7 +219,7 @@ impl Membership for GarageMembership {
             let applied = tokio::time::timeout(
                 APPLY_LIMIT,
                 self.apply
-                    .call(&m, "ApplyClusterLayout", Some(json!({ "version": next }))),
+                    .call(&m, Call::ApplyLayout, Some(json!({ "version": next }))),
             )
             .await
             .unwrap_or_else(|_| Err(anyhow::anyhow!("ApplyClusterLayout: no answer")));
@@ -226,7 +234,7 @@ impl Membership for GarageMembership {
             };
             // Did it go in all the same (an answer lost, or given after the timeout)?
             loop {
-                if let Ok(v) = self.admin.call(&m, "GetClusterLayout", None).await {
+                if let Ok(v) = self.admin.call(&m, Call::GetLayout, None).await {
                     let l = parse_layout(&v, &by_id)?;
                     if l.version >= next && l.storage == want && l.gateways == gateways {
                         tracing::warn!(
@@ -259,15 +267,22 @@ impl Membership for GarageMembership {
             let mut last;
             loop {
                 let (m, _) = self.driver(cluster).await?;
-                last = match self.admin.call(&m, "GetClusterLayoutHistory", None).await {
-                    Ok(v) => draining(&v)?,
-                    Err(e) => Some(format!("{e:#}")),
+                last = match self.admin.generation() {
+                    Generation::V2 => match self.admin.call(&m, Call::LayoutHistory, None).await {
+                        Ok(v) => draining(&v)?,
+                        Err(e) => Some(format!("{e:#}")),
+                    },
+                    // 0.9: one layout version in force at a time, nothing drains. 1.x keeps
+                    // older versions in force too, but its v1 API shows no layout history
+                    // (`/v1/status`'s `draining` marks only members left with no role, never
+                    // a gateway), so on both only health is waited for.
+                    Generation::V1 | Generation::V0_9 => None,
                 };
                 if last.is_none() {
                     // Every member must see every partition whole, not only the driver.
                     for n in cluster.nodes() {
                         let m = self.member(cluster, n);
-                        let h = match self.admin.call(&m, "GetClusterHealth", None).await {
+                        let h = match self.admin.call(&m, Call::Health, None).await {
                             Ok(v) => fully_healthy(&v).err(),
                             Err(e) => Some(format!("{e:#}")),
                         };

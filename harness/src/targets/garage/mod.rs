@@ -139,8 +139,7 @@ pub fn render_toml(
          metadata_dir = {meta}\n\
          data_dir = {data}\n\
          db_engine = \"lmdb\"\n\
-         replication_factor = {replication}\n\
-         consistency_mode = \"{mode}\"\n\
+         {replication}\
          rpc_bind_addr = \"{rpc}\"\n\
          rpc_public_addr = \"{rpc}\"\n\
          rpc_secret = \"{secret}\"\n\
@@ -157,8 +156,15 @@ pub fn render_toml(
          admin_token = \"{token}\"\n",
         meta = q(&data_dir.join("meta")),
         data = q(&data_dir.join("data")),
-        mode = cfg.consistency.name(),
-        replication = cfg.replication,
+        replication = match cfg.replication_mode {
+            // Garage 0.9: one setting for both.
+            Some(mode) => format!("replication_mode = \"{mode}\"\n"),
+            None => format!(
+                "replication_factor = {}\nconsistency_mode = \"{}\"\n",
+                cfg.replication,
+                cfg.consistency.name()
+            ),
+        },
         rpc = addrs[RPC_PORT],
         secret = cfg.rpc_secret,
         s3 = addrs[S3_PORT],
@@ -378,7 +384,7 @@ impl Target for GarageTarget {
                     rpc: addrs[n][RPC_PORT],
                 })
                 .collect();
-            let admin = Admin::new(&l.cfg.admin_token);
+            let admin = Admin::new(&l.cfg.admin_token, l.cfg.generation);
             let created = admin::setup(&admin, &members)
                 .await
                 .context("setting up the garage cluster (see nodes/<id>.log)")?;
@@ -422,8 +428,16 @@ impl Target for GarageTarget {
 
     fn membership(&self) -> Option<Arc<dyn Membership>> {
         Some(Arc::new(layout::GarageMembership {
-            admin: Admin::with_timeout(&self.launch.cfg.admin_token, layout::CALL_LIMIT),
-            apply: Admin::with_timeout(&self.launch.cfg.admin_token, layout::APPLY_LIMIT),
+            admin: Admin::with_timeout(
+                &self.launch.cfg.admin_token,
+                self.launch.cfg.generation,
+                layout::CALL_LIMIT,
+            ),
+            apply: Admin::with_timeout(
+                &self.launch.cfg.admin_token,
+                self.launch.cfg.generation,
+                layout::APPLY_LIMIT,
+            ),
             peers: self.launch.peers.clone(),
             addrs: self.launch.addrs.clone(),
         }))
@@ -470,6 +484,8 @@ mod tests {
         GarageConfig {
             bin: "/bin/garage".into(),
             version: "garage v2".into(),
+            generation: config::Generation::V2,
+            replication_mode: None,
             consistency: Consistency::Dangerous,
             rpc_secret: "ab".repeat(32),
             admin_token: "tok".into(),
@@ -511,5 +527,26 @@ mod tests {
             assert!(t.lines().any(|l| l == line), "{line:?} missing from\n{t}");
         }
         assert_eq!(toml_string("a\"b\\c"), "\"a\\\"b\\\\c\"");
+        assert!(!t.contains("replication_mode"), "{t}");
+    }
+
+    #[test]
+    fn garage_0_9_reads_replication_mode_and_no_consistency_mode() {
+        let addrs: Vec<SocketAddr> = ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let old = GarageConfig {
+            generation: config::Generation::V0_9,
+            replication_mode: Some("2-dangerous"),
+            ..cfg()
+        };
+        let t = render_toml(&old, Path::new("/r"), &addrs, &[]);
+        assert!(
+            t.lines().any(|l| l == "replication_mode = \"2-dangerous\""),
+            "{t}"
+        );
+        assert!(!t.contains("consistency_mode"), "{t}");
+        assert!(!t.contains("replication_factor"), "{t}");
     }
 }
