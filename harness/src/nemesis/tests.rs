@@ -476,6 +476,8 @@ async fn a_leader_that_cannot_be_found_is_said_and_the_fault_draws_as_usual() {
         let why = v["leader_unknown"].as_str().unwrap();
         assert!(why.contains("no leader"), "{why}");
     }
+}
+
 #[tokio::test(start_paused = true)]
 async fn power_loss_cuts_a_majority_of_the_busy_keys_replicas_at_once() {
     let dir = tempfile::tempdir().unwrap();

@@ -73,8 +73,7 @@ pub fn builtin_api_check(name: &str) -> Result<(), String> {
                 .into(),
         ),
         _ => Err(
-            "expected api = \"node\", \"etcd\", \"etcd-serializable\", or adapter = [...]"
-                .into(),
+            "expected api = \"node\", \"etcd\", \"etcd-serializable\", or adapter = [...]".into(),
         ),
     }
 }
