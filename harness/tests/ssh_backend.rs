@@ -303,6 +303,50 @@ impl Hosts {
         assert!(c.wait().unwrap().success());
     }
 
+    /// Restart host `i`'s (1-based) sshd in a mount namespace of its own where `/dev/fuse`
+    /// is a plain file: a host without FUSE, as far as its sessions can tell.
+    fn hide_fuse(&mut self, i: usize) {
+        let c = &mut self.sshd[i - 1];
+        let _ = c.kill();
+        let _ = c.wait();
+        let d = self.path().to_path_buf();
+        std::fs::write(d.join("nofuse"), "").unwrap();
+        let cfg = d.join(format!("sshd-h{i}.conf"));
+        let log = std::fs::File::create(d.join(format!("sshd-h{i}.log"))).unwrap();
+        let script = format!(
+            "mount --bind {d}/nofuse /dev/fuse && exec {sshd} -D -e -f {cfg}",
+            d = d.display(),
+            sshd = sshd_bin().display(),
+            cfg = cfg.display()
+        );
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.namespaces[i - 1]])
+            .args([
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                &script,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.sshd[i - 1] = child;
+        let a = SocketAddr::from((self.ips[i - 1], 22));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect_timeout(&a, Duration::from_millis(300)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "sshd on {a} did not listen again"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Stop every sshd and remove the namespaces and the bridge; what is still there after.
     fn close(&mut self) -> Vec<String> {
         self.closed = true;
@@ -839,6 +883,42 @@ fn power_loss_runs_lazyfs_on_the_hosts_and_leaves_no_mount() {
             "left: {cmd}"
         );
     }
+    assert_eq!(h.close(), Vec::<String>::new());
+}
+
+/// `power-loss` on a host without FUSE: exit 3 before anything starts, naming the host and
+/// the step.
+#[test]
+fn a_host_without_fuse_is_refused_for_power_loss() {
+    if !hosts_allowed() {
+        return;
+    }
+    let _g = serial();
+    let mut h = Hosts::new(3);
+    h.hide_fuse(2);
+    let t = tempfile::tempdir().unwrap();
+    let hosts = h.hosts_file("", true);
+    let results = t.path().join("results");
+    let mut c = ssh_command(
+        &results,
+        &hosts,
+        3,
+        &["--nemesis", "power-loss", "--time-limit", "5"],
+    );
+    let o = c
+        .arg("--node-bin")
+        .arg(common::node_bin())
+        .output()
+        .unwrap();
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{e}");
+    assert!(
+        e.contains("host h2 (") && e.contains("power-loss needs FUSE on the host"),
+        "{e}"
+    );
+    assert!(!e.contains("host h1 (") && !e.contains("host h3 ("), "{e}");
+    assert!(!results.exists(), "nothing should have started: {e}");
+    assert_eq!(h.leftovers(), Vec::<String>::new());
     assert_eq!(h.close(), Vec::<String>::new());
 }
 
