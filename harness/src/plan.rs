@@ -242,7 +242,8 @@ impl RunPlan {
         if self.backend == BackendKind::Netns {
             backend::netns::preflight()?;
         }
-        if self.faults.contains(&Fault::PowerLoss) {
+        // Over ssh the mounts are on the hosts, which are checked when they are connected.
+        if self.faults.contains(&Fault::PowerLoss) && self.backend != BackendKind::Ssh {
             crate::lazyfs::mount::preflight().map_err(ProbeError::Target)?;
         }
         self.target
@@ -261,6 +262,7 @@ impl RunPlan {
                 // The node moves its own clock (an admin call); other stores get libfaketime.
                 faketime: self.faults.contains(&Fault::ClockSkew)
                     && self.target.kind() != targets::TargetKind::Node,
+                fuse: self.faults.contains(&Fault::PowerLoss),
             };
             let path = self
                 .hosts

@@ -229,8 +229,9 @@ impl Hosts {
         p
     }
 
-    /// What a run left on the hosts: processes other than `sshd` in their namespaces, a
-    /// `quorate` nftables table, a member folder in the work dir. Waits (bounded) for ssh
+    /// What a run left on the hosts: processes other than `sshd` in their namespaces (members,
+    /// link proxies, lazyfs servers), a `quorate` nftables table, a lazyfs mount, a member
+    /// folder in the work dir. Waits (bounded) for ssh
     /// sessions that are closing.
     fn leftovers(&self) -> Vec<String> {
         self.leftovers_except(None)
@@ -256,6 +257,13 @@ impl Hosts {
                 let tables = sh(&["ip", "netns", "exec", ns, "nft", "list", "tables"]);
                 if tables.contains("quorate") {
                     found.push(format!("nftables table in {ns}: {}", tables.trim()));
+                }
+                // The host's mount table is its sshd's (every session shares it).
+                let info =
+                    std::fs::read_to_string(format!("/proc/{}/mountinfo", self.sshd[i].id()))
+                        .unwrap_or_default();
+                for l in info.lines().filter(|l| l.contains("quorate-lazyfs")) {
+                    found.push(format!("lazyfs mount in {ns}: {l}"));
                 }
             }
             for e in std::fs::read_dir(self.path().join("work"))
@@ -293,6 +301,50 @@ impl Hosts {
         std::io::Write::write_all(c.stdin.as_mut().unwrap(), script.as_bytes()).unwrap();
         drop(c.stdin.take());
         assert!(c.wait().unwrap().success());
+    }
+
+    /// Restart host `i`'s (1-based) sshd in a mount namespace of its own where `/dev/fuse`
+    /// is a plain file: a host without FUSE, as far as its sessions can tell.
+    fn hide_fuse(&mut self, i: usize) {
+        let c = &mut self.sshd[i - 1];
+        let _ = c.kill();
+        let _ = c.wait();
+        let d = self.path().to_path_buf();
+        std::fs::write(d.join("nofuse"), "").unwrap();
+        let cfg = d.join(format!("sshd-h{i}.conf"));
+        let log = std::fs::File::create(d.join(format!("sshd-h{i}.log"))).unwrap();
+        let script = format!(
+            "mount --bind {d}/nofuse /dev/fuse && exec {sshd} -D -e -f {cfg}",
+            d = d.display(),
+            sshd = sshd_bin().display(),
+            cfg = cfg.display()
+        );
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.namespaces[i - 1]])
+            .args([
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                &script,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.sshd[i - 1] = child;
+        let a = SocketAddr::from((self.ips[i - 1], 22));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect_timeout(&a, Duration::from_millis(300)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "sshd on {a} did not listen again"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Stop every sshd and remove the namespaces and the bridge; what is still there after.
@@ -652,6 +704,224 @@ fn garage_consistent_reads_its_writes_over_ssh() {
     assert_eq!(h.close(), Vec::<String>::new());
 }
 
+/// `--target etcd` over ssh: etcd (Debian's, uploaded to each host) holds under partitions
+/// and kills, each member told every member's peer address (`--initial-cluster`).
+#[test]
+fn etcd_holds_over_ssh_under_partition_and_kill() {
+    if !hosts_allowed() {
+        return;
+    }
+    let _g = serial();
+    let mut h = Hosts::new(3);
+    let t = tempfile::tempdir().unwrap();
+    let o = ssh_run(
+        &h,
+        t.path(),
+        &[
+            "--target",
+            "etcd",
+            "--nemesis",
+            "partition,kill",
+            "--time-limit",
+            "10",
+            "--nemesis-interval",
+            "3",
+            "--concurrency",
+            "9",
+            "--op-timeout-ms",
+            "1000",
+            "--ops-per-key",
+            "60",
+            "--check-time-limit",
+            "20",
+            "--seed",
+            "1",
+        ],
+    );
+    let r = results_of(&o);
+    assert_eq!(
+        r["checks"]["linearizable"]["valid"],
+        true,
+        "{}",
+        stderr_tail(&o, 20)
+    );
+    assert!(r["run"]["ok"].as_u64().unwrap() > 50, "{}", r["run"]);
+    let dir = run_dir(&o);
+    let events = nemesis_events(&dir);
+    assert!(
+        events.iter().any(|(f, _)| f.ends_with("-start")),
+        "no fault: {events:?}"
+    );
+    assert!(
+        events.iter().all(|(_, v)| v.get("error").is_none()),
+        "a fault failed: {events:?}"
+    );
+    let log = std::fs::read_to_string(dir.join("nodes/n2.log")).unwrap();
+    assert!(log.contains("n3="), "n2 was not told of n3:\n{log}");
+    assert_eq!(h.close(), Vec::<String>::new());
+}
+
+/// A target file over ssh: the node described by `examples/targets/node.toml`, its member
+/// program (found beside `quorate`) uploaded to each host, its adapter on this machine.
+#[test]
+fn a_target_file_runs_over_ssh() {
+    if !hosts_allowed() {
+        return;
+    }
+    let _g = serial();
+    let mut h = Hosts::new(3);
+    let t = tempfile::tempdir().unwrap();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/targets/node.toml");
+    let hosts = h.hosts_file("", false);
+    let mut a = vec!["--target-file", file.to_str().unwrap()];
+    a.extend(args(&["--nemesis", "partition,kill", "--seed", "1"]));
+    let o = ssh_command(t.path(), &hosts, 3, &a).output().unwrap();
+    let left = h.leftovers();
+    assert!(
+        left.is_empty(),
+        "the run left: {left:?}\n{}",
+        stderr_tail(&o, 20)
+    );
+    let r = results_of(&o);
+    assert_eq!(
+        r["checks"]["linearizable"]["valid"],
+        true,
+        "{}",
+        stderr_tail(&o, 20)
+    );
+    assert!(r["run"]["ok"].as_u64().unwrap() > 20, "{}", r["run"]);
+    let dir = run_dir(&o);
+    let events = nemesis_events(&dir);
+    assert!(
+        events.iter().all(|(_, v)| v.get("error").is_none()),
+        "a fault failed: {events:?}"
+    );
+    for n in ["n1", "n2", "n3"] {
+        assert!(dir.join("nodes").join(format!("{n}.log")).is_file());
+    }
+    assert_eq!(h.close(), Vec::<String>::new());
+}
+
+/// `power-loss` over ssh: each member's lazyfs server runs on its host inside an ssh session;
+/// with `--fsync always` a majority of a key's replicas losing power loses nothing. After the
+/// run no lazyfs mount is left in any host's mount table, and no lazyfs server or ssh session
+/// for one on either side.
+#[test]
+fn power_loss_runs_lazyfs_on_the_hosts_and_leaves_no_mount() {
+    if !hosts_allowed() {
+        return;
+    }
+    let _g = serial();
+    let mut h = Hosts::new(3);
+    let t = tempfile::tempdir().unwrap();
+    let o = ssh_run(
+        &h,
+        t.path(),
+        &[
+            "--preset",
+            "abd",
+            "--fsync",
+            "always",
+            "--nemesis",
+            "power-loss",
+            "--power-loss-scope",
+            "majority",
+            "--time-limit",
+            "8",
+            "--nemesis-interval",
+            "2",
+            "--concurrency",
+            "6",
+            "--check-time-limit",
+            "20",
+            "--seed",
+            "1",
+        ],
+    );
+    let r = results_of(&o);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr_tail(&o, 20));
+    assert_eq!(r["checks"]["lost-writes"]["lost"], 0);
+    let dir = run_dir(&o);
+    let cuts: Vec<Value> = nemesis_events(&dir)
+        .into_iter()
+        .filter(|(f, _)| f == "power-loss-start")
+        .map(|(_, v)| v)
+        .collect();
+    assert!(!cuts.is_empty(), "no power cut happened");
+    for v in &cuts {
+        assert!(v.get("error").is_none(), "{v}");
+        for n in v["nodes"].as_array().unwrap() {
+            let d = &v["dropped"][n.as_str().unwrap()];
+            assert!(d["bytes"].is_u64() && d["metadata_ops"].is_u64(), "{v}");
+        }
+    }
+    for n in ["n1", "n2", "n3"] {
+        let log = dir.join("nodes").join(format!("{n}.lazyfs.log"));
+        assert!(log.is_file(), "{} missing", log.display());
+        assert!(
+            dir.join("durable").join(n).is_dir(),
+            "durable/{n} not fetched"
+        );
+    }
+    // Each host's mount table is its sshd's (every session shares it).
+    for (i, c) in h.sshd.iter().enumerate() {
+        let info = std::fs::read_to_string(format!("/proc/{}/mountinfo", c.id())).unwrap();
+        assert!(
+            !info.contains("quorate-lazyfs"),
+            "a lazyfs mount is left on h{}:\n{info}",
+            i + 1
+        );
+    }
+    let needle = h.path().join("work").display().to_string();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        let zombie =
+            std::fs::read_to_string(e.path().join("stat")).is_ok_and(|s| s.contains(") Z "));
+        assert!(
+            zombie || !(cmd.contains("lazyfs") && cmd.contains(&needle)),
+            "left: {cmd}"
+        );
+    }
+    assert_eq!(h.close(), Vec::<String>::new());
+}
+
+/// `power-loss` on a host without FUSE: exit 3 before anything starts, naming the host and
+/// the step.
+#[test]
+fn a_host_without_fuse_is_refused_for_power_loss() {
+    if !hosts_allowed() {
+        return;
+    }
+    let _g = serial();
+    let mut h = Hosts::new(3);
+    h.hide_fuse(2);
+    let t = tempfile::tempdir().unwrap();
+    let hosts = h.hosts_file("", true);
+    let results = t.path().join("results");
+    let mut c = ssh_command(
+        &results,
+        &hosts,
+        3,
+        &["--nemesis", "power-loss", "--time-limit", "5"],
+    );
+    let o = c
+        .arg("--node-bin")
+        .arg(common::node_bin())
+        .output()
+        .unwrap();
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{e}");
+    assert!(
+        e.contains("host h2 (") && e.contains("power-loss needs FUSE on the host"),
+        "{e}"
+    );
+    assert!(!e.contains("host h1 (") && !e.contains("host h3 ("), "{e}");
+    assert!(!results.exists(), "nothing should have started: {e}");
+    assert_eq!(h.leftovers(), Vec::<String>::new());
+    assert_eq!(h.close(), Vec::<String>::new());
+}
+
 #[test]
 fn ctrl_c_leaves_no_member_rule_or_folder_on_the_hosts() {
     if !hosts_allowed() {
@@ -669,7 +939,7 @@ fn ctrl_c_leaves_no_member_rule_or_folder_on_the_hosts() {
             "--preset",
             "strict",
             "--nemesis",
-            "partition,pause,stale-restore",
+            "partition,pause,stale-restore,power-loss",
             "--time-limit",
             "60",
             "--nemesis-interval",
@@ -692,7 +962,10 @@ fn ctrl_c_leaves_no_member_rule_or_folder_on_the_hosts() {
             break;
         }
         assert!(Instant::now() < deadline, "no fault within 90 s");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        if child.try_wait().unwrap().is_some() {
+            let o = child.wait_with_output().unwrap();
+            panic!("the run ended early: {}", stderr_tail(&o, 20));
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
     nix::sys::signal::kill(
@@ -804,6 +1077,7 @@ fn a_remote_member_reads_its_hosts_offset_file_and_keep_remote_keeps_folders() {
     let needs = Needs {
         nft: false,
         faketime: true,
+        fuse: false,
     };
     let hosts = std::sync::Arc::new(SshHosts::connect(&hosts_file, 2, needs, true).unwrap());
     let lib = hosts.libfaketime[0]

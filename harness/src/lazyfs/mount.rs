@@ -60,6 +60,10 @@ pub fn preflight() -> Result<(), String> {
     Ok(())
 }
 
+/// Makes sure a mount is gone once its server stopped: unmounts it if it is still there; an
+/// error names what is left.
+pub type EnsureGone = Box<dyn Fn() -> Result<(), String> + Send>;
+
 /// One running lazyfs server and its mount.
 pub struct Mount {
     backing: PathBuf,
@@ -68,6 +72,9 @@ pub struct Mount {
     child: Option<Child>,
     stdin: Option<ChildStdin>,
     stdout: Option<BufReader<ChildStdout>>,
+    /// A mount on another machine (`--backend ssh`): how to make sure it is gone there.
+    /// `None`: the mount is on this machine, checked in its mountinfo.
+    gone: Option<EnsureGone>,
 }
 
 impl Mount {
@@ -97,15 +104,55 @@ impl Mount {
             .arg("--backing")
             .arg(backing)
             .arg("--mount")
-            .arg(mountpoint)
-            .stdin(Stdio::piped())
+            .arg(mountpoint);
+        Mount::spawn(cmd, log_file, backing, mountpoint, log, None)
+    }
+
+    /// A server run by `cmd` somewhere else — an `ssh` session whose remote command is
+    /// `quorate lazyfs --backing B --mount M` on a host: its standard input and output carry
+    /// the same protocol (closing stdin is the same clean stop; the session's end is EOF to
+    /// the server). `backing` and `mountpoint` are the host's paths; `gone` makes sure the
+    /// mount is gone there after the server stopped. The session's stderr (the server's log)
+    /// is appended to `log` here.
+    pub fn start_remote(
+        cmd: Command,
+        backing: &Path,
+        mountpoint: &Path,
+        log: &Path,
+        gone: EnsureGone,
+    ) -> Result<Mount, String> {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| format!("lazyfs: {}: {e}", log.display()))?;
+        Mount::spawn(cmd, log_file, backing, mountpoint, log, Some(gone))
+    }
+
+    fn spawn(
+        mut cmd: Command,
+        log_file: std::fs::File,
+        backing: &Path,
+        mountpoint: &Path,
+        log: &Path,
+        gone: Option<EnsureGone>,
+    ) -> Result<Mount, String> {
+        let program = PathBuf::from(cmd.get_program());
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(log_file);
         let parent = std::process::id();
+        // A local server dies with the harness. An ssh session does not need to (and must
+        // not: the death signal follows the thread that started it, and sessions are started
+        // from short-lived threads): when the harness dies its stdin closes, which the session
+        // carries to the server as EOF, the clean stop.
+        let deathsig = gone.is_none();
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+                if deathsig {
+                    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+                }
                 if nix::unistd::getppid().as_raw() as u32 != parent {
                     return Err(std::io::Error::other("harness exited during spawn"));
                 }
@@ -125,6 +172,7 @@ impl Mount {
             child: Some(child),
             stdin,
             stdout,
+            gone,
         };
         match m.read_line() {
             Some(l) if l.trim() == "ready" => Ok(m),
@@ -252,6 +300,9 @@ impl Mount {
 
     /// Wait (bounded) for auto_unmount to unmount; then unmount lazily ourselves.
     fn ensure_unmounted(&self) -> Result<(), String> {
+        if let Some(gone) = &self.gone {
+            return gone();
+        }
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if !is_mounted(&self.mountpoint) {

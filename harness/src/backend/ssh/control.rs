@@ -218,6 +218,17 @@ impl Remote for SshRemote {
 }
 
 impl SshRemote {
+    /// An `ssh` command running `script` on the host over the shared connection, for a
+    /// session the caller keeps open and talks to over its stdin/stdout (a lazyfs server).
+    pub fn session(&self, script: &str) -> Command {
+        let mut c = Command::new("ssh");
+        c.args(self.options())
+            .arg(&self.host.address)
+            .arg("--")
+            .arg(format!("sh -c {}", sh_quote(script)));
+        c
+    }
+
     fn exec_once(
         &self,
         script: &str,
@@ -245,6 +256,8 @@ pub struct Needs {
     pub nft: bool,
     /// `clock-skew` of a store that is not the node: libfaketime on the host.
     pub faketime: bool,
+    /// `power-loss`: FUSE on the host (`/dev/fuse` and `fusermount3`) for the lazyfs mounts.
+    pub fuse: bool,
 }
 
 /// Where libfaketime lives on a host (the same paths as [`crate::targets::faketime`] looks in).
@@ -404,6 +417,20 @@ fn check_host(r: &SshRemote, needs: Needs) -> Result<Option<String>, String> {
                     e,
                 )
             })?;
+    }
+    if needs.fuse {
+        r.exec(
+            "test -c /dev/fuse && command -v fusermount3",
+            None,
+            STEP_TIMEOUT,
+        )
+        .map_err(|e| {
+            at(
+                "--nemesis power-loss needs FUSE on the host: /dev/fuse and `fusermount3` \
+                 (package fuse3)",
+                e,
+            )
+        })?;
     }
     if !needs.faketime {
         return Ok(None);

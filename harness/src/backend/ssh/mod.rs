@@ -27,6 +27,15 @@
 //!
 //! `slow` and `flaky` run through quorate's own link proxy on each host ([`links`]).
 //!
+//! `power-loss` runs each member's lazyfs server on its host: `data/` is a lazyfs mount over
+//! `durable/`, served by `quorate lazyfs` (the `quorate` binary uploaded as for the link
+//! proxy) inside an `ssh` session this machine keeps open, whose stdin/stdout carry the
+//! protocol [`crate::lazyfs::mount::Mount`] speaks to a local server (the server's log comes
+//! back on the session's stderr into `nodes/<id>.lazyfs.log`). Closing the session is the
+//! clean stop and unmount; the mount has `auto_unmount` if the server dies otherwise. After a
+//! server stops, its host is asked whether the mount is gone, and `fusermount3 -uz` removes
+//! one that is not.
+//!
 //! Files: this one ([`SshCluster`] and its faults), [`hosts`] (the hosts file), [`control`]
 //! (OpenSSH as the [`crate::backend::remote::Remote`] seam, and connecting every host).
 
@@ -40,6 +49,8 @@ use super::launch::{Launch, Member};
 use super::local;
 use super::remote::{sh_quote, Remote, RemoteError};
 use super::{BackendError, Cluster, ClusterSpec, Result, Snapshot};
+use crate::lazyfs::model::Unsynced;
+use crate::lazyfs::mount::Mount;
 use control::{COPY_TIMEOUT, STEP_TIMEOUT};
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -80,6 +91,8 @@ pub struct SshCluster {
     cuts: Mutex<BTreeSet<(String, String)>>,
     /// Each host's link proxy, when the spec asks for link faults ([`links`]).
     links: Mutex<BTreeMap<String, links::LinkControl>>,
+    /// Each member's lazyfs mount on its host, when the spec asks for power loss.
+    mounts: Mutex<BTreeMap<String, Mount>>,
     snapshots: AtomicU64,
     down: AtomicBool,
 }
@@ -152,6 +165,7 @@ impl SshCluster {
             staged: Mutex::new(BTreeMap::new()),
             cuts: Mutex::new(BTreeSet::new()),
             links: Mutex::new(BTreeMap::new()),
+            mounts: Mutex::new(BTreeMap::new()),
             snapshots: AtomicU64::new(0),
             down: AtomicBool::new(false),
         };
@@ -239,7 +253,46 @@ impl SshCluster {
         if self.spec.link_faults {
             self.start_link_proxy(id)?;
         }
+        if self.spec.power_loss {
+            let m = self.mount(id)?;
+            self.mounts.lock().unwrap().insert(id.to_string(), m);
+        }
         Ok(())
+    }
+
+    /// Start `id`'s lazyfs server on its host (`data/` served over `durable/`) in an ssh
+    /// session kept open, and wait until it has mounted.
+    fn mount(&self, id: &str) -> Result<Mount> {
+        let me = crate::lazyfs::mount::server_program().map_err(|e| BackendError::node(id, e))?;
+        let q = self.program_on_host(id, &me)?;
+        let d = self.rdir(id).to_string();
+        let (backing, at) = (format!("{d}/durable"), format!("{d}/data"));
+        self.remote(id)?;
+        let r = self.hosts.remotes[self.index[id]].clone();
+        let session = r.session(&format!(
+            "chmod +x {q} 2>/dev/null; mkdir -p {b} {m} && exec {q} lazyfs --backing {b} --mount {m}",
+            q = sh_quote(&q),
+            b = sh_quote(&backing),
+            m = sh_quote(&at),
+        ));
+        let log = self
+            .spec
+            .run_dir
+            .join("nodes")
+            .join(format!("{id}.lazyfs.log"));
+        let gone = mount_gone(r, at.clone());
+        let host = self.hosts.remotes[self.index[id]].host.name.clone();
+        Mount::start_remote(session, Path::new(&backing), Path::new(&at), &log, gone)
+            .map_err(|e| BackendError::node(id, format!("host {host}: {e}")))
+    }
+
+    /// Stop `id`'s lazyfs server cleanly (nothing unsynced is lost) and make sure its mount is
+    /// gone from the host; the member must be dead.
+    fn unmount(&self, id: &str) {
+        let m = self.mounts.lock().unwrap().remove(id);
+        if let Some(mut m) = m {
+            m.stop();
+        }
     }
 
     /// The redirect of `id`'s connections to its peers, and the link proxy they land on,
@@ -554,6 +607,7 @@ impl SshCluster {
             }
             note(Err(e));
         }
+        self.unmount(id);
         if self.needs.nft {
             note(
                 r.exec(
@@ -590,6 +644,12 @@ impl SshCluster {
         if !data.exists() {
             note(r.download(&format!("{}/data", self.rdir(id)), &data));
         }
+        if self.spec.power_loss {
+            // What survived (and would survive) a cut: the mounts' backing folders.
+            let durable = self.spec.run_dir.join("durable");
+            let _ = std::fs::create_dir_all(&durable);
+            note(r.download(&format!("{}/durable", self.rdir(id)), &durable.join(id)));
+        }
         if !self.hosts.keep_remote {
             note(
                 r.exec(&format!("rm -rf {d}"), None, COPY_TIMEOUT)
@@ -601,6 +661,22 @@ impl SshCluster {
             None => Ok(()),
         }
     }
+}
+
+/// After a lazyfs server on `r` stopped: wait (bounded) for auto_unmount to unmount `mp` in
+/// the host's mount table, then unmount it there with `fusermount3 -uz` (or `umount -l`).
+fn mount_gone(r: Arc<SshRemote>, mp: String) -> crate::lazyfs::mount::EnsureGone {
+    Box::new(move || {
+        let script = format!(
+            "m={m}; i=0; while awk -v m=\"$m\" '$5 == m {{ f = 1 }} END {{ exit !f }}' /proc/self/mountinfo; do \
+             i=$((i+1)); if [ $i -gt 50 ]; then fusermount3 -uz \"$m\" 2>/dev/null || umount -l \"$m\"; fi; \
+             if [ $i -gt 60 ]; then echo \"$m is still mounted\" >&2; exit 1; fi; sleep 0.1; done",
+            m = sh_quote(&mp)
+        );
+        r.exec(&script, None, STEP_TIMEOUT)
+            .map(|_| ())
+            .map_err(|e| format!("lazyfs on host {}: {e}", r.host.name))
+    })
 }
 
 impl Cluster for SshCluster {
@@ -680,11 +756,12 @@ impl Cluster for SshCluster {
                 "restore needs the node stopped",
             ));
         }
+        // The contents, not the folder: it may be a mount point (power-loss's lazyfs).
         let d = sh_quote(self.rdir(&snap.node));
         self.exec(
             &snap.node,
             &format!(
-                "rm -rf {d}/data && cp -a {} {d}/data",
+                "find {d}/data -mindepth 1 -maxdepth 1 -exec rm -rf {{}} + && cp -a {}/. {d}/data/",
                 sh_quote(&snap.path.display().to_string())
             ),
             None,
@@ -785,6 +862,36 @@ impl Cluster for SshCluster {
         Ok(())
     }
 
+    /// The member (dead) loses what it did not fsync: its server on the host drops it and
+    /// exits, and a new one mounts what was durable.
+    fn power_cut(&self, node: &str) -> Result<Unsynced> {
+        self.remote(node)?;
+        if self.pids.lock().unwrap().contains_key(node) {
+            return Err(BackendError::node(node, "power loss needs the member dead"));
+        }
+        let mut mounts = self.mounts.lock().unwrap();
+        let Some(m) = mounts.get_mut(node) else {
+            return Err(BackendError::Unsupported(format!(
+                "power loss on {node}: its data directory is not a lazyfs mount (the cluster was \
+                 started without ClusterSpec::power_loss)"
+            )));
+        };
+        let dropped = m.cut().map_err(|e| BackendError::node(node, e))?;
+        mounts.remove(node);
+        let again = self.mount(node)?;
+        mounts.insert(node.to_string(), again);
+        Ok(dropped)
+    }
+
+    fn checkpoint(&self) -> Result<()> {
+        let mut mounts = self.mounts.lock().unwrap();
+        for (id, m) in mounts.iter_mut() {
+            let was = m.sync().map_err(|e| BackendError::node(id, e))?;
+            tracing::info!(node = %id, bytes = was.bytes, metadata_ops = was.metadata_ops, "lazyfs: checkpoint after set-up");
+        }
+        Ok(())
+    }
+
     fn shutdown(&self) {
         if self.down.swap(true, Ordering::SeqCst) {
             return;
@@ -802,10 +909,13 @@ impl Cluster for SshCluster {
                     format!(
                         "its member (pid in {}/member.pid){} may still be there",
                         c.rdir(id),
-                        if c.needs.nft {
-                            " and the nftables table inet quorate"
-                        } else {
-                            ""
+                        match (c.needs.nft, c.spec.power_loss) {
+                            (true, true) => {
+                                ", the nftables table inet quorate and its lazyfs mount"
+                            }
+                            (true, false) => " and the nftables table inet quorate",
+                            (false, true) => " and its lazyfs mount",
+                            (false, false) => "",
                         }
                     )
                 } else {
