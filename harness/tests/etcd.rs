@@ -15,7 +15,7 @@
 //! tests do.
 
 mod common;
-use common::{quorate, results_of, run_dir, serial, stderr_tail};
+use common::{interrupt, quorate, results_of, run_dir, serial, stderr_tail, wait_recording};
 
 use serde_json::Value;
 use std::path::Path;
@@ -262,7 +262,6 @@ fn what_etcd_cannot_take_is_refused_with_the_reason() {
 
 #[test]
 fn ctrl_c_tears_the_cluster_down() {
-    use std::time::{Duration, Instant};
     let _g = serial();
     let t = tempfile::tempdir().unwrap();
     let mut child = command(
@@ -282,25 +281,8 @@ fn ctrl_c_tears_the_cluster_down() {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    // Wait (bounded) until clients are recording, so the cluster is fully up.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let history = t.path().join("latest").join("history.jsonl");
-    while std::fs::metadata(&history).map(|m| m.len()).unwrap_or(0) < 2000 {
-        assert!(Instant::now() < deadline, "no ops recorded within 120 s");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "still running 30 s after Ctrl-C");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let o = child.wait_with_output().unwrap();
-    assert_ne!(o.status.code(), Some(3), "{}", stderr_tail(&o, 8));
+    // Until clients are recording, so the cluster is fully up.
+    wait_recording(&mut child, t.path());
+    interrupt(child, 8);
     assert_nothing_left(t.path());
 }

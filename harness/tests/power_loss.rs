@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{history, results_of, run, serial, stderr_tail};
+use common::{history, interrupt, results_of, run, serial, stderr_tail};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -225,18 +225,7 @@ fn ctrl_c_unmounts_every_data_directory() {
         .filter(|m| m.mountpoint.starts_with(t.path()))
         .count();
     assert_eq!(mounted, 5, "every member's data directory is mounted");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "still running 30 s after Ctrl-C");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let o = child.wait_with_output().unwrap();
-    assert_ne!(o.status.code(), Some(3), "{}", stderr_tail(&o, 8));
+    interrupt(child, 8);
     assert_nothing_left(t.path());
 }
 

@@ -14,7 +14,7 @@
 
 mod common;
 
-use common::{results_of, run_dir, serial, stderr, stderr_tail};
+use common::{interrupt, results_of, run_dir, serial, stderr, stderr_tail};
 use serde_json::Value;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -968,18 +968,7 @@ fn ctrl_c_leaves_no_member_rule_or_folder_on_the_hosts() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "still running 30 s after Ctrl-C");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let o = child.wait_with_output().unwrap();
-    assert_ne!(o.status.code(), Some(3), "{}", stderr_tail(&o, 10));
+    interrupt(child, 10);
     assert_eq!(h.leftovers(), Vec::<String>::new());
     assert_eq!(h.close(), Vec::<String>::new());
 }

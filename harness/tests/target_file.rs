@@ -8,11 +8,12 @@
 
 mod common;
 
-use common::{history, quorate, results_of, run_dir, serial, stderr, stderr_tail};
+use common::{
+    history, interrupt, quorate, results_of, run_dir, serial, stderr, stderr_tail, wait_recording,
+};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -515,26 +516,10 @@ fn ctrl_c_stops_every_member_and_adapter() {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let history = t.path().join("latest").join("history.jsonl");
-    while std::fs::metadata(&history).map(|m| m.len()).unwrap_or(0) < 2000 {
-        assert!(Instant::now() < deadline, "no ops recorded within 120 s");
-        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    // Until clients are recording, so the cluster is fully up.
+    wait_recording(&mut child, t.path());
     assert!(!adapter_pids(t.path()).is_empty(), "no adapter started");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "still running 30 s after Ctrl-C");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let o = child.wait_with_output().unwrap();
-    assert_ne!(o.status.code(), Some(3), "{}", stderr_tail(&o, 8));
+    interrupt(child, 8);
     assert_nothing_left(t.path());
 }
 

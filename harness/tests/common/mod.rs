@@ -5,8 +5,9 @@
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -89,4 +90,36 @@ pub fn history(dir: &Path) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// Wait (bounded, 120 s) until a started `quorate run` has recorded 2000 bytes of history under
+/// `results/latest`, so its cluster is up and its clients are recording; the run ending first
+/// fails the test.
+pub fn wait_recording(child: &mut Child, results: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let history = results.join("latest").join("history.jsonl");
+    while std::fs::metadata(&history).map(|m| m.len()).unwrap_or(0) < 2000 {
+        assert!(Instant::now() < deadline, "no ops recorded within 120 s");
+        assert!(child.try_wait().unwrap().is_none(), "the run ended early");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Ctrl-C a started `quorate run`: SIGINT, then it must end within 30 s and not with exit 3
+/// (its stderr's last `tail` lines in the failure). Its output, for what a test checks next.
+pub fn interrupt(child: Child, tail: usize) -> Output {
+    let mut child = child;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "still running 30 s after Ctrl-C");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_ne!(o.status.code(), Some(3), "{}", stderr_tail(&o, tail));
+    o
 }
