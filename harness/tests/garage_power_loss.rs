@@ -23,7 +23,6 @@ use common::{quorate, results_of, run_dir, serial, stderr_tail};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 fn run(results: &Path, seed: u64, fsync: bool) -> Output {
     run_with(results, seed, fsync, &[])
@@ -63,39 +62,8 @@ fn run_with(results: &Path, seed: u64, fsync: bool, extra: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("run quorate");
-    assert_nothing_left(results);
+    common::assert_no_process_or_mount(results);
     o
-}
-
-fn assert_nothing_left(results: &Path) {
-    let needle = results.display().to_string();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let mut left = Vec::new();
-        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-                continue;
-            };
-            let zombie = std::fs::read_to_string(entry.path().join("stat"))
-                .is_ok_and(|s| s.contains(") Z "));
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains(&needle) && !cmdline.contains("quorate run") && !zombie {
-                left.push(cmdline);
-            }
-        }
-        let mounts: Vec<_> = quorate::lazyfs::mount::listed()
-            .into_iter()
-            .filter(|m| m.mountpoint.starts_with(results))
-            .collect();
-        if left.is_empty() && mounts.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "left behind: processes {left:?}, mounts {mounts:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Every cut's event, checked: one member, what it dropped named.

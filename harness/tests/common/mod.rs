@@ -123,3 +123,37 @@ pub fn interrupt(child: Child, tail: usize) -> Output {
     assert_ne!(o.status.code(), Some(3), "{}", stderr_tail(&o, tail));
     o
 }
+
+/// No process whose command line names the results folder (members, lazyfs servers,
+/// fusermount3) and no lazyfs mount under it, once a run has ended.
+pub fn assert_no_process_or_mount(results: &Path) {
+    let needle = results.display().to_string();
+    // fusermount3 unmounts a moment after its server exits: allow it a bounded while.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut left = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let zombie = std::fs::read_to_string(entry.path().join("stat"))
+                .is_ok_and(|s| s.contains(") Z "));
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(&needle) && !cmdline.contains("quorate run") && !zombie {
+                left.push(cmdline);
+            }
+        }
+        let mounts: Vec<_> = quorate::lazyfs::mount::listed()
+            .into_iter()
+            .filter(|m| m.mountpoint.starts_with(results))
+            .collect();
+        if left.is_empty() && mounts.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "left behind: processes {left:?}, mounts {mounts:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
