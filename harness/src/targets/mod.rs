@@ -125,6 +125,35 @@ impl TargetArgs {
     }
 }
 
+/// A third-party store's program: `explicit` (its `--<target>-bin` flag, or
+/// `QUORATE_<TARGET>_BIN`) when given, else `program` on `PATH`; an error names the flag or says
+/// it is not on `PATH`, then `how` to get it.
+pub fn find_program(
+    explicit: Option<&Path>,
+    target: &str,
+    program: &str,
+    how: &str,
+) -> Result<std::path::PathBuf, String> {
+    if let Some(p) = explicit {
+        return if p.is_file() {
+            Ok(p.to_path_buf())
+        } else {
+            Err(format!(
+                "--{target}-bin {} (or QUORATE_{}_BIN): not a file; {how}",
+                p.display(),
+                target.to_uppercase()
+            ))
+        };
+    }
+    std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|d| d.join(program))
+                .find(|p| p.is_file())
+        })
+        .ok_or_else(|| format!("--target {target}: `{program}` is not on PATH; {how}"))
+}
+
 /// A boxed future, so the traits below stay object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

@@ -37,23 +37,7 @@ const HOW: &str = "install it with `apt-get install etcd-server` (scripts/instal
 
 /// Find `etcd`: `--etcd-bin`/`QUORATE_ETCD_BIN`, else `PATH`.
 pub fn find_bin(explicit: Option<&Path>) -> Result<PathBuf, String> {
-    if let Some(p) = explicit {
-        return if p.is_file() {
-            Ok(p.to_path_buf())
-        } else {
-            Err(format!(
-                "--etcd-bin {} (or QUORATE_ETCD_BIN): not a file; {HOW}",
-                p.display()
-            ))
-        };
-    }
-    std::env::var_os("PATH")
-        .and_then(|path| {
-            std::env::split_paths(&path)
-                .map(|d| d.join("etcd"))
-                .find(|p| p.is_file())
-        })
-        .ok_or_else(|| format!("--target etcd: `etcd` is not on PATH; {HOW}"))
+    crate::targets::find_program(explicit, "etcd", "etcd", HOW)
 }
 
 /// The version `etcd --version` prints (`3.4.23` from `etcd Version: 3.4.23`), or an error

@@ -169,23 +169,7 @@ pub struct GarageConfig {
 pub fn find_bin(explicit: Option<&Path>) -> Result<PathBuf, String> {
     const HOW: &str = "install it with `cargo install garage --locked` (a long build: see \
                        README) or pass --garage-bin PATH";
-    if let Some(p) = explicit {
-        return if p.is_file() {
-            Ok(p.to_path_buf())
-        } else {
-            Err(format!(
-                "--garage-bin {} (or QUORATE_GARAGE_BIN): not a file; {HOW}",
-                p.display()
-            ))
-        };
-    }
-    std::env::var_os("PATH")
-        .and_then(|path| {
-            std::env::split_paths(&path)
-                .map(|d| d.join("garage"))
-                .find(|p| p.is_file())
-        })
-        .ok_or_else(|| format!("--target garage: `garage` is not on PATH; {HOW}"))
+    crate::targets::find_program(explicit, "garage", "garage", HOW)
 }
 
 /// `garage --version`'s first line, or an error saying the binary does not run.
