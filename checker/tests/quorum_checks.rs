@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 /// One client op: process, f, key, input, how it ended (None: never completed), output,
 /// invoke and completion times in ms.
+#[derive(Clone)]
 struct O {
     p: u64,
     f: &'static str,
@@ -387,6 +388,56 @@ fn set_elements_ok_lost_unexpected_recovered_stale() {
     assert_eq!(
         at,
         [(ids[5], "stale"), (ids[6], "lost"), (ids[6], "unexpected")]
+    );
+}
+
+/// Garage's set2 rule (`set-read-after-write`, asked for by name): the same counts as `set`,
+/// and a stale element alone fails it, where set-full only counts it.
+#[test]
+fn set_read_after_write_fails_on_a_stale_element_that_set_full_only_counts() {
+    let ops = [
+        add(0, 1, Some(EventType::Ok), 0, 10),
+        add(1, 2, Some(EventType::Ok), 0, 10),
+        // Began after both adds were acknowledged, yet lacks 2; the final read has both.
+        r(2, "s", json!([1]), 20, 30),
+        r(3, "s", json!([1, 2]), 40, 50),
+    ];
+    let (j, ids) = check(&ops, &[Check::Set, Check::SetReadAfterWrite]);
+    let full = &j["checks"]["set"];
+    let raw = &j["checks"]["set-read-after-write"];
+    assert_eq!(
+        (full["valid"].clone(), full["stale"].clone()),
+        (json!(true), json!(1)),
+        "{j}"
+    );
+    assert_eq!(
+        (raw["valid"].clone(), raw["stale"].clone()),
+        (json!(false), json!(1)),
+        "{j}"
+    );
+    assert_eq!(raw["keys"], json!(["s"]), "{raw}");
+    assert_eq!(raw["examples"][0]["ops"], json!([ids[1], ids[2]]), "{raw}");
+    assert_eq!(j["valid"], json!(false));
+    // Not among the defaults: a set history's default verdict stays set-full's.
+    let (j, _) = check(&ops, &[]);
+    assert!(j["checks"].get("set-read-after-write").is_none(), "{j}");
+    assert_eq!(j["checks"]["set"]["valid"], json!(true));
+    // Without the stale read, both hold.
+    let (j, _) = check(
+        &[ops[0].clone(), ops[1].clone(), ops[3].clone()],
+        &[Check::SetReadAfterWrite],
+    );
+    assert_eq!(
+        j["checks"]["set-read-after-write"]["valid"],
+        json!(true),
+        "{j}"
+    );
+    // Asked for on a register history: skipped with the reason.
+    let (j, _) = check(&[w(0, "k", 1, 0, 10)], &[Check::SetReadAfterWrite]);
+    assert_eq!(
+        j["checks"]["set-read-after-write"]["skipped"],
+        json!("no add ops, so this is not a set history"),
+        "{j}"
     );
 }
 

@@ -328,7 +328,7 @@ pub fn line(check: &str, j: &Value) -> Option<String> {
         "lost-writes" => lost::line(j),
         "sessions" => sessions::line(j),
         "convergence" => convergence::line(j),
-        "set" => set::line(j),
+        "set" | "set-read-after-write" => set::line(j),
         _ => return None,
     })
 }

@@ -10,7 +10,11 @@
 //! - *recovered*: its add's outcome is unknown (`info`), present in the final read;
 //! - *stale*: acknowledged and present at the end, yet missing from a read that began after the
 //!   acknowledgement (counted and shown; as in Jepsen, only lost and unexpected elements make
-//!   the check invalid).
+//!   the `set` check invalid).
+//!
+//! The same counts judged by Garage's `set2` rule ([`Rule::ReadAfterWrite`], the check
+//! `set-read-after-write`): every read must hold every element acknowledged before it began, so
+//! a stale element fails it too, as with Jepsen's set-full `:linearizable? true`.
 //!
 //! Stable visibility of an ok element: the first read after the last read (begun after the ack)
 //! that missed it; its latency is that read's invoke time minus the ack time (0 when every read
@@ -42,6 +46,15 @@ pub fn applies(history: &History) -> Result<(), String> {
     Ok(())
 }
 
+/// How the counts are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// Jepsen's set-full: lost or unexpected elements fail the check; stale ones are counted.
+    SetFull,
+    /// Garage's set2 (read-after-write): stale elements fail it as well.
+    ReadAfterWrite,
+}
+
 #[derive(Default)]
 struct Counts {
     ok: u64,
@@ -52,9 +65,9 @@ struct Counts {
     unread: u64,
 }
 
-/// Run the set check (call [`applies`] first): its result, and every anomalous element at the
-/// read that shows it.
-pub fn check(history: &History) -> Result<(CheckResult, Anomalies), String> {
+/// Run the set check (call [`applies`] first) judged by `rule`: its result, and every
+/// anomalous element at the read that shows it.
+pub fn check(history: &History, rule: Rule) -> Result<(CheckResult, Anomalies), String> {
     let timed = history
         .ops
         .iter()
@@ -170,9 +183,14 @@ pub fn check(history: &History) -> Result<(CheckResult, Anomalies), String> {
             _ => Value::Null,
         }
     };
-    // As Jepsen's set-full: stale elements are counted and shown, lost or unexpected ones fail.
+    // As Jepsen's set-full: stale elements are counted and shown, lost or unexpected ones fail;
+    // read-after-write fails on stale ones too. A key is listed when it has any of the three.
     let judged = per_key.len() - unjudged.len();
-    let (valid, reason) = super::judged_verdict(c.lost + c.unexpected, judged, "no read completed");
+    let failing = match rule {
+        Rule::SetFull => c.lost + c.unexpected,
+        Rule::ReadAfterWrite => c.lost + c.unexpected + c.stale,
+    };
+    let (valid, reason) = super::judged_verdict(failing, judged, "no read completed");
     let keys = invalid_keys(&per_key);
     let mut json = json!({
         "valid": valid,
