@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 /// that cannot be written is a warning.
 ///
 /// When `checks` leaves out `linearizable`, the result says so as a skipped check, with the
-/// reason the set workload has (the only caller that leaves it out). Convergence is the
+/// reason: the set workload's, or `--checks` not naming it; convergence left out of `checks`
+/// gets no entry. Convergence is the
 /// checker's verdict on the harness's observation; `unmeasured` says why the run's target
 /// could not be observed ([`crate::targets::convergence_unmeasured`]), and the `convergence`
 /// entry is then skipped with exactly that reason; a run with no observation says it stopped
@@ -68,21 +69,38 @@ pub fn check_with(
         Err(e) => tracing::warn!("reports: {e}"),
     }
     if !checks.is_empty() && !checks.contains(&Check::Linearizable) {
-        out["checks"]["linearizable"] = json!({"skipped": "a set read is not a snapshot (many \
+        out["checks"]["linearizable"] = if model == ModelKind::Set {
+            json!({"skipped": "a set read is not a snapshot (many \
             element reads at different instants, or a listing page by page), so the set as a \
-            whole is not claimed linearizable; the set check (Jepsen's set-full) judges it"});
+            whole is not claimed linearizable; the set check (Jepsen's set-full) judges it"})
+        } else {
+            json!({"skipped": format!("not asked for: --checks {}", names(checks))})
+        };
     }
     // A target that cannot be observed outranks the checker's generic "no observation in the
     // history"; with no entry at all (the default checks leave convergence out of a history
-    // without an observation), the run stopped before the observation was taken.
-    if let Some(why) = unmeasured {
-        out["checks"]["convergence"] = json!({ "skipped": why });
-    } else if out["checks"].get("convergence").is_none() {
-        out["checks"]["convergence"] =
-            json!({"skipped": "no convergence observation in the history (run interrupted?)"});
+    // without an observation), the run stopped before the observation was taken. Checks named
+    // without convergence leave it out.
+    let convergence_asked = checks.is_empty() || checks.contains(&Check::Convergence);
+    if convergence_asked {
+        if let Some(why) = unmeasured {
+            out["checks"]["convergence"] = json!({ "skipped": why });
+        } else if out["checks"].get("convergence").is_none() {
+            out["checks"]["convergence"] =
+                json!({"skipped": "no convergence observation in the history (run interrupted?)"});
+        }
     }
     out["elapsed_ms"] = json!(t0.elapsed().as_secs_f64() * 1000.0);
     out
+}
+
+/// "stale-reads,lost-writes".
+fn names(checks: &[Check]) -> String {
+    checks
+        .iter()
+        .map(|c| c.name())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// 0 valid, 1 invalid, 2 unknown, 3 error (INTERFACES.md), by the checker's own rule: the

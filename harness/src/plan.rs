@@ -46,7 +46,7 @@ pub enum PlanError {
     /// `--hosts`, `--keep-remote` and what `--backend ssh` cannot do yet.
     #[error("{0}")]
     Backend(String),
-    /// `--workload`, `--ops`, `--ops-per-key`.
+    /// `--workload`, `--ops`, `--ops-per-key`, `--checks`.
     #[error("{0}")]
     Workload(String),
     /// What the target refuses: another target's flag, a fault or op it declares it cannot
@@ -75,6 +75,9 @@ pub struct RunPlan {
     pub nodes: Vec<String>,
     /// What clients do.
     pub workload: Workload,
+    /// The checks that judge the run: `--checks`, else the workload's ([`Workload::checks`];
+    /// empty: the checker's default).
+    pub checks: Vec<quorate_checker::check::Check>,
     /// `--nemesis`, in order, no fault twice.
     pub faults: Vec<Fault>,
     /// Delay, jitter and reset probability of the `slow` and `flaky` faults.
@@ -171,6 +174,10 @@ impl RunPlan {
         }
         let workload = Workload::new(a.workload, &a.ops, a.ops_per_key, a.concurrency, seed)
             .map_err(PlanError::Workload)?;
+        let checks = match &a.checks {
+            Some(list) => workload.pick_checks(list).map_err(PlanError::Workload)?,
+            None => workload.checks().to_vec(),
+        };
         let ops = workload.ops();
         targets::check(kind, a.backend, &faults, &ops).map_err(PlanError::Target)?;
         let partition_kinds = nemesis::partition::check_kinds(
@@ -212,6 +219,7 @@ impl RunPlan {
         Ok(RunPlan {
             nodes: node_ids(a.nodes),
             workload,
+            checks,
             faults,
             link_faults,
             clock_modes,

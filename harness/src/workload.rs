@@ -117,6 +117,38 @@ impl Workload {
         }
     }
 
+    /// The checks that can judge its history: a register's (the checker's register checks and
+    /// convergence) or a set's (set-full, Garage's read-after-write rule, convergence).
+    pub fn applicable_checks(&self) -> &'static [Check] {
+        match self {
+            Workload::Register(_) => &[
+                Check::Linearizable,
+                Check::StaleReads,
+                Check::LostWrites,
+                Check::Sessions,
+                Check::Convergence,
+            ],
+            Workload::Set(_) => &[Check::Set, Check::SetReadAfterWrite, Check::Convergence],
+        }
+    }
+
+    /// `--checks LIST`: the checks named, each one that can judge this workload's history
+    /// ([`Self::applicable_checks`]); otherwise an error naming the flag, the check and what is
+    /// expected.
+    pub fn pick_checks(&self, list: &str) -> Result<Vec<Check>, String> {
+        let checks = Check::parse_list(list).map_err(|e| format!("--checks {list:?}: {e}"))?;
+        let fits = self.applicable_checks();
+        if let Some(c) = checks.iter().find(|c| !fits.contains(c)) {
+            let names: Vec<&str> = fits.iter().map(|c| c.name()).collect();
+            return Err(format!(
+                "--checks {list:?}: {c} does not judge a {} history; expected some of {}",
+                self.name(),
+                names.join(", ")
+            ));
+        }
+        Ok(checks)
+    }
+
     /// Client slot `slot`'s loop (see [`client::drive`]).
     pub fn slot(
         &self,
@@ -280,6 +312,23 @@ mod tests {
         let s = Workload::new(WorkloadKind::Set, "read,write", 200, 4, 1).unwrap();
         assert_eq!((s.model(), s.name()), (ModelKind::Set, "set"));
         assert_eq!(s.checks(), [Check::Set, Check::Convergence]);
+        assert_eq!(
+            s.pick_checks("set-read-after-write,convergence").unwrap(),
+            [Check::SetReadAfterWrite, Check::Convergence]
+        );
+        assert_eq!(r.pick_checks("stale-reads").unwrap(), [Check::StaleReads]);
+        assert_eq!(
+            r.pick_checks("stale-reads,set").unwrap_err(),
+            "--checks \"stale-reads,set\": set does not judge a register history; expected \
+             some of linearizable, stale-reads, lost-writes, sessions, convergence"
+        );
+        assert!(
+            r.pick_checks("stale")
+                .unwrap_err()
+                .starts_with("--checks \"stale\": unknown check"),
+            "{}",
+            r.pick_checks("stale").unwrap_err()
+        );
         assert_eq!(s.concurrency(), 4);
         let e = Workload::new(WorkloadKind::Set, "write", 200, 4, 1).unwrap_err();
         assert!(

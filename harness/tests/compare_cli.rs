@@ -253,3 +253,77 @@ fn ctrl_c_keeps_what_finished_and_writes_its_table() {
     let md = std::fs::read_to_string(dirs[0].join("compare.md")).unwrap();
     assert!(md.contains("Interrupted"), "{md}");
 }
+
+#[test]
+fn test_count_hunts_each_configuration_to_its_first_invalid_seed() {
+    let _g = serial();
+    let t = tempfile::tempdir().unwrap();
+    let m = t.path().join("m.toml");
+    // weak (R = W = 1) under partitions is caught within a few seeds (hunt_cli's weak test);
+    // abd never is, so it runs every seed.
+    std::fs::write(
+        &m,
+        "time-limit = 4\nquiet = 1\ncheck-time-limit = 10\nnemesis = \"partition\"\n\
+         nemesis-interval = 1.5\n\n[weak]\npreset = \"weak\"\n\n[abd]\npreset = \"abd\"\n",
+    )
+    .unwrap();
+    let o = compare_cmd(t.path(), &m)
+        .args(["--test-count", "4"])
+        .output()
+        .expect("run quorate");
+    let err = stderr(&o);
+    // No expectation set: the exit code says only that nothing went wrong.
+    assert_eq!(o.status.code(), Some(0), "stderr:\n{err}");
+    let j = json_of(&run_dir(&o));
+    assert_eq!(j["test_count"], 4, "{j}");
+    let rows = j["rows"].as_array().unwrap();
+    let runs = |i: usize| -> Vec<(u64, Value)> {
+        rows[i]["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["seed"].as_u64().unwrap(), r["valid"].clone()))
+            .collect()
+    };
+    // Seeds in order from 1; a row stops at its first invalid run, which is its last.
+    for i in 0..2 {
+        let r = runs(i);
+        for (k, (seed, valid)) in r.iter().enumerate() {
+            assert_eq!(*seed, k as u64 + 1, "{r:?}");
+            if *valid == Value::Bool(false) {
+                assert_eq!(k + 1, r.len(), "runs after the catch: {r:?}");
+            }
+        }
+    }
+    let weak = runs(0);
+    assert_eq!(
+        weak.last().unwrap().1,
+        Value::Bool(false),
+        "weak not caught in 4 seeds: {weak:?}\n{err}"
+    );
+    let seed = weak.last().unwrap().0;
+    assert!(
+        err.contains(&format!(
+            "weak: caught at seed {seed} after {} runs",
+            weak.len()
+        )),
+        "{err}"
+    );
+    let abd = runs(1);
+    assert_eq!(abd.len(), 4, "{abd:?}");
+    assert!(abd.iter().all(|(_, v)| *v == Value::Bool(true)), "{abd:?}");
+    assert!(err.contains("abd: no invalid run in 4 seeds"), "{err}");
+    let md = std::fs::read_to_string(run_dir(&o).join("compare.md")).unwrap();
+    assert!(md.contains("Hunt (`--test-count 4`)"), "{md}");
+    // --seeds and --test-count together: refused by clap, naming both.
+    let o = compare_cmd(t.path(), &m)
+        .args(["--test-count", "2", "--seeds", "2"])
+        .output()
+        .expect("run quorate");
+    assert_ne!(o.status.code(), Some(0));
+    let err = stderr(&o);
+    assert!(
+        err.contains("--test-count") && err.contains("--seeds"),
+        "{err}"
+    );
+}

@@ -132,6 +132,67 @@ fn abd_without_faults_runs_every_seed_and_is_valid() {
     );
 }
 
+/// `--checks` picks what judges each run, so a hunt stops on the check named and not on
+/// another: `strict` (R = W = 2, async repair) is not linearizable even without faults (README
+/// claim 1), yet no read misses a completed write, so hunting `stale-reads` runs every seed.
+#[test]
+fn checks_pick_what_the_hunt_stops_on() {
+    let _g = serial();
+    let t = tempfile::tempdir().unwrap();
+    let o = hunt(
+        t.path(),
+        &[
+            "--preset",
+            "strict",
+            "--nemesis",
+            "none",
+            "--time-limit",
+            "2",
+            "--quiet",
+            "1",
+            "--seed",
+            "5",
+            "--test-count",
+            "2",
+            "--checks",
+            "stale-reads",
+        ],
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "stderr:\n{err}");
+    let lines = seed_lines(&o);
+    assert_eq!(
+        lines.iter().map(|l| l.0).collect::<Vec<_>>(),
+        [5, 6],
+        "{err}"
+    );
+    for (_, _, folder) in &lines {
+        let r = json(folder.join("results.json"));
+        assert_eq!(r["valid"], true, "{r}");
+        assert_eq!(r["checks"]["stale-reads"]["valid"], true, "{r}");
+        assert_eq!(
+            r["checks"]["linearizable"]["skipped"], "not asked for: --checks stale-reads",
+            "{r}"
+        );
+        let mut judged: Vec<&String> = r["checks"].as_object().unwrap().keys().collect();
+        judged.sort();
+        assert_eq!(judged, ["linearizable", "stale-reads"], "{r}");
+        assert_eq!(
+            json(folder.join("test.json"))["args"]["checks"],
+            "stale-reads"
+        );
+    }
+    // A check the workload's history cannot answer, or no check at all: refused up front.
+    for (list, want) in [
+        ("set", "--checks \"set\": set does not judge a register history; expected some of linearizable"),
+        ("stale", "--checks \"stale\": unknown check \"stale\""),
+    ] {
+        let o = hunt(t.path(), &["--nemesis", "none", "--checks", list]);
+        assert_eq!(o.status.code(), Some(3), "--checks {list}");
+        assert!(stderr(&o).contains(want), "--checks {list}: {}", stderr(&o));
+    }
+}
+
 #[test]
 fn a_bad_test_count_exits_3_and_names_the_flag() {
     let _g = serial();

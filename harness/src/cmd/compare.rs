@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 #[derive(Args, Debug)]
 #[command(after_help = "\
 Each configuration runs once per seed (1..=K), one run at a time, as a child `quorate run`; \
+with --test-count N each configuration hunts instead: seeds 1..=N until its first invalid run; \
 runs land in <results>/compare/<yyyymmddThhmmssZ>/<configuration>/, beside compare.md, \
 compare.html, compare.json and staleness.svg. Flags after `--` go to every run.
 
@@ -55,6 +56,10 @@ pub struct CompareArgs {
     /// Seeds per configuration (1..=K) [default: the matrix's `seeds`, else 1].
     #[arg(long, value_name = "K")]
     pub seeds: Option<u64>,
+    /// Hunt per configuration, as `quorate run --test-count`: seeds 1..=N one after another,
+    /// each configuration stopping at its first invalid run (its other seeds are not run).
+    #[arg(long, value_name = "N", conflicts_with = "seeds")]
+    pub test_count: Option<u64>,
     /// Each run's fault phase, in seconds [default: the matrix's, else run's].
     #[arg(long, value_name = "SECS")]
     pub time_limit: Option<f64>,
@@ -102,14 +107,19 @@ fn load(args: &CompareArgs) -> Result<Matrix, String> {
             return Err("--seeds 0: expected at least 1".into());
         }
     }
+    if args.test_count == Some(0) {
+        return Err("--test-count 0: expected a number of runs >= 1".into());
+    }
+    // A hunt's seeds are 1..=N, as --seeds N's; which of them run depends on the verdicts.
+    let seeds = args.test_count.or(args.seeds);
     match (&args.matrix, &args.presets) {
-        (Some(file), _) => matrix::from_file(file, args.seeds, args.time_limit, &args.run_args),
+        (Some(file), _) => matrix::from_file(file, seeds, args.time_limit, &args.run_args),
         (None, Some(presets)) => matrix::from_presets(
             presets,
             &args.nemesis,
             args.time_limit,
             &args.run_args,
-            args.seeds.unwrap_or(1),
+            seeds.unwrap_or(1),
         ),
         (None, None) => Err("expected --presets LIST or --matrix FILE".into()),
     }
@@ -147,18 +157,22 @@ fn compare(args: CompareArgs) -> anyhow::Result<u8> {
         .unwrap_or_default();
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     let total = m.configs.len() * m.seeds.len();
+    let hunt = args.test_count.is_some();
     eprintln!(
-        "quorate compare: {} configurations × {} seeds = {total} runs into {}",
+        "quorate compare: {} configurations × {} seeds = {}{total} runs into {}",
         m.configs.len(),
         m.seeds.len(),
+        if hunt { "at most " } else { "" },
         dir.display()
     );
     let mut records: Vec<Vec<RunRecord>> = vec![Vec::new(); m.configs.len()];
     let mut errors = Vec::new();
     let mut done = 0;
+    let mut stopped = false;
     'outer: for (ci, cfg) in m.configs.iter().enumerate() {
         for &seed in &m.seeds {
             if STOP.load(Ordering::SeqCst) {
+                stopped = true;
                 break 'outer;
             }
             let t0 = Instant::now();
@@ -180,19 +194,41 @@ fn compare(args: CompareArgs) -> anyhow::Result<u8> {
                     if rec.results.get("error").is_some() {
                         errors.push(format!("{} seed {seed}: {line}", cfg.name));
                     }
+                    let caught = rec.results["valid"] == Value::Bool(false)
+                        && rec.results.get("error").is_none();
                     records[ci].push(*rec);
+                    if hunt && caught {
+                        eprintln!(
+                            "{}: caught at seed {seed} after {} runs; its other seeds are not run",
+                            cfg.name,
+                            records[ci].len()
+                        );
+                        break;
+                    }
                 }
                 Outcome::Interrupted(d) => {
                     eprintln!(
                         "{at}: interrupted; kept in {} but left out of the table",
                         d.as_deref().unwrap_or("(no folder)")
                     );
+                    stopped = true;
                     break 'outer;
                 }
             }
         }
+        if hunt
+            && records[ci]
+                .iter()
+                .all(|r| r.results["valid"] != Value::Bool(false))
+        {
+            eprintln!(
+                "{}: no invalid run in {} seeds",
+                cfg.name,
+                records[ci].len()
+            );
+        }
     }
-    let interrupted = STOP.load(Ordering::SeqCst) || done < total;
+    let interrupted = STOP.load(Ordering::SeqCst) || stopped;
     let rows: Vec<row::Row> = m
         .configs
         .iter()
@@ -204,6 +240,7 @@ fn compare(args: CompareArgs) -> anyhow::Result<u8> {
         stamp,
         command,
         seeds: m.seeds.clone(),
+        test_count: args.test_count,
         interrupted: interrupted.then_some((done, total)),
     };
     compare::write_all(&dir, &meta, &rows)?;

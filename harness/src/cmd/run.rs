@@ -55,6 +55,12 @@ pub struct RunArgs {
     /// Checking budget per key, in seconds.
     #[arg(long, default_value_t = 60.0)]
     pub check_time_limit: f64,
+    /// The checks that judge the run (and so its verdict and exit code), a comma list as
+    /// `quorate check --checks`: for registers linearizable, stale-reads, lost-writes,
+    /// sessions, convergence; for sets set, set-read-after-write, convergence [default: the
+    /// workload's: every register check that applies; set and convergence].
+    #[arg(long, value_name = "LIST")]
+    pub checks: Option<String>,
     /// Faults: partition,kill,pause,stale-restore,clock-skew,slow,flaky,power-loss,reconfigure,
     /// or none.
     #[arg(long, default_value = "partition,kill")]
@@ -248,7 +254,7 @@ fn run(args: &RunArgs, seed: u64) -> anyhow::Result<Once> {
         judge::check_with(
             &history,
             cfg.workload.model(),
-            cfg.workload.checks(),
+            &cfg.checks,
             budget,
             &run_dir,
             targets::convergence_unmeasured(cfg.target.kind()).as_deref(),

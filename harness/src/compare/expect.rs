@@ -9,13 +9,14 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// The checks an expectation may name (`quorate check --checks`).
-pub const CHECKS: [&str; 6] = [
+pub const CHECKS: [&str; 7] = [
     "linearizable",
     "stale-reads",
     "lost-writes",
     "sessions",
     "convergence",
     "set",
+    "set-read-after-write",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -34,6 +34,11 @@ pub fn render(meta: &Meta, rows: &[Row]) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     ));
+    if let Some(n) = meta.test_count {
+        s.push_str(&format!(
+            "<p>Hunt (<code>--test-count {n}</code>): each configuration ran seeds 1 to {n} one after another and stopped at its first invalid run.</p>\n"
+        ));
+    }
     if let Some((done, total)) = meta.interrupted {
         s.push_str(&format!(
             "<p class=\"warn\">Interrupted: {done} of {total} runs finished; the table covers those.</p>\n"

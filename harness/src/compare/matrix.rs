@@ -68,9 +68,10 @@ pub fn parse_run_args(argv: &[String]) -> Result<RunArgs, String> {
     RunPlan::validate(&parsed.args, 0).map_err(|e| e.to_string())?;
     if parsed.args.test_count != 1 {
         // A child hunting over seeds of its own would report only its last run, and the table
-        // pools each configuration's seeds: compare's `seeds` is its per-configuration hunt.
+        // pools each configuration's seeds: compare hunts itself (`quorate compare
+        // --test-count N`), one child run per seed.
         return Err(format!(
-            "--test-count {}: not taken by compare; expected `seeds` (every configuration runs each seed)",
+            "--test-count {}: not taken per configuration; expected `quorate compare --test-count N` (every configuration hunts over seeds 1..=N) or `seeds`",
             parsed.args.test_count
         ));
     }

@@ -31,6 +31,9 @@ pub struct Meta {
     /// The command line that made it.
     pub command: String,
     pub seeds: Vec<u64>,
+    /// `--test-count N`: each configuration hunted over `seeds`, stopping at its first invalid
+    /// run, so a row's runs may be fewer.
+    pub test_count: Option<u64>,
     /// Set when Ctrl-C stopped the comparison early: how many runs finished of how many.
     pub interrupted: Option<(usize, usize)>,
 }
@@ -160,6 +163,12 @@ pub fn markdown(meta: &Meta, rows: &[Row]) -> String {
             "**Interrupted**: {done} of {total} runs finished; the table covers those.\n\n"
         ));
     }
+    if let Some(n) = meta.test_count {
+        s.push_str(&format!(
+            "Hunt (`--test-count {n}`): each configuration ran seeds 1 to {n} one after another \
+             and stopped at its first invalid run.\n\n"
+        ));
+    }
     s.push_str(&markdown_table(rows));
     s.push_str(
         "\nPooled over seeds. stale reads: stale / all reads; k-staleness: versions behind, over \
@@ -207,6 +216,7 @@ pub fn json(meta: &Meta, rows: &[Row]) -> Value {
         "stamp": meta.stamp,
         "command": meta.command,
         "seeds": meta.seeds,
+        "test_count": meta.test_count,
         "interrupted": meta.interrupted.map(|(d, t)| json!({"finished": d, "total": t})),
         "rows": rows,
         "broken": broken(rows),
