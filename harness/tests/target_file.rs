@@ -241,6 +241,12 @@ fn a_target_file_can_use_the_built_in_node_api() {
         !run_dir(&o).join("clients").exists(),
         "a built-in API starts no adapter"
     );
+    // test.json names the target run, not --target's default.
+    let test: Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir(&o).join("test.json")).unwrap())
+            .unwrap();
+    assert_eq!(test["args"]["target"], "file", "{test}");
+    assert!(test["args"]["target_file"].as_str().is_some(), "{test}");
 }
 
 /// The set workload through an adapter: `add`, and reads given `elements`.

@@ -220,7 +220,7 @@ fn run(args: &RunArgs, seed: u64) -> anyhow::Result<Once> {
     install_logging(&run_dir)?;
     tracing::info!("run {name}: seed {seed}, folder {}", run_dir.display());
     let started = store::now_stamp();
-    let test = json!({
+    let mut test = json!({
         "name": name,
         "started": started,
         "seed": seed,
@@ -231,6 +231,8 @@ fn run(args: &RunArgs, seed: u64) -> anyhow::Result<Once> {
         "quiet_ms": cfg.quiet().as_millis() as u64,
         "versions": versions,
     });
+    // `--target-file` chooses the target whatever `--target` says: test.json names the one run.
+    test["args"]["target"] = json!(cfg.target.kind().name());
     let test_path = run_dir.join("test.json");
     std::fs::write(&test_path, serde_json::to_vec_pretty(&test)?)
         .with_context(|| format!("write {}", test_path.display()))?;
