@@ -327,3 +327,52 @@ fn test_count_hunts_each_configuration_to_its_first_invalid_seed() {
         "{err}"
     );
 }
+
+/// A configuration may be a target file (`target-file` is run's flag like any other): its
+/// runs go through the file's store, side by side with a built-in target's.
+#[test]
+fn a_target_file_is_a_configuration_like_any_other() {
+    let _g = serial();
+    let t = tempfile::tempdir().unwrap();
+    let m = t.path().join("m.toml");
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/targets/node-api.toml");
+    std::fs::write(
+        &m,
+        format!(
+            "{HEAD}nodes = 3\n\n[file-abd]\ntarget-file = {:?}\nnemesis = \"kill\"\n\
+             nemesis-interval = 1\nexpect = \"valid\"\n\n[node-abd]\npreset = \"abd\"\n\
+             nemesis = \"kill\"\nnemesis-interval = 1\nexpect = \"valid\"\n",
+            file.canonicalize().unwrap()
+        ),
+    )
+    .unwrap();
+    // The file's member command is `quorate-node`, found on PATH.
+    let bin_dir = node_bin().parent().unwrap().to_path_buf();
+    let mut path = vec![bin_dir];
+    path.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    let o = compare_cmd(t.path(), &m)
+        .env("PATH", std::env::join_paths(path).unwrap())
+        .output()
+        .expect("run quorate");
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "stderr:\n{err}");
+    let dir = run_dir(&o);
+    let j = json_of(&dir);
+    let rows = j["rows"].as_array().unwrap();
+    assert_eq!(rows[0]["name"], "file-abd");
+    for r in rows {
+        assert_eq!(r["expect"][0]["held"], true, "{r}");
+        assert!(r["reads"].as_u64().unwrap() > 0, "{r}");
+    }
+    let run = dir.join(rows[0]["runs"][0]["dir"].as_str().unwrap());
+    let test: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("test.json")).unwrap()).unwrap();
+    assert_eq!(test["args"]["target"], "file", "{test}");
+    assert_eq!(
+        test["versions"]["store"].as_str().map(|s| s.is_empty()),
+        Some(false),
+        "{test}"
+    );
+}
