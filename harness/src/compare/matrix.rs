@@ -380,6 +380,27 @@ time_limit = 3
         );
     }
 
+    /// The matrices the repository ships (`make claims`, `make published-bugs`) parse, and
+    /// every configuration passes run's own validation, so neither fails on a typo after
+    /// minutes of runs.
+    #[test]
+    fn the_shipped_matrices_are_valid() {
+        for (file, configs) in [
+            ("leaderless-claims.toml", None),
+            ("garage-published-bugs.toml", Some(9)),
+        ] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(file);
+            let m = from_file(&path, None, None, &[]).unwrap();
+            if let Some(n) = configs {
+                assert_eq!(m.configs.len(), n, "{file}");
+            }
+            for c in &m.configs {
+                parse_run_args(&c.argv).unwrap_or_else(|e| panic!("{file} [{}]: {e}", c.name));
+                assert!(c.expect.is_some(), "{file} [{}] expects nothing", c.name);
+            }
+        }
+    }
+
     #[test]
     fn command_line_overrides_the_file() {
         let m = parse(
