@@ -3,14 +3,7 @@
 mod common;
 
 use common::Cluster;
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
 use serde_json::json;
-
-fn signal(c: &Cluster, i: usize, sig: Signal) {
-    let pid = c.nodes[i].child.as_ref().expect("running").id();
-    kill(Pid::from_raw(pid as i32), sig).expect("signal");
-}
 
 #[tokio::test]
 async fn paused_replicas_do_not_stall_the_coordinator() -> anyhow::Result<()> {
@@ -28,8 +21,9 @@ async fn paused_replicas_do_not_stall_the_coordinator() -> anyhow::Result<()> {
         ],
     )
     .await?;
-    // One paused replica: quorums of the other two still answer.
-    signal(&c, 2, Signal::SIGSTOP);
+    // One paused replica: quorums of the other two still answer. (`pause` returns once the
+    // replica has really stopped: `kill` alone returns before it does, see `Cluster::pause`.)
+    c.pause(2).await?;
     for k in 0..5 {
         let (code, body) = c.put(0, "p", json!(k)).await?;
         assert_eq!(code, 200, "{body}");
@@ -39,7 +33,7 @@ async fn paused_replicas_do_not_stall_the_coordinator() -> anyhow::Result<()> {
     // Two paused: no quorum, so 503 after the request timeout (the test client would give up
     // after 10 s). A two-phase write fails in its read phase, before any replica was sent the
     // write, so it certainly did not apply.
-    signal(&c, 1, Signal::SIGSTOP);
+    c.pause(1).await?;
     let (code, body) = c.put(0, "p", json!("lost?")).await?;
     assert_eq!(code, 503, "{body}");
     assert_eq!(body["may_have_applied"], false, "{body}");
@@ -50,8 +44,8 @@ async fn paused_replicas_do_not_stall_the_coordinator() -> anyhow::Result<()> {
     assert_eq!(c.local(0, "p").await?, Some(json!(4)));
     // Resumed: the cluster serves again, and neither any replica nor any reader ever sees the
     // write that was promised not to have applied.
-    signal(&c, 1, Signal::SIGCONT);
-    signal(&c, 2, Signal::SIGCONT);
+    c.resume(1)?;
+    c.resume(2)?;
     let mut ok = false;
     for _ in 0..50 {
         let (code, body) = c.get(0, "p").await?;
