@@ -7,6 +7,10 @@ use serde_json::json;
 
 #[tokio::test]
 async fn paused_replicas_do_not_stall_the_coordinator() -> anyhow::Result<()> {
+    // The replica timeout is what a paused replica costs the coordinator; it must also be
+    // long enough for a running replica on a loaded machine (200 ms was not: under three busy
+    // loops a running replica's read sometimes missed it, failing the writes below). Both stay
+    // well inside the test client's 10 s.
     let c = Cluster::start(
         3,
         &[
@@ -15,9 +19,9 @@ async fn paused_replicas_do_not_stall_the_coordinator() -> anyhow::Result<()> {
             "--anti-entropy-interval-ms",
             "0",
             "--request-timeout-ms",
-            "800",
+            "5000",
             "--replica-timeout-ms",
-            "200",
+            "2000",
         ],
     )
     .await?;
@@ -30,8 +34,8 @@ async fn paused_replicas_do_not_stall_the_coordinator() -> anyhow::Result<()> {
         let (code, body) = c.get(1, "p").await?;
         assert_eq!((code, body["value"].clone()), (200, json!(k)));
     }
-    // Two paused: no quorum, so 503 after the request timeout (the test client would give up
-    // after 10 s). A two-phase write fails in its read phase, before any replica was sent the
+    // Two paused: no quorum, so 503 once both replica timeouts have passed (the test client
+    // would give up after 10 s). A two-phase write fails in its read phase, before any replica was sent the
     // write, so it certainly did not apply.
     c.pause(1).await?;
     let (code, body) = c.put(0, "p", json!("lost?")).await?;
