@@ -15,6 +15,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
 use serde_json::{json, Value};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_quorate-node");
@@ -157,6 +160,47 @@ impl Cluster {
         }
     }
 
+    /// The process id of member `i` (running or paused).
+    pub fn pid(&self, i: usize) -> Pid {
+        let child = self.nodes[i].child.as_ref().expect("member is running");
+        Pid::from_raw(child.id() as i32)
+    }
+
+    /// SIGSTOPs member `i` and returns once the kernel reports every thread of it stopped.
+    ///
+    /// `kill` returns as soon as the signal is queued. The stop takes effect when one thread of
+    /// the node is scheduled and takes the signal; only then are its other threads told to stop.
+    /// Until that moment the node serves as usual — on a loaded machine for long enough to answer
+    /// a whole two-phase write (seen in the pause test: a 200 from a coordinator whose two peers
+    /// had both been sent SIGSTOP). `waitpid(WUNTRACED)` reports the stop only once every thread
+    /// has stopped, so after this no request sent to the member gets an answer until `resume`.
+    pub async fn pause(&self, i: usize) -> Result<()> {
+        let (pid, id) = (self.pid(i), &self.nodes[i].id);
+        kill(pid, Signal::SIGSTOP).with_context(|| format!("SIGSTOP {id}"))?;
+        for _ in 0..1000 {
+            let flags = WaitPidFlag::WUNTRACED | WaitPidFlag::WNOHANG;
+            match waitpid(pid, Some(flags)).with_context(|| format!("waitpid {id}"))? {
+                WaitStatus::Stopped(..) => {
+                    // The premise of every pause test, checked rather than trusted.
+                    let running = running_threads(pid);
+                    if !running.is_empty() {
+                        bail!("{id} reported stopped, yet threads {running:?} are not");
+                    }
+                    return Ok(());
+                }
+                WaitStatus::StillAlive => tokio::time::sleep(Duration::from_millis(10)).await,
+                other => bail!("{id} did not stop after SIGSTOP: {other:?}"),
+            }
+        }
+        bail!("{id} not stopped 10 s after SIGSTOP")
+    }
+
+    /// SIGCONTs member `i`. The kernel wakes every thread of a stopped process while sending
+    /// SIGCONT, so there is nothing to wait for.
+    pub fn resume(&self, i: usize) -> Result<()> {
+        kill(self.pid(i), Signal::SIGCONT).with_context(|| format!("SIGCONT {}", self.nodes[i].id))
+    }
+
     pub async fn restart(&mut self, i: usize) -> Result<()> {
         self.kill(i);
         self.spawn(i)?;
@@ -238,6 +282,27 @@ impl Cluster {
         let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Ok((code, v))
     }
+}
+
+/// The threads of `pid` not in the stopped state (`T` in `/proc/PID/task/TID/stat`), as
+/// (thread id, state).
+fn running_threads(pid: Pid) -> Vec<(String, char)> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return vec![("(no /proc entry)".into(), '?')];
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| {
+            // A thread gone since the listing is not running either.
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            // The state follows the command name, which is in parentheses and may hold spaces.
+            let state = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next())
+                .unwrap_or('?');
+            (state != 'T').then(|| (t.file_name().to_string_lossy().into_owned(), state))
+        })
+        .collect()
 }
 
 impl Drop for Cluster {
