@@ -148,13 +148,37 @@ impl NodeProcs {
         Ok(())
     }
 
+    /// Send `sig`; for SIGSTOP, return only once every thread of the node has stopped (bounded
+    /// at [`STOP_BOUND`]). `kill` returns as soon as the signal is queued, and the node's other
+    /// threads run on until the kernel gets round to stopping them — on a loaded machine long
+    /// enough to answer requests, or to write while `stale-restore` copies the data dir of a
+    /// node it thinks paused (target-node/tests/pause.rs caught the node answering).
     pub(crate) fn signal(&self, node: &str, sig: Signal) -> Result<()> {
-        let children = self.children.lock().unwrap();
-        let child = children
-            .get(node)
-            .ok_or_else(|| BackendError::node(node, "is not running"))?;
-        kill(Pid::from_raw(child.id() as i32), sig)
-            .map_err(|e| BackendError::node(node, format!("{sig}: {e}")))
+        let pid = {
+            let children = self.children.lock().unwrap();
+            let child = children
+                .get(node)
+                .ok_or_else(|| BackendError::node(node, "is not running"))?;
+            child.id() as i32
+        };
+        kill(Pid::from_raw(pid), sig)
+            .map_err(|e| BackendError::node(node, format!("{sig}: {e}")))?;
+        if sig == Signal::SIGSTOP {
+            let deadline = Instant::now() + STOP_BOUND;
+            while !all_threads_stopped(pid) {
+                if Instant::now() >= deadline {
+                    return Err(BackendError::node(
+                        node,
+                        format!(
+                            "SIGSTOP: some thread of pid {pid} still running after {} s",
+                            STOP_BOUND.as_secs()
+                        ),
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        Ok(())
     }
 
     /// Copy `data_dir` to `<run_dir>/snapshots/<node>-<k>` (call while the node is paused).
@@ -220,4 +244,74 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     fs::File::open(to)?.sync_all()
+}
+
+/// How long a SIGSTOP may take to stop every thread of a node.
+const STOP_BOUND: Duration = Duration::from_secs(5);
+
+/// Whether every thread of `pid` is stopped (state `T` or `t` in `/proc/<pid>/task/*/stat`);
+/// false when the process is gone or `/proc` cannot be read.
+fn all_threads_stopped(pid: i32) -> bool {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    let mut any = false;
+    for t in tasks.flatten() {
+        any = true;
+        let Ok(stat) = fs::read_to_string(t.path().join("stat")) else {
+            return false;
+        };
+        // "tid (comm) S …": the state follows the last ')' (comm may hold spaces and parens).
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next());
+        if !matches!(state, Some('T' | 't')) {
+            return false;
+        }
+    }
+    any
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A process with busy threads is "stopped" only once SIGSTOP has stopped every one of
+    /// them, and not after SIGCONT.
+    #[test]
+    fn all_threads_stopped_sees_every_thread() {
+        let mut child = Command::new("python3")
+            .args([
+                "-c",
+                "import threading\n\
+                 def spin():\n    while True: pass\n\
+                 for _ in range(3): threading.Thread(target=spin, daemon=True).start()\n\
+                 import time; time.sleep(60)",
+            ])
+            .spawn()
+            .expect("python3");
+        let pid = child.id() as i32;
+        // Wait (bounded) for its threads to exist.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count()) < 4 {
+            assert!(Instant::now() < deadline, "threads never started");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!all_threads_stopped(pid), "running threads");
+        kill(Pid::from_raw(pid), Signal::SIGSTOP).unwrap();
+        let deadline = Instant::now() + STOP_BOUND;
+        while !all_threads_stopped(pid) {
+            assert!(Instant::now() < deadline, "not stopped within the bound");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        kill(Pid::from_raw(pid), Signal::SIGCONT).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while all_threads_stopped(pid) {
+            assert!(Instant::now() < deadline, "still stopped after SIGCONT");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!all_threads_stopped(pid), "a reaped process is not stopped");
+    }
 }

@@ -389,7 +389,9 @@ time_limit = 3
             ("leaderless-claims.toml", None),
             ("garage-published-bugs.toml", Some(9)),
         ] {
-            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(file);
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../examples")
+                .join(file);
             let m = from_file(&path, None, None, &[]).unwrap();
             if let Some(n) = configs {
                 assert_eq!(m.configs.len(), n, "{file}");

@@ -562,7 +562,20 @@ impl SshCluster {
             .get(node)
             .copied()
             .ok_or_else(|| BackendError::node(node, "is not running"))?;
-        self.exec(node, &format!("kill -{sig} {pid}"), None)?;
+        // As the local backends: a SIGSTOP returns once every thread of the member is stopped
+        // (`kill` returns when the signal is queued), polled on the host, bounded at 5 s.
+        let wait = if sig == "STOP" {
+            format!(
+                " && i=0 && while [ $i -lt 2500 ]; do all=1; \
+                 for f in /proc/{pid}/task/*/stat; do st=$(sed 's/.*) //' \"$f\" | cut -c1); \
+                 case \"$st\" in T|t) ;; *) all=0 ;; esac; done; \
+                 [ $all = 1 ] && exit 0; i=$((i+1)); sleep 0.002; done; \
+                 echo \"SIGSTOP: some thread of pid {pid} still running after 5 s\" >&2; exit 1"
+            )
+        } else {
+            String::new()
+        };
+        self.exec(node, &format!("kill -{sig} {pid}{wait}"), None)?;
         Ok(())
     }
 
