@@ -1,7 +1,7 @@
 # One command per habit (STYLE.md 11). `make test` is what the README gives and .ci/run runs.
 CARGO ?= cargo
 RELEASE_BIN := target/release
-.PHONY: all build release install deps run claims test fmt lint bench bench-checker bench-node bench-harness nightly clean
+.PHONY: all build release install deps run claims published-bugs test fmt lint bench bench-checker bench-node bench-harness nightly clean
 
 all: build
 
@@ -36,6 +36,14 @@ run: release
 claims:
 	$(CARGO) build --release -p quorate -p quorate-node
 	$${CARGO_TARGET_DIR:-target}/release/quorate compare --matrix examples/leaderless-claims.toml
+
+# Garage's published Jepsen findings, reproduced (examples/garage-published-bugs.toml): one
+# comparison whose rows each hunt seeds 1-5 to their first invalid run. Needs root (netns) and
+# the old releases first: scripts/garage-versions.sh 0.9.0 0.9.4 1.0.1. Exits 1 when a row did
+# not show what Garage's authors found (it is named), 3 on an error.
+published-bugs:
+	$(CARGO) build -p quorate
+	$${CARGO_TARGET_DIR:-target}/debug/quorate compare --matrix examples/garage-published-bugs.toml --test-count 5
 
 fmt:
 	$(CARGO) fmt --all
