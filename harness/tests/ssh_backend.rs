@@ -1216,3 +1216,66 @@ fn a_host_lost_mid_run_is_named_and_the_others_are_cleaned_up() {
     assert_eq!(h.leftovers_except(Some(2)), Vec::<String>::new(), "{e}");
     assert_eq!(h.close(), Vec::<String>::new());
 }
+
+/// A harness killed with SIGKILL cannot tear down, so its members run on on the hosts; the next
+/// run from this machine removes what it left (members killed, folders gone) before laying out
+/// its own, as Jepsen tears a node down before setting it up.
+#[test]
+fn the_next_run_sweeps_what_a_killed_harness_left_on_the_hosts() {
+    if !hosts_allowed() {
+        return;
+    }
+    let _g = serial();
+    let mut h = Hosts::new(3);
+    let t = tempfile::tempdir().unwrap();
+    let hosts = h.hosts_file("", false);
+    let mut child = ssh_command(
+        t.path(),
+        &hosts,
+        3,
+        &["--preset", "abd", "--nemesis", "none", "--time-limit", "60"],
+    )
+    .arg("--node-bin")
+    .arg(common::node_bin())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    common::wait_recording(&mut child, t.path());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = h.leftovers();
+    assert!(
+        left.iter().any(|l| l.starts_with("process"))
+            && left.iter().any(|l| l.starts_with("remote folder")),
+        "a SIGKILLed harness should have left its members and folders: {left:?}"
+    );
+    let results = t.path().join("next");
+    let o = ssh_run(
+        &h,
+        &results,
+        &[
+            "--preset",
+            "abd",
+            "--nemesis",
+            "none",
+            "--time-limit",
+            "2",
+            "--quiet",
+            "1",
+        ],
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr_tail(&o, 20));
+    // Every folder the dead run left is named as removed (these test hosts share one work dir,
+    // so which host's sweep found it may vary).
+    for dead in left.iter().filter_map(|l| l.strip_prefix("remote folder ")) {
+        assert!(
+            err.lines().any(
+                |l| l.contains(dead) && l.contains("left by an earlier run whose harness died")
+            ),
+            "{dead} not swept: {err}"
+        );
+    }
+    assert_eq!(h.close(), Vec::<String>::new());
+}
