@@ -10,7 +10,7 @@ use crate::history::{pair, Event, History, HistoryError, Outcome};
 use crate::import::{self, Format};
 use crate::linear::{self, LinearOptions, LinearResult, ModelError};
 use crate::model::ModelKind;
-use crate::quorum::{self, Anomalies, CheckResult, Example};
+use crate::quorum::{self, CheckResult, Example};
 use crate::summary;
 use crate::verdict::Verdict;
 use serde_json::{json, Map, Value};
@@ -262,7 +262,7 @@ pub fn check_history(
         valid = Verdict::Unknown;
     } else {
         let mut found = Vec::new();
-        run_quorum(
+        quorum::run::run_quorum(
             &history,
             model,
             opts,
@@ -397,85 +397,6 @@ fn name_anomaly(quorum_sentence: &str, explanation: &str) -> String {
     match quorum_sentence.split_once(": ") {
         Some((name, _)) => format!("{name}: {explanation}"),
         None => explanation.to_string(),
-    }
-}
-
-/// Run the quorum checks among `checks`. By default (`explicit` false) a check that does not
-/// apply to the history is left out, except the register checks, which say why they are
-/// skipped on a register history (values repeat, cas ops); asked for by name, a check that does
-/// not apply is reported skipped with its reason.
-fn run_quorum(
-    history: &History,
-    model: ModelKind,
-    opts: &CheckOptions,
-    checks: &[Check],
-    explicit: bool,
-    out: &mut BTreeMap<Check, CheckResult>,
-    found: &mut Vec<(Check, Anomalies)>,
-) {
-    let register_checks = [Check::StaleReads, Check::LostWrites, Check::Sessions];
-    if register_checks.iter().any(|c| checks.contains(c)) {
-        let register_history = matches!(model, ModelKind::Register | ModelKind::CasRegister)
-            && quorum::set::applies(history).is_err();
-        match quorum::registers(history, opts.initial.as_ref()) {
-            Ok(regs) => {
-                if checks.contains(&Check::StaleReads) {
-                    let (r, a) = quorum::stale::check(&regs);
-                    found.push((Check::StaleReads, a));
-                    out.insert(Check::StaleReads, r);
-                }
-                if checks.contains(&Check::LostWrites) {
-                    let (r, a) = quorum::lost::check(&regs);
-                    found.push((Check::LostWrites, a));
-                    out.insert(Check::LostWrites, r);
-                }
-                if checks.contains(&Check::Sessions) {
-                    let (r, a) = quorum::sessions::check(&regs);
-                    found.push((Check::Sessions, a));
-                    out.insert(Check::Sessions, r);
-                }
-            }
-            Err(why) if explicit || register_history => {
-                for c in register_checks {
-                    if checks.contains(&c) {
-                        out.insert(c, CheckResult::Skipped(why.clone()));
-                    }
-                }
-            }
-            Err(_) => {}
-        }
-    }
-    for (check, rule) in [
-        (Check::Set, quorum::set::Rule::SetFull),
-        (Check::SetReadAfterWrite, quorum::set::Rule::ReadAfterWrite),
-    ] {
-        if !checks.contains(&check) {
-            continue;
-        }
-        match quorum::set::applies(history).and_then(|()| quorum::set::check(history, rule)) {
-            Ok((r, a)) => {
-                found.push((check, a));
-                out.insert(check, r);
-            }
-            Err(why) if explicit => {
-                out.insert(check, CheckResult::Skipped(why));
-            }
-            Err(_) => {}
-        }
-    }
-    if checks.contains(&Check::Convergence) {
-        match quorum::convergence::check(history) {
-            Some(r) => {
-                out.insert(Check::Convergence, r);
-            }
-            None if explicit => {
-                out.insert(
-                    Check::Convergence,
-                    CheckResult::Skipped("the history has no convergence observation".into()),
-                );
-            }
-            None => {}
-        }
     }
 }
 

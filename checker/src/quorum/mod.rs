@@ -12,6 +12,7 @@
 pub mod convergence;
 pub mod graph;
 pub mod lost;
+pub(crate) mod run;
 pub mod sessions;
 pub mod set;
 pub mod stale;
