@@ -472,7 +472,7 @@ ready = { tcp = "client" }
             "s3-api-without-credentials",
             format!("name = \"x\"\n{good_member}[client]\napi = \"s3\"\n"),
             &[],
-            ":6: client.api \"s3\": the built-in S3 API needs a bucket and credentials",
+            ":6: client.api \"s3\": expected a [client.s3] table with bucket, access_key",
         ),
     ];
     for (name, text, args, says) in cases {
@@ -724,4 +724,72 @@ api = "node"
         "{e}"
     );
     assert!(e.contains("no cluster for you"), "{e}");
+}
+
+/// An S3 store from a file: Garage 2.x started and laid out by `examples/targets/garage.toml`
+/// and its set-up, clients on the built-in S3 client (`api = "s3"`) with the key the set-up
+/// imported. Consistent mode reads its writes and loses none under kills (as `--target
+/// garage`), and killed members rejoin (their restart bootstraps from the set-up's peer list).
+#[test]
+fn an_s3_store_from_a_file_through_the_built_in_s3_client() {
+    let _g = serial();
+    let t = tempfile::tempdir().unwrap();
+    let mut c = command(
+        t.path(),
+        &example("garage.toml"),
+        &[
+            "--nodes",
+            "3",
+            "--nemesis",
+            "kill",
+            "--time-limit",
+            "6",
+            "--nemesis-interval",
+            "2",
+            "--checks",
+            "stale-reads,lost-writes",
+            "--seed",
+            "1",
+        ],
+    );
+    // The file's members run `garage` from PATH; QUORATE_GARAGE_BIN (install-deps) names one
+    // elsewhere.
+    if let Some(bin) = std::env::var_os("QUORATE_GARAGE_BIN") {
+        let dir = PathBuf::from(bin).parent().unwrap().to_path_buf();
+        let path = c
+            .get_envs()
+            .find(|(k, _)| *k == "PATH")
+            .and_then(|(_, v)| v.map(|v| v.to_os_string()))
+            .unwrap_or_default();
+        let mut dirs = vec![dir];
+        dirs.extend(std::env::split_paths(&path));
+        c.env("PATH", std::env::join_paths(dirs).unwrap());
+    }
+    let o = c.output().expect("run quorate");
+    assert_nothing_left(t.path());
+    let r = results(&o);
+    assert_eq!(verdict(&r), "valid", "{}", stderr_tail(&o, 20));
+    let stale = &r["checks"]["stale-reads"];
+    assert!(stale["reads"].as_u64().unwrap() > 100, "{stale}");
+    assert!(
+        stale.get("keys_unjudged").is_none(),
+        "every key read: {stale}"
+    );
+    assert_eq!(r["checks"]["lost-writes"]["valid"], true, "{r}");
+    assert_eq!(r["run"]["faults"], 2, "{}", r["run"]);
+    let test: Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir(&o).join("test.json")).unwrap())
+            .unwrap();
+    assert!(
+        test["versions"]["store"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("garage")),
+        "{test}"
+    );
+    assert!(
+        std::fs::read_to_string(run_dir(&o).join("setup.log"))
+            .unwrap()
+            .contains("3 members laid out"),
+        "the set-up's own output is kept"
+    );
 }

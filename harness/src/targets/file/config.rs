@@ -67,6 +67,17 @@ struct RawSetup {
 struct RawClient {
     api: Option<Spanned<String>>,
     adapter: Option<Words>,
+    s3: Option<Spanned<RawS3>>,
+}
+
+/// `[client.s3]`: what `api = "s3"` needs, made by the file's set-up (bucket, key and rights).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawS3 {
+    bucket: String,
+    region: Option<String>,
+    access_key: String,
+    secret_key: String,
 }
 
 /// A template (a command word, an environment value, a URL) and the line it came from.
@@ -97,11 +108,24 @@ pub enum Ready {
 /// What clients speak.
 #[derive(Debug, Clone)]
 pub enum ClientKind {
-    /// A built-in API: `node`.
+    /// A built-in API: `node`, `etcd`, `etcd-serializable`.
     Builtin(String),
+    /// The built-in S3 client (`--target garage`'s) on the members' first port, with the
+    /// bucket and key the file names (its set-up makes them).
+    S3(S3Client),
     /// An adapter command, one process per client (docs/INTERFACES.md, "The adapter
     /// protocol").
     Adapter(CommandT),
+}
+
+/// `[client.s3]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct S3Client {
+    pub bucket: String,
+    /// Default `us-east-1` (S3's; Garage's own default is `garage`).
+    pub region: String,
+    pub access_key: String,
+    pub secret_key: String,
 }
 
 /// A checked target file.
@@ -129,6 +153,16 @@ pub struct FileConfig {
     pub time_command: Option<CommandT>,
     pub setup: Option<(CommandT, Duration)>,
     pub client: ClientKind,
+}
+
+impl FileConfig {
+    /// `[client.s3]`, when clients speak the built-in S3 API.
+    pub fn client_s3(&self) -> Option<&S3Client> {
+        match &self.client {
+            ClientKind::S3(c) => Some(c),
+            _ => None,
+        }
+    }
 }
 
 /// Where placeholders are filled: each place offers its own set (docs/TARGETS.md).
@@ -559,6 +593,29 @@ impl FileConfig {
             .transpose()?;
         let cl = raw.client.get_ref();
         let client = match (&cl.api, &cl.adapter) {
+            _ if cl.s3.is_some() && cl.api.as_ref().map(|a| a.get_ref().as_str()) != Some("s3") => {
+                let s3 = cl.s3.as_ref().expect("checked");
+                return Err(ctx.err(
+                    ctx.line(s3),
+                    "client.s3: only with api = \"s3\"; expected it left out, or api = \"s3\"",
+                ));
+            }
+            (Some(a), None) if a.get_ref() == "s3" => {
+                let Some(s3) = &cl.s3 else {
+                    return Err(ctx.err(
+                        ctx.line(a),
+                        "client.api \"s3\": expected a [client.s3] table with bucket, access_key \
+                         and secret_key (and region, default us-east-1), which the set-up makes",
+                    ));
+                };
+                let r = s3.get_ref();
+                ClientKind::S3(S3Client {
+                    bucket: r.bucket.clone(),
+                    region: r.region.clone().unwrap_or_else(|| "us-east-1".into()),
+                    access_key: r.access_key.clone(),
+                    secret_key: r.secret_key.clone(),
+                })
+            }
             (Some(a), None) => {
                 super::builtin_api_check(a.get_ref()).map_err(|why| {
                     ctx.err(ctx.line(a), format!("client.api {:?}: {why}", a.get_ref()))
@@ -797,6 +854,51 @@ mod tests {
     }
 
     const BASE: &str = "name = \"x\"\nfaults = [\"partition\", \"kill\"]\n[member]\ncommand = [\"s\", \"{n3.addr.client}\", \"{cluster.client}\"]\nready = { tcp = \"client\" }\n[client]\nadapter = [\"a\", \"{addr}\", \"{n2.addr}\", \"{process}\"]\n";
+
+    /// `api = "s3"` takes its bucket and key from `[client.s3]`; either without the other is
+    /// refused with its line.
+    #[test]
+    fn the_s3_client_needs_its_table_and_the_table_its_api() {
+        let s3 = "[client]\napi = \"s3\"\ns3 = { bucket = \"b\", access_key = \"k\", secret_key = \"s\" }\n";
+        let base = BASE.split("[client]").next().unwrap();
+        let c = load(&format!("{base}{s3}"), BackendKind::Netns, &[]).unwrap();
+        assert_eq!(
+            c.client_s3(),
+            Some(&S3Client {
+                bucket: "b".into(),
+                region: "us-east-1".into(),
+                access_key: "k".into(),
+                secret_key: "s".into(),
+            })
+        );
+        let e = load(
+            &format!("{base}[client]\napi = \"s3\"\n"),
+            BackendKind::Netns,
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("t.toml:7: client.api \"s3\": expected a [client.s3] table"),
+            "{e}"
+        );
+        let e = load(
+            &format!("{base}{}", s3.replace("api = \"s3\"", "api = \"node\"")),
+            BackendKind::Netns,
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("t.toml:8: client.s3: only with api = \"s3\""),
+            "{e}"
+        );
+        let e = load(
+            &format!("{base}{}", s3.replace("bucket", "bukket")),
+            BackendKind::Netns,
+            &[],
+        )
+        .unwrap_err();
+        assert!(e.contains("unknown field `bukket`"), "{e}");
+    }
 
     #[test]
     fn a_file_loads_and_refuses_with_its_line() {

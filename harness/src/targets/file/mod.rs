@@ -65,15 +65,10 @@ impl FileArgs {
 /// plugs in here once `targets::etcd::api::EtcdApi` is merged (one arm in each function).
 pub fn builtin_api_check(name: &str) -> Result<(), String> {
     match name {
-        "node" | "etcd" | "etcd-serializable" => Ok(()),
-        "s3" => Err(
-            "the built-in S3 API needs a bucket and credentials that only --target \
-                     garage's set-up makes; expected api = \"node\", \"etcd\", \
-                     \"etcd-serializable\", or an adapter"
-                .into(),
-        ),
+        "node" | "etcd" | "etcd-serializable" | "s3" => Ok(()),
         _ => Err(
-            "expected api = \"node\", \"etcd\", \"etcd-serializable\", or adapter = [...]".into(),
+            "expected api = \"node\", \"etcd\", \"etcd-serializable\", \"s3\", or adapter = [...]"
+                .into(),
         ),
     }
 }
@@ -432,6 +427,15 @@ impl Target for FileTarget {
             }
             match &cfg.client {
                 ClientKind::Builtin(name) => builtin_api(name),
+                // `--target garage`'s client, with the file's bucket and key.
+                ClientKind::S3(c) => Ok(Arc::new(super::garage::s3::S3Api {
+                    bucket: c.bucket.clone(),
+                    region: c.region.clone(),
+                    credentials: rusty_s3::Credentials::new(
+                        c.access_key.clone(),
+                        c.secret_key.clone(),
+                    ),
+                }) as Arc<dyn Api>),
                 ClientKind::Adapter(c) => Ok(Arc::new(adapter::AdapterApi::new(
                     cfg.clone(),
                     c.clone(),
