@@ -190,11 +190,7 @@ impl LocalCluster {
         // system calls (prctl, setpgid, getppid).
         unsafe {
             cmd.pre_exec(move || {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-                // The harness may have died between fork and prctl: then nobody will reap us.
-                if nix::unistd::getppid().as_raw() as u32 != parent {
-                    return Err(std::io::Error::other("harness exited during spawn"));
-                }
+                crate::backend::procs::die_with_harness(parent)?;
                 nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
                 Ok(())
             });

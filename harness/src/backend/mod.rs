@@ -17,7 +17,7 @@ pub mod launch;
 pub(crate) mod lazy;
 pub mod local;
 pub mod netns;
-mod procs;
+pub(crate) mod procs;
 pub mod remote;
 pub mod ssh;
 

@@ -246,6 +246,33 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     fs::File::open(to)?.sync_all()
 }
 
+/// Between fork and exec (async-signal-safe: prctl, getppid): have the child SIGKILLed when
+/// the thread that forked it exits, then [`harness_still_there`]. Every child the harness
+/// starts and must not outlive it (members, adapters, a local lazyfs server) calls this.
+pub(crate) fn die_with_harness(parent: u32) -> std::io::Result<()> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+    harness_still_there(parent)
+}
+
+/// Between fork and exec: fail the spawn when the harness (`parent`, its pid before the fork)
+/// died before the child was set up, since nobody would reap or stop the child then.
+pub(crate) fn harness_still_there(parent: u32) -> std::io::Result<()> {
+    if nix::unistd::getppid().as_raw() as u32 != parent {
+        return Err(std::io::Error::other("harness exited during spawn"));
+    }
+    Ok(())
+}
+
+/// Whether a process `pid` exists on this machine (signal 0; EPERM would mean "alive, not
+/// ours", never as root). A pid reused by another program counts as alive: the sweeps of dead
+/// runs' leftovers would rather leave one than touch a live run's.
+pub(crate) fn pid_alive(pid: i32) -> bool {
+    !matches!(
+        kill(Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
+}
+
 /// How long a SIGSTOP may take to stop every thread of a node.
 const STOP_BOUND: Duration = Duration::from_secs(5);
 

@@ -11,7 +11,6 @@
 
 use super::model::Unsynced;
 use super::FS_NAME;
-use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
@@ -151,10 +150,9 @@ impl Mount {
         unsafe {
             cmd.pre_exec(move || {
                 if deathsig {
-                    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-                }
-                if nix::unistd::getppid().as_raw() as u32 != parent {
-                    return Err(std::io::Error::other("harness exited during spawn"));
+                    crate::backend::procs::die_with_harness(parent)?;
+                } else {
+                    crate::backend::procs::harness_still_there(parent)?;
                 }
                 nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
                 Ok(())

@@ -148,11 +148,7 @@ fn sweep_shm_in(dir: &Path) -> Vec<String> {
         let Some(pid) = shm_owner(&name) else {
             continue;
         };
-        let gone = matches!(
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-            Err(nix::errno::Errno::ESRCH)
-        );
-        if gone && fs::remove_file(entry.path()).is_ok() {
+        if !crate::backend::procs::pid_alive(pid) && fs::remove_file(entry.path()).is_ok() {
             removed.push(name);
         }
     }

@@ -177,14 +177,6 @@ fn owner_pid(name: &str) -> Option<i32> {
     rest[..digits].parse().ok()
 }
 
-fn pid_alive(pid: i32) -> bool {
-    // Signal 0 checks existence; EPERM would mean "alive, not ours" (never as root).
-    !matches!(
-        kill(Pid::from_raw(pid), None),
-        Err(nix::errno::Errno::ESRCH)
-    )
-}
-
 /// Remove the namespaces, bridges and veths of earlier runs whose harness is gone (killed
 /// before it could clean up). Names of live harnesses, this one included, are left alone.
 /// Returns what was removed.
@@ -196,7 +188,7 @@ pub fn sweep_stale() -> Result<Vec<String>> {
             continue;
         };
         match owner_pid(ns) {
-            Some(pid) if !pid_alive(pid) => {
+            Some(pid) if !crate::backend::procs::pid_alive(pid) => {
                 kill_all_in(ns);
                 ignore_missing(run(&["ip", "netns", "delete", ns], None))?;
                 removed.push(ns.to_string());
@@ -213,7 +205,7 @@ pub fn sweep_stale() -> Result<Vec<String>> {
         };
         let name = name.split('@').next().unwrap_or(name);
         match owner_pid(name) {
-            Some(pid) if !pid_alive(pid) => {
+            Some(pid) if !crate::backend::procs::pid_alive(pid) => {
                 ignore_missing(run(&["ip", "link", "delete", name], None))?;
                 removed.push(name.to_string());
             }

@@ -426,12 +426,7 @@ impl NetnsCluster {
             .spec
             .nodes
             .iter()
-            .map(|n| {
-                let all = (0..self.launch.ports().max(1))
-                    .map(|k| self.port(n, k))
-                    .collect();
-                (n.clone(), all)
-            })
+            .map(|n| (n.clone(), self.ports_of(n)))
             .collect();
         let member = Member {
             id,
@@ -453,11 +448,7 @@ impl NetnsCluster {
             cmd.pre_exec(move || {
                 let fd = BorrowedFd::borrow_raw(ns_fd);
                 nix::sched::setns(fd, CloneFlags::CLONE_NEWNET)?;
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-                // The harness may have died between fork and prctl: then nobody would reap us.
-                if nix::unistd::getppid().as_raw() as u32 != parent {
-                    return Err(std::io::Error::other("harness exited during spawn"));
-                }
+                crate::backend::procs::die_with_harness(parent)?;
                 nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
                 Ok(())
             });

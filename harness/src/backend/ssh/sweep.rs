@@ -33,7 +33,7 @@ impl SshCluster {
                 let mut f = l.split_whitespace();
                 let (dir, machine, pid) = (f.next()?, f.next()?, f.next()?.parse::<i32>().ok()?);
                 let ours = machine == me && pid != std::process::id() as i32;
-                (ours && !harness_alive(pid)).then_some(dir)
+                (ours && !crate::backend::procs::pid_alive(pid)).then_some(dir)
             })
             .collect();
         for dir in dead {
@@ -77,13 +77,4 @@ fn machine_id() -> String {
 /// `<machine id> <this harness's pid>`.
 pub(super) fn owner_line() -> String {
     format!("{} {}", machine_id(), std::process::id())
-}
-
-/// Whether `pid` on this machine still runs (a pid reused by another program counts as
-/// alive: the sweep would rather leave a dead run's folder than kill a live run's members).
-fn harness_alive(pid: i32) -> bool {
-    !matches!(
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-        Err(nix::errno::Errno::ESRCH)
-    )
 }

@@ -178,13 +178,7 @@ impl AdapterApi {
         // The fork happens on a tokio worker thread, which lives as long as the run's
         // runtime: the death signal fires when the harness (or its runtime) goes.
         unsafe {
-            cmd.pre_exec(move || {
-                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-                if nix::unistd::getppid().as_raw() as u32 != parent {
-                    return Err(std::io::Error::other("harness exited during spawn"));
-                }
-                Ok(())
-            });
+            cmd.pre_exec(move || crate::backend::procs::die_with_harness(parent));
         }
         let mut child = cmd
             .spawn()
