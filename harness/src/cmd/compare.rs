@@ -170,6 +170,7 @@ fn compare(args: CompareArgs) -> anyhow::Result<u8> {
     let mut done = 0;
     let mut stopped = false;
     'outer: for (ci, cfg) in m.configs.iter().enumerate() {
+        let mut caught = false;
         for &seed in &m.seeds {
             if STOP.load(Ordering::SeqCst) {
                 stopped = true;
@@ -194,7 +195,7 @@ fn compare(args: CompareArgs) -> anyhow::Result<u8> {
                     if rec.results.get("error").is_some() {
                         errors.push(format!("{} seed {seed}: {line}", cfg.name));
                     }
-                    let caught = rec.results["valid"] == Value::Bool(false)
+                    caught = rec.results["valid"] == Value::Bool(false)
                         && rec.results.get("error").is_none();
                     records[ci].push(*rec);
                     if hunt && caught {
@@ -216,11 +217,7 @@ fn compare(args: CompareArgs) -> anyhow::Result<u8> {
                 }
             }
         }
-        if hunt
-            && records[ci]
-                .iter()
-                .all(|r| r.results["valid"] != Value::Bool(false))
-        {
+        if hunt && !caught {
             eprintln!(
                 "{}: no invalid run in {} seeds",
                 cfg.name,

@@ -218,8 +218,9 @@ impl Remote for SshRemote {
 }
 
 impl SshRemote {
-    /// An `ssh` command running `script` on the host over the shared connection, for a
-    /// session the caller keeps open and talks to over its stdin/stdout (a lazyfs server).
+    /// An `ssh` command running `script` on the host over the shared connection: one step
+    /// ([`Remote::exec`]), or a session the caller keeps open and talks to over its
+    /// stdin/stdout (a lazyfs server).
     pub fn session(&self, script: &str) -> Command {
         let mut c = Command::new("ssh");
         c.args(self.options())
@@ -235,12 +236,8 @@ impl SshRemote {
         input: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<String, RemoteError> {
-        let mut c = Command::new("ssh");
-        c.args(self.options())
-            .arg(&self.host.address)
-            .arg("--")
-            .arg(format!("sh -c {}", sh_quote(script)));
-        let r = run_bounded(c, input, timeout).map_err(|e| self.local_err(script, e))?;
+        let r = run_bounded(self.session(script), input, timeout)
+            .map_err(|e| self.local_err(script, e))?;
         if r.status.is_some_and(|s| s.success()) {
             Ok(r.stdout)
         } else {

@@ -442,6 +442,13 @@ impl SshCluster {
         Ok(word.to_string())
     }
 
+    /// Every port `node` listens on, clients' first.
+    fn ports_of(&self, node: &str) -> Vec<SocketAddr> {
+        (0..self.launch.ports().max(1))
+            .map(|k| self.member_addr(node, k))
+            .collect()
+    }
+
     /// Start the member on its host, as the target's `Launch` says, and note its pid.
     fn spawn(&self, id: &str) -> Result<()> {
         let rdir = self.rdir(id).to_string();
@@ -451,19 +458,12 @@ impl SshCluster {
             .iter()
             .map(|p| (p.clone(), self.member_addr(p, 0)))
             .collect();
-        let ports: Vec<SocketAddr> = (0..self.launch.ports().max(1))
-            .map(|k| self.member_addr(id, k))
-            .collect();
+        let ports = self.ports_of(id);
         let members: Vec<(String, Vec<SocketAddr>)> = self
             .spec
             .nodes
             .iter()
-            .map(|p| {
-                let all = (0..self.launch.ports().max(1))
-                    .map(|k| self.member_addr(p, k))
-                    .collect();
-                (p.clone(), all)
-            })
+            .map(|p| (p.clone(), self.ports_of(p)))
             .collect();
         let data = PathBuf::from(format!("{rdir}/data"));
         let member = Member {
@@ -528,9 +528,7 @@ impl SshCluster {
 
     /// Wait until `id` serves, asking its host every second whether it is still there.
     fn wait_up(&self, id: &str, deadline: Instant, what: &str) -> Result<()> {
-        let addrs: Vec<SocketAddr> = (0..self.launch.ports().max(1))
-            .map(|k| self.member_addr(id, k))
-            .collect();
+        let addrs = self.ports_of(id);
         let last = Cell::new(Instant::now());
         let exited = || {
             if last.get().elapsed() < Duration::from_secs(1) {
